@@ -1,0 +1,157 @@
+"""The model intermediate representation: populations and projections.
+
+A `Population` is a neuron kind, a size and its parameters (scalars or per-neuron
+arrays). A projection connects a source population to a target population; every
+projection kind can give its synapses as CSR rows, one row per source neuron, which
+is what the mapper and the engine use. Weights are signed 8-bit integers with one
+power-of-two exponent per projection: a synaptic op adds
+``shift(weight * payload, weight_exp)`` to the target's dendritic accumulator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Csr:
+    """Synapses with one row per source neuron: targets and weights of row s are
+    ``indices[indptr[s]:indptr[s+1]]`` and ``weight[...]``."""
+
+    indptr: np.ndarray      # int64 [n_source + 1]
+    indices: np.ndarray     # int32 [n_synapses], target neuron within the target population
+    weight: np.ndarray      # int8  [n_synapses]
+
+    @property
+    def n_synapses(self) -> int:
+        return int(self.indptr[-1])
+
+
+@dataclass(frozen=True)
+class Population:
+    name: str
+    kind: str
+    size: int
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Dense:
+    """All-to-all synapses: ``weight[target, source]``."""
+
+    name: str
+    source: str
+    target: str
+    weight: np.ndarray
+    weight_exp: int
+
+    def __post_init__(self) -> None:
+        assert self.weight.ndim == 2 and self.weight.dtype == np.int8
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.weight.shape  # (n_target, n_source)
+
+    def to_csr(self) -> Csr:
+        # Dense rows keep their zero weights: the chip stores and reads them.
+        n_target, n_source = self.weight.shape
+        indptr = np.arange(n_source + 1, dtype=np.int64) * n_target
+        indices = np.tile(np.arange(n_target, dtype=np.int32), n_source)
+        return Csr(indptr, indices, np.ascontiguousarray(self.weight.T).reshape(-1))
+
+
+@dataclass(frozen=True)
+class Sparse:
+    """Synapses listed per source neuron (CSR)."""
+
+    name: str
+    source: str
+    target: str
+    csr: Csr
+    n_target: int
+    weight_exp: int
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.n_target, len(self.csr.indptr) - 1)
+
+    def to_csr(self) -> Csr:
+        return self.csr
+
+
+@dataclass(frozen=True)
+class Conv2d:
+    """A 2D convolution ``weight[out_ch, in_ch, kh, kw]`` over a (C, H, W) input, neurons
+    laid out channel-major as (C, H, W). Expanded to CSR for execution; the chip stores
+    the shared kernel once, which the mapper accounts for."""
+
+    name: str
+    source: str
+    target: str
+    weight: np.ndarray
+    in_shape: tuple[int, int, int]
+    stride: int
+    padding: int
+    weight_exp: int
+
+    @property
+    def out_shape(self) -> tuple[int, int, int]:
+        c, h, w = self.in_shape
+        oc, _, kh, kw = self.weight.shape
+        return (oc, (h + 2 * self.padding - kh) // self.stride + 1, (w + 2 * self.padding - kw) // self.stride + 1)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (int(np.prod(self.out_shape)), int(np.prod(self.in_shape)))
+
+    def to_csr(self) -> Csr:
+        c, h, w = self.in_shape
+        oc, ic, kh, kw = self.weight.shape
+        _, oh, ow = self.out_shape
+        rows: list[list[tuple[int, int]]] = [[] for _ in range(c * h * w)]
+        for o in range(oc):
+            for y in range(oh):
+                for x in range(ow):
+                    target = (o * oh + y) * ow + x
+                    for i in range(ic):
+                        for dy in range(kh):
+                            for dx in range(kw):
+                                sy, sx = y * self.stride + dy - self.padding, x * self.stride + dx - self.padding
+                                if 0 <= sy < h and 0 <= sx < w:
+                                    rows[(i * h + sy) * w + sx].append((target, int(self.weight[o, i, dy, dx])))
+        counts = np.array([len(r) for r in rows], dtype=np.int64)
+        indptr = np.concatenate([[0], np.cumsum(counts)])
+        flat = [s for r in rows for s in r]
+        indices = np.array([t for t, _ in flat], dtype=np.int32)
+        weight = np.array([wv for _, wv in flat], dtype=np.int8)
+        return Csr(indptr, indices, weight)
+
+
+Projection = Dense | Sparse | Conv2d
+
+
+@dataclass
+class Graph:
+    """A model: populations in order, projections between them, and what it reads and outputs."""
+
+    name: str
+    populations: dict[str, Population]
+    projections: dict[str, Projection]
+    input_population: str
+    readout_population: str
+    readout_mode: str
+    dataset: str
+    source_file: str = ""
+    weights_sha256: str = ""
+    lines: Any = None       # LineMap of the model file, for error messages
+
+    @property
+    def n_neurons(self) -> int:
+        return sum(p.size for p in self.populations.values())
+
+    @property
+    def n_synapses(self) -> int:
+        return sum(p.to_csr().n_synapses for p in self.projections.values())

@@ -1,0 +1,132 @@
+"""Partition populations into core-sized slices under every capacity limit of a core.
+
+Slices are contiguous ranges of a population's neurons. A slice grows neuron by neuron
+while it stays within the core's neuron count, neuron-state memory, synapse memory and
+fan-in (distinct source neurons); shared conv kernels are charged once per slice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba as nb
+import numpy as np
+
+from neurosim.graph.graph import Conv2d, Dense, Graph
+
+LIMIT_NAMES = ("neurons", "neuron_state_bytes", "synapse_memory_bytes", "fan_in", "fan_out")
+
+
+@dataclass
+class Incoming:
+    """Synapses into one population, grouped by target neuron (CSC)."""
+
+    ptr: np.ndarray        # int64 [size + 1]
+    src: np.ndarray        # int64 global source neuron
+    cost: np.ndarray       # float64 bytes charged per synapse (0 for shared kernels)
+    key: np.ndarray        # int64 shared-kernel id (-1: none)
+    key_cost: np.ndarray   # float64 bytes of each shared kernel
+
+
+def incoming(graph: Graph, target: str, offsets: dict[str, int], dense_bytes: float,
+             sparse_bytes: float) -> Incoming:
+    size = graph.populations[target].size
+    srcs, tgts, costs, keys, key_costs = [], [], [], [], []
+    n_keys = 0
+    for proj in graph.projections.values():
+        if proj.target != target:
+            continue
+        csr = proj.to_csr()
+        rows = np.repeat(np.arange(len(csr.indptr) - 1, dtype=np.int64), np.diff(csr.indptr))
+        srcs.append(rows + offsets[proj.source])
+        tgts.append(csr.indices.astype(np.int64))
+        if isinstance(proj, Conv2d):
+            oc, ic, kh, kw = proj.weight.shape
+            per_channel = proj.out_shape[1] * proj.out_shape[2]
+            costs.append(np.zeros(csr.n_synapses))
+            keys.append(csr.indices.astype(np.int64) // per_channel + n_keys)
+            key_costs.append(np.full(oc, ic * kh * kw * dense_bytes))
+            n_keys += oc
+        else:
+            costs.append(np.full(csr.n_synapses, dense_bytes if isinstance(proj, Dense) else sparse_bytes))
+            keys.append(np.full(csr.n_synapses, -1, dtype=np.int64))
+    if not srcs:
+        return Incoming(np.zeros(size + 1, np.int64), np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64),
+                        np.zeros(0))
+    tgt = np.concatenate(tgts)
+    order = np.argsort(tgt, kind="stable")
+    ptr = np.zeros(size + 1, np.int64)
+    np.cumsum(np.bincount(tgt, minlength=size), out=ptr[1:])
+    return Incoming(ptr, np.concatenate(srcs)[order], np.concatenate(costs)[order],
+                    np.concatenate(keys)[order], np.concatenate(key_costs) if key_costs else np.zeros(0))
+
+
+@nb.njit(cache=True)
+def _greedy(ptr, src, cost, key, key_cost, n_sources, max_neurons, state_bytes, max_state_bytes,
+            max_syn_bytes, max_fan_in):
+    """Slice one population; returns (starts, synapse bytes, fan-in) per slice and an error.
+
+    The error is (neuron, limit index, amount) when one neuron alone exceeds a core's limit,
+    else (-1, 0, 0).
+    """
+    size = ptr.shape[0] - 1
+    src_mark = np.full(n_sources, -1, np.int64)    # the slice that already counts this source
+    src_seen = np.full(n_sources, -1, np.int64)    # dedupe within one neuron's trial
+    n_keys = max(key_cost.shape[0], 1)
+    key_mark = np.full(n_keys, -1, np.int64)
+    key_seen = np.full(n_keys, -1, np.int64)
+    starts = [0]
+    syn_out = [0.0]
+    fan_out = [0]
+    syn_out.pop()
+    fan_out.pop()
+    slice_id, n, syn_bytes, fan_in, trial, j = 0, 0, 0.0, 0, 0, 0
+    while j < size:
+        trial += 1
+        add_bytes, add_fan_in = 0.0, 0
+        for k in range(ptr[j], ptr[j + 1]):
+            s = src[k]
+            if src_mark[s] != slice_id and src_seen[s] != trial:
+                src_seen[s] = trial
+                add_fan_in += 1
+            if key[k] >= 0:
+                if key_mark[key[k]] != slice_id and key_seen[key[k]] != trial:
+                    key_seen[key[k]] = trial
+                    add_bytes += key_cost[key[k]]
+            else:
+                add_bytes += cost[k]
+        if (n + 1 <= max_neurons and (n + 1) * state_bytes <= max_state_bytes
+                and syn_bytes + add_bytes <= max_syn_bytes and fan_in + add_fan_in <= max_fan_in):
+            n += 1
+            syn_bytes += add_bytes
+            fan_in += add_fan_in
+            for k in range(ptr[j], ptr[j + 1]):
+                src_mark[src[k]] = slice_id
+                if key[k] >= 0:
+                    key_mark[key[k]] = slice_id
+            j += 1
+        elif n == 0:
+            if state_bytes > max_state_bytes:
+                return starts, syn_out, fan_out, (j, 1, state_bytes)
+            if add_bytes > max_syn_bytes:
+                return starts, syn_out, fan_out, (j, 2, int(np.ceil(add_bytes)))
+            return starts, syn_out, fan_out, (j, 3, add_fan_in)
+        else:
+            syn_out.append(syn_bytes)
+            fan_out.append(fan_in)
+            slice_id += 1
+            starts.append(j)
+            n, syn_bytes, fan_in = 0, 0.0, 0
+    syn_out.append(syn_bytes)
+    fan_out.append(fan_in)
+    return starts, syn_out, fan_out, (-1, 0, 0)
+
+
+def slice_population(inc: Incoming, n_sources: int, max_neurons: int, state_bytes: int, max_state_bytes: int,
+                     max_syn_bytes: float, max_fan_in: int):
+    """Numba greedy slicing; returns (starts, synapse bytes, fan-in) arrays and an error tuple."""
+    starts, syn, fan, err = _greedy(inc.ptr, inc.src, inc.cost, inc.key,
+                                    inc.key_cost if inc.key_cost.size else np.zeros(1),
+                                    n_sources, max_neurons, state_bytes, max_state_bytes,
+                                    float(max_syn_bytes), max_fan_in)
+    return np.array(starts, np.int64), np.array(syn, np.float64), np.array(fan, np.int64), err

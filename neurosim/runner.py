@@ -1,0 +1,302 @@
+"""Run a scenario end to end: specs -> graph -> mapping -> engine -> system -> trace."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from neurosim import __version__, datasets
+from neurosim.cores.neurocore import COMPONENTS, step_cost, timing_costs
+from neurosim.engine.engine import Engine
+from neurosim.errors import UserError
+from neurosim.graph.graph import Graph
+from neurosim.graph.loader import load_model
+from neurosim.mapping.mapper import Mapping, map_graph
+from neurosim.numerics.reference import Reference
+from neurosim.spec.chip import ChipFile, chip_from_dict, resolve_chip_path
+from neurosim.spec.scenario import ScenarioFile, apply_overrides, load_scenario, scenario_from_dict
+from neurosim.spec.yamlio import LineMap, load_yaml
+from neurosim.system.system import sample_timeline, system_timing
+from neurosim.traces.trace import write_trace
+
+REFERENCE_BATCH = 128
+
+
+@dataclass
+class RunResult:
+    """What `run` returns: the summary attributes and where the trace was written."""
+
+    summary: dict[str, Any]
+    trace_path: Path | None
+
+
+@dataclass
+class Setup:
+    """Everything a run needs, loaded and checked, before any simulation."""
+
+    scenario: ScenarioFile
+    scenario_text: str
+    chip: ChipFile
+    chip_text: str
+    graph: Graph
+    model_text: str
+    mapping: Mapping
+
+
+def _search_bases(scenario_path: Path | None) -> list[Path]:
+    bases = [Path.cwd()]
+    if scenario_path is not None:
+        bases += [scenario_path.parent, scenario_path.parent.parent]
+    return bases
+
+
+def _find(resolver: Callable[[str, Path | None], Any], name: str, bases: list[Path]) -> Any:
+    error = None
+    for base in bases:
+        try:
+            return resolver(name, base)
+        except UserError as err:
+            error = err
+    raise error
+
+
+def load_chip_with_overrides(name: str, overrides: dict[str, Any], bases: list[Path], scenario_file: str,
+                             lines: LineMap | None) -> tuple[ChipFile, str]:
+    path = _find(resolve_chip_path, name, bases)
+    data, chip_lines, text = load_yaml(path)
+    if not isinstance(data, dict):
+        raise UserError("expected a mapping with system, chip and core_kinds", file=str(path))
+    if not overrides:
+        return chip_from_dict(data, file=str(path), lines=chip_lines), text
+    data = apply_overrides(data, overrides, file=scenario_file, lines=lines)
+    try:
+        return chip_from_dict(data, file=str(path)), text
+    except UserError as err:
+        raise UserError(f"{err.message} (after the overrides in {scenario_file})", file=err.file,
+                        field=err.field) from None
+
+
+def prepare(scenario: str | Path | dict, seed: int | None = None) -> Setup:
+    """Load, validate and map a scenario without running it."""
+    if isinstance(scenario, dict):
+        spec = scenario_from_dict(scenario, file="<scenario>")
+        text, lines, path = "", None, None
+        import yaml
+        text = yaml.safe_dump(scenario, sort_keys=False)
+    else:
+        path = Path(scenario)
+        spec, text, lines = load_scenario(path)
+    if seed is not None:
+        spec = spec.model_copy(update={"seed": seed})
+    bases = _search_bases(path)
+    chip, chip_text = load_chip_with_overrides(spec.chip, spec.overrides, bases, str(path or "<scenario>"), lines)
+    graph, model_text = _find(lambda n, b: load_model(n, b), spec.model, bases)
+    mapping = map_graph(graph, chip)
+    return Setup(spec, text, chip, chip_text, graph, model_text, mapping)
+
+
+def _inputs(setup: Setup) -> datasets.Dataset:
+    spec, graph = setup.scenario, setup.graph
+    if spec.input.dataset != graph.dataset:
+        raise UserError(f"dataset {spec.input.dataset!r} does not match the model's dataset {graph.dataset!r}",
+                        field="input.dataset")
+    try:
+        data = datasets.load(spec.input.dataset, spec.input.split)
+    except ValueError as err:
+        raise UserError(str(err), field="input") from None
+    size = graph.populations[graph.input_population].size
+    if data.inputs.shape[1] != size:
+        raise UserError(f"dataset {data.name!r} has {data.inputs.shape[1]} inputs per sample, the model's input "
+                        f"population {graph.input_population!r} has {size} neurons", field="input.dataset")
+    if spec.input.samples is not None:
+        data = datasets.Dataset(data.name, data.split, data.inputs[:spec.input.samples],
+                                data.labels[:spec.input.samples])
+    return data
+
+
+def _predict(graph: Graph, readout_state: dict[str, np.ndarray], counts: np.ndarray) -> np.ndarray:
+    """Argmax of the readout population (lowest index wins ties), per sample."""
+    values = readout_state["v"] if graph.readout_mode == "membrane" else counts
+    return np.argmax(values, axis=-1)
+
+
+def run_reference(graph: Graph, inputs: np.ndarray, timesteps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The numpy reference over all samples: (predictions, readout v, events per population per step)."""
+    pops = list(graph.populations)
+    preds, vs, events = [], [], []
+    for lo in range(0, len(inputs), REFERENCE_BATCH):
+        batch = inputs[lo:lo + REFERENCE_BATCH]
+        ref = Reference(graph, len(batch))
+        ref.set_input(graph.input_population, batch)
+        counts = np.zeros((len(batch), graph.populations[graph.readout_population].size), np.int64)
+        ev = np.zeros((len(batch), timesteps, len(pops)), np.int64)
+        for t in range(timesteps):
+            payload = ref.step()
+            for p, name in enumerate(pops):
+                ev[:, t, p] = np.count_nonzero(payload[name], axis=1)
+            counts += payload[graph.readout_population] != 0
+        state = ref.state_of(graph.readout_population)
+        preds.append(_predict(graph, state, counts))
+        vs.append(state.get("v", state.get("sigma")).copy())
+        events.append(ev)
+    return np.concatenate(preds), np.concatenate(vs), np.concatenate(events)
+
+
+def run(scenario: str | Path | dict, *, out_dir: str | Path | None = None, seed: int | None = None,
+        progress: bool = False, write: bool = True) -> RunResult:
+    """Run a scenario (a YAML path or a dict of its contents) and write its trace.
+
+    Returns the summary and the trace path (None when ``write`` is False).
+    """
+    wall_start = time.perf_counter()
+    setup = prepare(scenario, seed)
+    spec, chip, graph, mapping = setup.scenario, setup.chip, setup.graph, setup.mapping
+    data = _inputs(setup)
+    T, n_samples, n_cores = spec.timesteps, len(data.labels), mapping.n_cores
+    costs = timing_costs(chip, mapping)
+    engine = Engine(graph, mapping, costs, per_message=spec.timing.per_message)
+
+    used_chips, chip_index = np.unique(mapping.core_chip, return_inverse=True)
+    sys_timing = system_timing(chip, used_chips, graph.populations[graph.readout_population].size)
+    neurons_per_core = (mapping.core_neuron_hi - mapping.core_neuron_lo).astype(np.float64)
+    pops = [(name, lo, hi) for name, lo, hi, *_ in engine.pops]
+    readout = next(p for p in engine.pops if p[0] == graph.readout_population)
+    n_steps = n_samples * T
+
+    steps = {k: np.zeros(n_steps, np.int64) for k in ("sample", "step", "events", "synops", "messages", "hops",
+                                                      "links", "overflow", "bound")}
+    energy = {k: np.zeros(n_steps) for k in COMPONENTS}
+    record_cores = spec.record.cores
+    cores = {k: np.zeros((n_steps if record_cores else 0, n_cores), dt) for k, dt in
+             (("synops", np.int64), ("spikes", np.int64), ("messages_out", np.int64), ("busy_ns", np.float64),
+              ("energy_pj", np.float64))}
+    layer_events = np.zeros((n_steps, len(pops)), np.int64)
+    chip_busy = np.zeros((n_steps, len(used_chips)))
+    predictions = np.zeros(n_samples, np.int64)
+    readout_v = np.zeros((n_samples, readout[2] - readout[1]), np.int64)
+    spikes_rec = {name: ([], []) for name, *_ in pops} if spec.record.spikes else {}
+
+    from tqdm import tqdm
+    bar = tqdm(total=n_samples, desc=spec.name, unit="sample", disable=not progress, leave=False)
+    i = 0
+    for s in range(n_samples):
+        engine.reset()
+        engine.set_input(graph.input_population, data.inputs[s])
+        counts = np.zeros(readout[2] - readout[1], np.int64)
+        for t in range(T):
+            c = engine.step()
+            cost = step_cost(chip, mapping, c, neurons_per_core, chip_index, len(used_chips))
+            steps["sample"][i], steps["step"][i] = s, t
+            steps["events"][i] = c.events
+            steps["synops"][i] = c.synops.sum()
+            steps["messages"][i] = c.msgs_out.sum()
+            steps["hops"][i] = c.hops.sum()
+            steps["links"][i] = c.links.sum()
+            steps["overflow"][i] = c.overflow
+            steps["bound"][i] = cost.bound
+            energy["synapse"][i] = cost.synapse_pj.sum()
+            energy["neuron"][i] = cost.neuron_pj.sum()
+            energy["network"][i] = cost.network_pj.sum()
+            chip_busy[i] = cost.chip_busy_ns
+            if record_cores:
+                cores["synops"][i] = c.synops
+                cores["spikes"][i] = c.spikes[:n_cores]
+                cores["messages_out"][i] = c.msgs_out[:n_cores]
+                cores["busy_ns"][i] = cost.busy_ns
+                cores["energy_pj"][i] = cost.synapse_pj + cost.neuron_pj + cost.network_pj[:n_cores]
+            for p, (name, lo, hi) in enumerate(pops):
+                layer_events[i, p] = np.count_nonzero(engine.payload[lo:hi])
+                if spikes_rec and s < spec.record.spike_samples:
+                    ids = np.flatnonzero(engine.payload[lo:hi])
+                    spikes_rec[name][0].append(np.full(len(ids), s * T + t, np.float64))
+                    spikes_rec[name][1].append(ids)
+            counts += engine.payload[readout[1]:readout[2]] != 0
+            i += 1
+        state = engine.state_of(graph.readout_population)
+        predictions[s] = _predict(graph, state, counts)
+        readout_v[s] = state.get("v", state.get("sigma"))
+        bar.update()
+    bar.close()
+
+    latency_ns = np.zeros(n_steps)
+    sample_latency_ns = np.zeros(n_samples)
+    for s in range(n_samples):
+        step_lat, total = sample_timeline(chip_busy[s * T:(s + 1) * T], sys_timing)
+        latency_ns[s * T:(s + 1) * T] = step_lat
+        sample_latency_ns[s] = total
+    static_w = chip.chip.static_power_w * len(used_chips)
+    energy["static"] = static_w * latency_ns * 1e3          # W x ns = 1e-9 J = 1e3 pJ
+    readout_static_pj = static_w * sys_timing.readout_ns * 1e3
+    step_energy_pj = sum(energy.values())
+    sample_energy_pj = step_energy_pj.reshape(n_samples, T).sum(axis=1) + readout_static_pj
+
+    labels = data.labels.astype(np.int64)
+    reference = {}
+    if spec.reference:
+        ref_pred, ref_v, ref_events = run_reference(graph, data.inputs, T)
+        exact = bool(np.array_equal(ref_v, readout_v)
+                     and np.array_equal(ref_events.reshape(n_steps, len(pops)), layer_events))
+        reference = {"reference_accuracy": float(np.mean(ref_pred == labels)), "matches_reference": exact}
+    else:
+        ref_pred = np.full(n_samples, -1)
+
+    on_chip = [p for p, (name, *_r) in enumerate(pops) if not engine.pops[p][3].on_host]
+    sizes = np.array([hi - lo for _, lo, hi in pops], np.float64)
+    activity = layer_events[:, on_chip].sum() / (sizes[on_chip].sum() * n_steps) if on_chip else 0.0
+    wall = time.perf_counter() - wall_start
+    summary = {
+        "accuracy": float(np.mean(predictions == labels)),
+        **reference,
+        "energy_per_inference_j": float(sample_energy_pj.mean() * 1e-12),
+        "latency_per_inference_s": float(sample_latency_ns.mean() * 1e-9),
+        **{f"energy_{k}_per_inference_j": float(energy[k].sum() / n_samples * 1e-12) for k in COMPONENTS},
+        "mean_sparsity": float(1.0 - activity),
+        "cores_used": int(n_cores),
+        "chips_used": int(len(used_chips)),
+        "timesteps": int(T),
+        "samples": int(n_samples),
+        "synaptic_ops": int(steps["synops"].sum()),
+        "overflows": int(steps["overflow"].sum()),
+        "wall_time_s": float(wall),
+    }
+    if not write:
+        return RunResult(summary, None)
+
+    meta = {
+        "neurosim_version": __version__, "scenario_name": spec.name, "scenario_yaml": setup.scenario_text,
+        "chip_yaml": setup.chip_text, "model_yaml": setup.model_text, "model_name": graph.name,
+        "chip_name": chip.name, "weights_sha256": graph.weights_sha256, "seed": spec.seed,
+        "overrides": repr(dict(spec.overrides)), "created": datetime.now(timezone.utc).isoformat(),
+    }
+    util = mapping.utilisation
+    population_of_core = np.array([s.population for s in mapping.slices if s.core >= 0])
+    groups: dict[str, dict[str, Any]] = {
+        "steps": {**steps, "latency_ns": latency_ns, **{f"energy_{k}_pj": v for k, v in energy.items()},
+                  "@attrs": {"bound_codes": "0: neuron unit, 1: synapse unit"}},
+        "cores": {**cores, "chip": mapping.core_chip, "x": mapping.core_x, "y": mapping.core_y,
+                  "population": population_of_core,
+                  "utilisation": {k: v / mapping.limits[k] for k, v in util.items()},
+                  "@attrs": {"mesh_x": chip.chip.mesh.routers_x * chip.system.chips_x,
+                             "mesh_y": chip.chip.mesh.routers_y * chip.system.chips_y,
+                             "cores_per_router": chip.chip.mesh.cores_per_router}},
+        "layers": {"names": np.array([name for name, *_ in pops]), "sizes": sizes.astype(np.int64),
+                   "events": layer_events, "sparsity": 1.0 - layer_events / np.maximum(sizes, 1)},
+        "samples": {"prediction": predictions, "label": labels, "reference_prediction": ref_pred,
+                    "latency_s": sample_latency_ns * 1e-9, "energy_j": sample_energy_pj * 1e-12},
+    }
+    if spikes_rec:
+        # SONATA: timestamps in ms of simulated time; here one timestep = 1 ms of model time, per sample.
+        groups["spikes"] = {
+            name: {"timestamps": np.concatenate(ts) if ts else np.zeros(0),
+                   "node_ids": np.concatenate(ids).astype(np.int64) if ids else np.zeros(0, np.int64),
+                   "@attrs": {"sorting": "by_time", "units": "timestep"}}
+            for name, (ts, ids) in spikes_rec.items()}
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+    out = Path(out_dir) if out_dir is not None else Path("traces")
+    path = write_trace(out / f"{spec.name}-{stamp}.h5", meta, summary, groups)
+    return RunResult(summary, path)

@@ -1,0 +1,98 @@
+"""Scenarios: one YAML file that names a chip, a model and what to run.
+
+Example (``scenarios/quickstart.yaml``)::
+
+    name: quickstart
+    chip: chips/loihi2.yaml        # a file, or a name in chips/
+    model: models/digits_snn       # a folder, or a name in models/
+    input: {dataset: digits, split: test}
+    timesteps: 16
+    overrides: {core.energy_pj.synop: 0.7}
+    record: {spikes: false}
+    seed: 0
+
+Overrides replace chip fields before the chip is validated: ``system.*``, ``chip.*`` and
+``core.*`` (the chip's core kind) address the chip file's sections.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field
+
+from neurosim.errors import UserError
+from neurosim.spec.validate import Spec, validate
+from neurosim.spec.yamlio import LineMap, load_yaml
+
+
+class InputSpec(Spec):
+    dataset: str
+    split: str = "test"
+    samples: Annotated[int, Field(ge=1, le=10_000_000)] | None = None   # the first N of the split
+
+
+class RecordSpec(Spec):
+    spikes: bool = False
+    spike_samples: Annotated[int, Field(ge=1, le=1000)] = 1    # record spikes of this many samples
+    cores: bool = True                                          # per-core, per-step datasets
+
+
+class TimingSpec(Spec):
+    per_message: bool = True      # False: cores' synapse time without message arrival times
+
+
+class ScenarioFile(Spec):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=100)]
+    description: str = ""
+    chip: str
+    model: str
+    input: InputSpec
+    timesteps: Annotated[int, Field(ge=1, le=1_000_000)]
+    overrides: dict[str, Any] = {}
+    record: RecordSpec = RecordSpec()
+    timing: TimingSpec = TimingSpec()
+    reference: bool = True        # also run the plain-numpy integer reference and compare
+    seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 0
+
+
+def scenario_from_dict(data: Any, *, file: str, lines: LineMap | None = None) -> ScenarioFile:
+    if not isinstance(data, dict):
+        raise UserError(f"expected a mapping with name, chip, model, input and timesteps, "
+                        f"found {type(data).__name__}", file=file)
+    return validate(ScenarioFile, data, file=file, lines=lines)
+
+
+def load_scenario(path: str | Path) -> tuple[ScenarioFile, str, LineMap]:
+    data, lines, text = load_yaml(path)
+    return scenario_from_dict(data, file=str(path), lines=lines), text, lines
+
+
+SECTIONS = {"system": ("system",), "chip": ("chip",)}
+
+
+def apply_overrides(chip_data: dict, overrides: dict[str, Any], *, file: str, lines: LineMap | None) -> dict:
+    """Replace chip fields named by dotted paths; an unknown path is an error in the scenario."""
+    data = copy.deepcopy(chip_data)
+    for dotted, value in overrides.items():
+        parts = str(dotted).split(".")
+        where = lines.find(("overrides", dotted)) if lines is not None else None
+        if parts[0] == "core":
+            kind = data.get("chip", {}).get("core_kind") if isinstance(data.get("chip"), dict) else None
+            parts = ["core_kinds", str(kind)] + parts[1:]
+        elif parts[0] not in SECTIONS:
+            raise UserError("expected a path starting with system., chip. or core.", file=file, line=where,
+                            field=f"overrides.{dotted}")
+        node = data
+        for i, key in enumerate(parts[:-1]):
+            if not isinstance(node, dict) or key not in node:
+                raise UserError(f"the chip has no field {'.'.join(parts[:i + 1])!r}", file=file, line=where,
+                                field=f"overrides.{dotted}")
+            node = node[key]
+        if not isinstance(node, dict) or parts[-1] not in node:
+            raise UserError(f"the chip has no field {'.'.join(parts)!r}", file=file, line=where,
+                            field=f"overrides.{dotted}")
+        node[parts[-1]] = value
+    return data
