@@ -1,0 +1,136 @@
+"""The `neurosim` command: run | plot | inspect | chips | models | validate.
+
+User mistakes (a bad file, a wrong field, a model that does not fit) print one line
+``error: <file>:<line>: <field>: <what was found and expected>`` and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+
+import click
+
+from neurosim.errors import UserError
+
+DEFAULT_SCENARIO = "scenarios/quickstart.yaml"
+
+
+def _fmt_si(value: float, unit: str) -> str:
+    for factor, prefix in ((1e-12, "p"), (1e-9, "n"), (1e-6, "u"), (1e-3, "m"), (1.0, "")):
+        if abs(value) < factor * 1000 or factor == 1.0:
+            return f"{value / factor:.3g} {prefix}{unit}"
+    return f"{value:.3g} {unit}"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="neurosim")
+def cli() -> None:
+    """Simulate models on neuromorphic chips, spike by spike, and write HDF5 traces."""
+
+
+@cli.command()
+@click.argument("scenario", default=DEFAULT_SCENARIO, required=False)
+@click.option("--out", "out_dir", default="traces", show_default=True, help="Directory for the trace.")
+@click.option("--seed", type=int, default=None, help="Override the scenario's seed.")
+@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+def run(scenario: str, out_dir: str, seed: int | None, no_progress: bool) -> None:
+    """Run SCENARIO (default: the quickstart) and print its summary."""
+    from neurosim.runner import run as run_scenario
+
+    result = run_scenario(scenario, out_dir=out_dir, seed=seed, progress=not no_progress and sys.stderr.isatty())
+    s = result.summary
+    click.echo(f"scenario        {scenario}")
+    click.echo(f"samples         {s['samples']} x {s['timesteps']} timesteps on {s['cores_used']} cores, "
+               f"{s['chips_used']} chip(s)")
+    line = f"accuracy        {s['accuracy']:.2%}"
+    if "reference_accuracy" in s:
+        agree = "equals" if s["matches_reference"] else "DIFFERS FROM"
+        line += f"   (on-chip integer execution {agree} the numpy reference: {s['reference_accuracy']:.2%})"
+    click.echo(line)
+    click.echo(f"energy          {_fmt_si(s['energy_per_inference_j'], 'J')} per inference  "
+               f"(synapse {_fmt_si(s['energy_synapse_per_inference_j'], 'J')}, "
+               f"neuron {_fmt_si(s['energy_neuron_per_inference_j'], 'J')}, "
+               f"network {_fmt_si(s['energy_network_per_inference_j'], 'J')}, "
+               f"static {_fmt_si(s['energy_static_per_inference_j'], 'J')})")
+    click.echo(f"latency         {_fmt_si(s['latency_per_inference_s'], 's')} per inference")
+    click.echo(f"sparsity        {s['mean_sparsity']:.1%} of neurons silent per step")
+    click.echo(f"synaptic ops    {s['synaptic_ops']:,}   overflows {s['overflows']}")
+    click.echo(f"wall time       {s['wall_time_s']:.1f} s")
+    click.echo(f"trace           {result.trace_path}")
+
+
+@cli.command()
+@click.argument("trace")
+@click.option("--out", "out_dir", default=None, help="Directory for the PNGs (default: beside the trace).")
+def plot(trace: str, out_dir: str | None) -> None:
+    """Write the figures of TRACE as PNG files."""
+    from neurosim.plots.figures import plot_trace
+
+    for path in plot_trace(trace, out_dir):
+        click.echo(str(path))
+
+
+@cli.command()
+@click.argument("path")
+def inspect(path: str) -> None:
+    """Show a chip's capacity and costs, or a scenario's per-core utilisation."""
+    from neurosim.inspect import describe
+
+    click.echo(describe(path))
+
+
+@cli.command()
+@click.option("--dir", "directory", default="chips", show_default=True)
+def chips(directory: str) -> None:
+    """List the chip specs."""
+    from neurosim.inspect import list_chips
+
+    click.echo(list_chips(Path(directory)))
+
+
+@cli.command()
+@click.option("--dir", "directory", default="models", show_default=True)
+def models(directory: str) -> None:
+    """List the models."""
+    from neurosim.inspect import list_models
+
+    click.echo(list_models(Path(directory)))
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True)
+def validate(paths: tuple[str, ...]) -> None:
+    """Check chip, scenario or model files without running anything."""
+    from neurosim.inspect import validate_path
+
+    for path in paths:
+        click.echo(f"{path}: ok ({validate_path(path)})")
+
+
+def _terminate(signum, frame):
+    raise SystemExit(128 + signum)
+
+
+def main() -> None:
+    """Entry point: user errors become one line on stderr and exit status 2."""
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        cli.main(standalone_mode=False)
+    except UserError as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""Text reports for the CLI: a chip's capacity and costs, a scenario's mapping, listings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from neurosim.errors import UserError
+from neurosim.graph.loader import load_model
+from neurosim.mapping.mapper import utilisation_table
+from neurosim.spec.chip import ChipFile, load_chip
+from neurosim.spec.yamlio import load_yaml
+
+
+def _kind_of_file(path: Path) -> str:
+    if path.is_dir():
+        return "model"
+    data, _, _ = load_yaml(path)
+    if isinstance(data, dict) and "core_kinds" in data:
+        return "chip"
+    if isinstance(data, dict) and "populations" in data:
+        return "model"
+    return "scenario"
+
+
+def chip_report(chip: ChipFile) -> str:
+    core, mesh, sysm = chip.core, chip.chip.mesh, chip.system
+    lim = core.limits
+    lines = [
+        f"{chip.name}: {chip.description}",
+        f"system   {sysm.chips_x} x {sysm.chips_y} chips ({chip.n_chips}), {chip.total_cores:,} cores in all",
+        f"chip     {mesh.routers_x} x {mesh.routers_y} routers x {mesh.cores_per_router} cores = "
+        f"{chip.cores_per_chip} {chip.chip.core_kind} cores; static {chip.chip.static_power_w} W; "
+        f"barrier {chip.chip.barrier_ns} ns",
+        f"noc      {chip.chip.noc.message_bits}-bit messages; hop E-W {chip.chip.noc.hop_ns_east_west} ns / "
+        f"{chip.chip.noc.hop_pj_east_west} pJ, N-S {chip.chip.noc.hop_ns_north_south} ns / "
+        f"{chip.chip.noc.hop_pj_north_south} pJ, local {chip.chip.noc.local_ns} ns / {chip.chip.noc.local_pj} pJ",
+        f"links    chip-to-chip {sysm.link.latency_ns} ns, {sysm.link.energy_pj_per_bit} pJ/bit, "
+        f"{sysm.link.bandwidth_bits_per_s:.3g} b/s; host {sysm.host.latency_ns} ns, "
+        f"{sysm.host.energy_pj_per_bit} pJ/bit, {sysm.host.bandwidth_bits_per_s:.3g} b/s",
+        "",
+        f"capacity per {chip.chip.core_kind} core         per chip            per system",
+    ]
+    for name in ("neurons", "memory_bytes", "neuron_state_bytes", "synapse_memory_bytes", "fan_in", "fan_out"):
+        v = getattr(lim, name)
+        lines.append(f"  {name:<22} {v:>12,} {v * chip.cores_per_chip:>18,} {v * chip.total_cores:>21,}")
+    lines.append(f"  bytes per synapse      dense {core.bytes_per_synapse_dense}, sparse {core.bytes_per_synapse_sparse}")
+    lines += ["", "per-operation costs        energy (pJ)   time (ns)"]
+    for op in ("synop", "neuron_update", "spike_out"):
+        lines.append(f"  {op:<22} {getattr(core.energy_pj, op):>12g} {getattr(core.time_ns, op):>11g}")
+    return "\n".join(lines)
+
+
+def scenario_report(path: Path) -> str:
+    from neurosim.runner import prepare
+
+    setup = prepare(path)
+    m, g = setup.mapping, setup.graph
+    rows = utilisation_table(m)
+    names = list(m.limits)
+    header = f"{'core':>5} {'chip':>4} {'router':>8}  {'population':<14} {'neurons':<12}" + "".join(
+        f" {n[:13]:>13}" for n in names)
+    lines = [f"{setup.scenario.name}: model {g.name} ({g.n_neurons:,} neurons, {g.n_synapses:,} synapses) on "
+             f"{setup.chip.name}: {m.n_cores} cores on {m.chips_used} chip(s)", "",
+             "utilisation per core (fraction of each limit)", header]
+    for r in rows:
+        lines.append(f"{r['core']:>5} {r['chip']:>4} {str(r['router']):>8}  {r['population']:<14} "
+                     f"{r['neurons']:<12}" + "".join(f" {r[n]:>13.1%}" for n in names))
+    host = [s for s in m.slices if s.core < 0]
+    if host:
+        lines.append("on the host: " + ", ".join(f"{s.population} ({s.hi - s.lo} neurons)" for s in host))
+    return "\n".join(lines)
+
+
+def describe(path_str: str) -> str:
+    path = Path(path_str)
+    if not path.exists():
+        raise UserError("file not found", file=path_str)
+    kind = _kind_of_file(path)
+    if kind == "chip":
+        return chip_report(load_chip(path)[0])
+    if kind == "model":
+        graph, _ = load_model(path if path.is_dir() else path.parent)
+        return "\n".join([f"{graph.name}: {graph.n_neurons:,} neurons, {graph.n_synapses:,} synapses"] + [
+            f"  {p.name:<14} {p.kind:<14} {p.size:>8,}" for p in graph.populations.values()])
+    return scenario_report(path)
+
+
+def validate_path(path_str: str) -> str:
+    path = Path(path_str)
+    if not path.exists():
+        raise UserError("file not found", file=path_str)
+    kind = _kind_of_file(path)
+    if kind == "chip":
+        load_chip(path)
+    elif kind == "model":
+        load_model(path if path.is_dir() else path.parent)
+    else:
+        from neurosim.runner import prepare
+        prepare(path)
+    return kind
+
+
+def list_chips(directory: Path) -> str:
+    lines = [f"{'file':<28} {'name':<16} {'chips':>5} {'cores':>8}  core kind"]
+    for path in sorted(directory.glob("*.yaml")):
+        try:
+            chip, _ = load_chip(path)
+            lines.append(f"{str(path):<28} {chip.name:<16} {chip.n_chips:>5} {chip.total_cores:>8,}  "
+                         f"{chip.chip.core_kind}")
+        except UserError as err:
+            lines.append(f"{str(path):<28} invalid: {err.message}")
+    return "\n".join(lines)
+
+
+def list_models(directory: Path) -> str:
+    lines = [f"{'folder':<28} {'neurons':>9} {'synapses':>10}  dataset"]
+    for folder in sorted(p for p in directory.iterdir() if (p / "model.yaml").is_file()):
+        try:
+            g, _ = load_model(folder)
+            lines.append(f"{str(folder):<28} {g.n_neurons:>9,} {g.n_synapses:>10,}  {g.dataset}")
+        except UserError as err:
+            lines.append(f"{str(folder):<28} invalid: {err.message}")
+    return "\n".join(lines)

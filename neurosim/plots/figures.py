@@ -1,0 +1,110 @@
+"""Figures from a trace file: energy by component, latency per step, core activity, spike raster."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from neurosim.traces.trace import Trace, read_trace  # noqa: E402
+
+COMPONENTS = ("synapse", "neuron", "network", "static")
+COLOURS = {"synapse": "#4477aa", "neuron": "#66ccee", "network": "#228833", "static": "#bbbbbb"}
+
+
+def _title(trace: Trace) -> str:
+    return f"{trace.meta.get('model_name', '?')} on {trace.meta.get('chip_name', '?')}"
+
+
+def energy_by_component(trace: Trace, ax) -> None:
+    steps = trace["steps"]
+    samples = int(trace.summary["samples"])
+    per_inf = [steps[f"energy_{c}_pj"].sum() / samples * 1e-6 for c in COMPONENTS]   # pJ -> uJ
+    bars = ax.bar(COMPONENTS, per_inf, color=[COLOURS[c] for c in COMPONENTS])
+    total = sum(per_inf)
+    for bar, value in zip(bars, per_inf):
+        ax.annotate(f"{value:.3g}\n({value / total:.0%})" if total else "0", (bar.get_x() + bar.get_width() / 2,
+                    bar.get_height()), ha="center", va="bottom", fontsize=8)
+    ax.set_ylabel("energy per inference (µJ)")
+    ax.set_title(f"Energy per inference by component\n{_title(trace)}: total {total:.3g} µJ")
+    ax.margins(y=0.2)
+
+
+def latency_per_timestep(trace: Trace, ax, max_samples: int = 5) -> None:
+    steps = trace["steps"]
+    T = int(trace.summary["timesteps"])
+    n = min(max_samples, int(trace.summary["samples"]))
+    lat = steps["latency_ns"][: n * T].reshape(n, T) * 1e-3
+    for s in range(n):
+        ax.plot(np.arange(T), lat[s], marker=".", label=f"sample {s}")
+    ax.set_xlabel("timestep")
+    ax.set_ylabel("latency (µs)")
+    ax.set_ylim(bottom=0)
+    ax.set_title(f"Latency per timestep\n{_title(trace)}: mean {steps['latency_ns'].mean() * 1e-3:.3g} µs per step")
+    ax.legend(fontsize=8)
+
+
+def core_activity(trace: Trace, ax, fig) -> None:
+    cores = trace["cores"]
+    attrs = trace.attrs["cores"]
+    grid = np.zeros((int(attrs["mesh_y"]), int(attrs["mesh_x"])))
+    if len(cores["synops"]):
+        per_core = cores["synops"].sum(axis=0) / int(trace.summary["samples"])
+        np.add.at(grid, (cores["y"], cores["x"]), per_core)
+    image = ax.imshow(grid, cmap="viridis", origin="upper", aspect="equal")
+    fig.colorbar(image, ax=ax, label="synaptic ops per inference", shrink=0.8)
+    for x, y, pop in zip(cores["x"], cores["y"], cores["population"]):
+        ax.text(x, y, str(pop)[:6], ha="center", va="center", fontsize=6, color="white")
+    ax.set_xlabel("router x")
+    ax.set_ylabel("router y")
+    ax.set_title(f"Per-core activity over the mesh (synaptic ops per router)\n{_title(trace)}")
+
+
+def spike_raster(trace: Trace, ax) -> None:
+    T = int(trace.summary["timesteps"])
+    if "spikes" in trace.groups and trace["spikes"]:
+        offset = 0
+        for name in trace["layers"]["names"]:
+            size = int(trace["layers"]["sizes"][list(trace["layers"]["names"]).index(name)])
+            rec = trace["spikes"].get(str(name))
+            if rec is not None:
+                keep = rec["timestamps"] < T            # sample 0 only
+                ax.scatter(rec["timestamps"][keep], rec["node_ids"][keep] + offset, s=2, marker="|")
+            ax.axhline(offset, color="#cccccc", lw=0.5)
+            ax.text(T - 0.5, offset + size / 2, str(name), fontsize=7, ha="right", va="center")
+            offset += size
+        ax.set_ylabel("neuron (populations stacked)")
+        ax.set_title(f"Spike raster of sample 0\n{_title(trace)}")
+    else:
+        events = trace["layers"]["events"][:T].T
+        image = ax.imshow(events, aspect="auto", cmap="Greys", interpolation="nearest")
+        ax.set_yticks(range(len(trace["layers"]["names"])), [str(n) for n in trace["layers"]["names"]])
+        ax.figure.colorbar(image, ax=ax, label="events")
+        ax.set_title(f"Events per population per step, sample 0 (no spikes recorded)\n{_title(trace)}")
+    ax.set_xlabel("timestep")
+    ax.set_xlim(-0.5, T - 0.5)
+
+
+def plot_trace(path: str | Path, out_dir: str | Path | None = None) -> list[Path]:
+    """Write the four figures of a trace as PNGs; returns their paths."""
+    trace = read_trace(path)
+    out = Path(out_dir) if out_dir else Path(path).with_suffix("")
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, draw in (("energy_by_component", energy_by_component), ("latency_per_timestep", latency_per_timestep),
+                       ("core_activity", None), ("spike_raster", spike_raster)):
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        if draw is None:
+            core_activity(trace, ax, fig)
+        else:
+            draw(trace, ax)
+        fig.tight_layout()
+        target = out / f"{name}.png"
+        fig.savefig(target, dpi=120)
+        plt.close(fig)
+        written.append(target)
+    return written
