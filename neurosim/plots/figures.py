@@ -9,6 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from neurosim.traces.trace import Trace, read_trace  # noqa: E402
 
@@ -21,17 +22,19 @@ def _title(trace: Trace) -> str:
 
 
 def energy_by_component(trace: Trace, ax) -> None:
-    steps = trace["steps"]
-    samples = int(trace.summary["samples"])
-    per_inf = [steps[f"energy_{c}_pj"].sum() / samples * 1e-6 for c in COMPONENTS]   # pJ -> uJ
+    """Bars of the summary's energy per inference by component, on a log axis so the
+    small dynamic parts stay visible next to static power."""
+    per_inf = [float(trace.summary[f"energy_{c}_per_inference_j"]) * 1e6 for c in COMPONENTS]   # J -> uJ
+    total = float(trace.summary["energy_per_inference_j"]) * 1e6
     bars = ax.bar(COMPONENTS, per_inf, color=[COLOURS[c] for c in COMPONENTS])
-    total = sum(per_inf)
     for bar, value in zip(bars, per_inf):
-        ax.annotate(f"{value:.3g}\n({value / total:.0%})" if total else "0", (bar.get_x() + bar.get_width() / 2,
-                    bar.get_height()), ha="center", va="bottom", fontsize=8)
+        ax.annotate(f"{value:.3g} µJ\n({value / total:.1%})" if total else "0",
+                    (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom", fontsize=8)
+    if min(per_inf) > 0:
+        ax.set_yscale("log")
+        ax.set_ylim(min(per_inf) / 3, max(per_inf) * 10)
     ax.set_ylabel("energy per inference (µJ)")
     ax.set_title(f"Energy per inference by component\n{_title(trace)}: total {total:.3g} µJ")
-    ax.margins(y=0.2)
 
 
 def latency_per_timestep(trace: Trace, ax, max_samples: int = 5) -> None:
@@ -49,19 +52,38 @@ def latency_per_timestep(trace: Trace, ax, max_samples: int = 5) -> None:
 
 
 def core_activity(trace: Trace, ax, fig) -> None:
+    """Synaptic ops per inference of every core, drawn where the core sits: each router of
+    the mesh is a block of its cores, outlined; unused cores are zero."""
     cores = trace["cores"]
     attrs = trace.attrs["cores"]
-    grid = np.zeros((int(attrs["mesh_y"]), int(attrs["mesh_x"])))
+    mesh_x, mesh_y, per_router = int(attrs["mesh_x"]), int(attrs["mesh_y"]), int(attrs["cores_per_router"])
+    side = int(np.ceil(np.sqrt(per_router)))
+    grid = np.zeros((mesh_y * side, mesh_x * side))
+    slot = np.arange(len(cores["x"])) % per_router
+    col = cores["x"] * side + slot % side
+    row = cores["y"] * side + slot // side
     if len(cores["synops"]):
-        per_core = cores["synops"].sum(axis=0) / int(trace.summary["samples"])
-        np.add.at(grid, (cores["y"], cores["x"]), per_core)
-    image = ax.imshow(grid, cmap="viridis", origin="upper", aspect="equal")
+        grid[row, col] = cores["synops"].sum(axis=0) / int(trace.summary["samples"])
+    image = ax.imshow(grid, cmap="viridis", origin="upper", aspect="equal",
+                      extent=(-0.5, mesh_x - 0.5, mesh_y - 0.5, -0.5))
     fig.colorbar(image, ax=ax, label="synaptic ops per inference", shrink=0.8)
-    for x, y, pop in zip(cores["x"], cores["y"], cores["population"]):
-        ax.text(x, y, str(pop)[:6], ha="center", va="center", fontsize=6, color="white")
+    for k in range(mesh_x + 1):
+        ax.axvline(k - 0.5, color="white", lw=0.4)
+    for k in range(mesh_y + 1):
+        ax.axhline(k - 0.5, color="white", lw=0.4)
+    pops = list(dict.fromkeys(str(p) for p in cores["population"]))
+    if len(pops) <= 12:
+        for (x, y, s, pop) in zip(cores["x"], cores["y"], slot, cores["population"]):
+            cx = x - 0.5 + (s % side + 0.5) / side
+            cy = y - 0.5 + (s // side + 0.5) / side
+            ax.text(cx, cy, str(pops.index(str(pop))), ha="center", va="center", fontsize=6, color="white")
+        ax.text(1.0, -0.12, "  ".join(f"{i}: {p}" for i, p in enumerate(pops)), transform=ax.transAxes,
+                ha="right", va="top", fontsize=7)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("router x")
     ax.set_ylabel("router y")
-    ax.set_title(f"Per-core activity over the mesh (synaptic ops per router)\n{_title(trace)}")
+    ax.set_title(f"Per-core activity over the mesh ({per_router} cores per router)\n{_title(trace)}")
 
 
 def spike_raster(trace: Trace, ax) -> None:
@@ -104,7 +126,7 @@ def plot_trace(path: str | Path, out_dir: str | Path | None = None) -> list[Path
             draw(trace, ax)
         fig.tight_layout()
         target = out / f"{name}.png"
-        fig.savefig(target, dpi=120)
+        fig.savefig(target, dpi=120, bbox_inches="tight")
         plt.close(fig)
         written.append(target)
     return written
