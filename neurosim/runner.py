@@ -224,11 +224,15 @@ def run(scenario: str | Path | dict, *, out_dir: str | Path | None = None, seed:
     bar.close()
 
     latency_ns = np.zeros(n_steps)
+    time_ns = np.zeros(n_steps)              # simulated time at the end of each step, samples back to back
     sample_latency_ns = np.zeros(n_samples)
+    sample_start = 0.0
     for s in range(n_samples):
         step_lat, total = sample_timeline(chip_busy[s * T:(s + 1) * T], sys_timing)
         latency_ns[s * T:(s + 1) * T] = step_lat
+        time_ns[s * T:(s + 1) * T] = sample_start + np.cumsum(step_lat)
         sample_latency_ns[s] = total
+        sample_start += total
     static_w = chip.chip.static_power_w * len(used_chips)
     energy["static"] = static_w * latency_ns * 1e3          # W x ns = 1e-9 J = 1e3 pJ
     readout_static_pj = static_w * sys_timing.readout_ns * 1e3
@@ -277,9 +281,10 @@ def run(scenario: str | Path | dict, *, out_dir: str | Path | None = None, seed:
     util = mapping.utilisation
     population_of_core = np.array([s.population for s in mapping.slices if s.core >= 0])
     groups: dict[str, dict[str, Any]] = {
-        "steps": {**steps, "latency_ns": latency_ns, **{f"energy_{k}_pj": v for k, v in energy.items()},
+        "steps": {**steps, "time_ns": time_ns, "latency_ns": latency_ns, **{f"energy_{k}_pj": v for k, v in energy.items()},
                   "@attrs": {"bound_codes": "0: neuron unit, 1: synapse unit"}},
         "cores": {**cores, "chip": mapping.core_chip, "x": mapping.core_x, "y": mapping.core_y,
+                  "neurons": neurons_per_core.astype(np.int64),
                   "population": population_of_core,
                   "utilisation": {k: v / mapping.limits[k] for k, v in util.items()},
                   "@attrs": {"mesh_x": chip.chip.mesh.routers_x * chip.system.chips_x,
