@@ -50,6 +50,10 @@ def chip_report(chip: ChipFile) -> str:
     return "\n".join(lines)
 
 
+SHORT_LIMIT_NAMES = {"neurons": "neurons", "neuron_state_bytes": "state mem", "synapse_memory_bytes": "synapse mem",
+                     "fan_in": "fan-in", "fan_out": "fan-out"}
+
+
 def scenario_report(path: Path) -> str:
     from neurosim.runner import prepare
 
@@ -57,14 +61,16 @@ def scenario_report(path: Path) -> str:
     m, g = setup.mapping, setup.graph
     rows = utilisation_table(m)
     names = list(m.limits)
-    header = f"{'core':>5} {'chip':>4} {'router':>8}  {'population':<14} {'neurons':<12}" + "".join(
-        f" {n[:13]:>13}" for n in names)
+    header = f"{'core':>5} {'chip':>4} {'router':>8}  {'population':<14} {'slice':<13}" + "".join(
+        f" {SHORT_LIMIT_NAMES.get(n, n)[:11]:>11}" for n in names)
+    peak = "  ".join(f"{SHORT_LIMIT_NAMES.get(n, n)} {max(r[n] for r in rows):.1%}" for n in names) if rows else "-"
     lines = [f"{setup.scenario.name}: model {g.name} ({g.n_neurons:,} neurons, {g.n_synapses:,} synapses) on "
-             f"{setup.chip.name}: {m.n_cores} cores on {m.chips_used} chip(s)", "",
+             f"{setup.chip.name}: {m.n_cores} cores on {m.chips_used} chip(s)",
+             f"busiest core per limit: {peak}", "",
              "utilisation per core (fraction of each limit)", header]
     for r in rows:
         lines.append(f"{r['core']:>5} {r['chip']:>4} {str(r['router']):>8}  {r['population']:<14} "
-                     f"{r['neurons']:<12}" + "".join(f" {r[n]:>13.1%}" for n in names))
+                     f"{r['slice']:<13}" + "".join(f" {r[n]:>11.1%}" for n in names))
     host = [s for s in m.slices if s.core < 0]
     if host:
         lines.append("on the host: " + ", ".join(f"{s.population} ({s.hi - s.lo} neurons)" for s in host))

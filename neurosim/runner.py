@@ -173,7 +173,8 @@ def run(scenario: str | Path | dict, *, out_dir: str | Path | None = None, seed:
     energy = {k: np.zeros(n_steps) for k in COMPONENTS}
     record_cores = spec.record.cores
     cores = {k: np.zeros((n_steps if record_cores else 0, n_cores), dt) for k, dt in
-             (("synops", np.int64), ("spikes", np.int64), ("messages_out", np.int64), ("busy_ns", np.float64),
+             (("synops", np.int64), ("spikes", np.int64), ("messages_out", np.int64), ("hops", np.int64),
+              ("busy_ns", np.float64),
               ("energy_pj", np.float64))}
     layer_events = np.zeros((n_steps, len(pops)), np.int64)
     chip_busy = np.zeros((n_steps, len(used_chips)))
@@ -207,6 +208,7 @@ def run(scenario: str | Path | dict, *, out_dir: str | Path | None = None, seed:
                 cores["synops"][i] = c.synops
                 cores["spikes"][i] = c.spikes[:n_cores]
                 cores["messages_out"][i] = c.msgs_out[:n_cores]
+                cores["hops"][i] = c.hops[:n_cores]
                 cores["busy_ns"][i] = cost.busy_ns
                 cores["energy_pj"][i] = cost.synapse_pj + cost.neuron_pj + cost.network_pj[:n_cores]
             for p, (name, lo, hi) in enumerate(pops):

@@ -193,7 +193,7 @@ def utilisation_table(mapping: Mapping) -> list[dict[str, object]]:
             continue
         row: dict[str, object] = {"core": s.core, "chip": int(mapping.core_chip[s.core]),
                                   "router": (int(mapping.core_x[s.core]), int(mapping.core_y[s.core])),
-                                  "population": s.population, "neurons": f"{s.lo}:{s.hi}"}
+                                  "population": s.population, "slice": f"{s.lo}:{s.hi}"}
         for name, used in mapping.utilisation.items():
             row[name] = float(used[s.core]) / mapping.limits[name]
         rows.append(row)

@@ -45,7 +45,8 @@ from neurosim.numerics.fixed import (ACT_SHIFT, INPUT16_MAX, INPUT16_MIN, STATE_
                                      wrap24)
 from neurosim.spec.validate import Spec, validate
 
-PerNeuron = Any   # a number, or an int64 array of the population's size (from the weights file)
+# A per-neuron parameter is an integer (checked by the kind's Params spec) or an int64 array of the
+# population's size from the weights file (checked by `_per_neuron`, the spec sees a placeholder 0).
 
 
 # ---------------------------------------------------------------------------------------------
@@ -191,18 +192,18 @@ def source_reference(acc, payload, values):
 
 
 class LifParams(Spec):
-    du: Annotated[int, Field(ge=0, le=4095)] | PerNeuron = 4095
-    dv: Annotated[int, Field(ge=0, le=4095)] | PerNeuron = 0
+    du: Annotated[int, Field(ge=0, le=4095)] = 4095
+    dv: Annotated[int, Field(ge=0, le=4095)] = 0
     vth: Annotated[int, Field(ge=0, le=131071)] | None
-    bias_mant: Annotated[int, Field(ge=-4095, le=4095)] | PerNeuron = 0
+    bias_mant: Annotated[int, Field(ge=-4095, le=4095)] = 0
     bias_exp: Annotated[int, Field(ge=-7, le=7)] = 0
     v_init: Annotated[int, Field(ge=-STATE_MAX, le=STATE_MAX)] = 0
     reset: Literal["zero", "subtract"] = "zero"
 
 
 class SigmaDeltaParams(Spec):
-    vth: Annotated[int, Field(ge=0, le=STATE_MAX)] | PerNeuron
-    bias: Annotated[int, Field(ge=-STATE_MAX, le=STATE_MAX)] | PerNeuron = 0
+    vth: Annotated[int, Field(ge=0, le=STATE_MAX)]
+    bias: Annotated[int, Field(ge=-STATE_MAX, le=STATE_MAX)] = 0
     activation: Literal["relu", "identity"] = "relu"
     state_exp: Annotated[int, Field(ge=0, le=23)] = 0
 
@@ -234,6 +235,13 @@ class NeuronKind:
     kernel: Callable
     reference: Callable
     build: Callable[[Spec, dict[str, Any], int], NeuronState]
+    per_neuron: tuple[str, ...] = ()   # parameters that may be per-neuron arrays
+
+
+def _value(raw: dict[str, Any], p: Spec, key: str) -> Any:
+    """A parameter's per-neuron array if the model gave one, else its validated scalar."""
+    value = raw.get(key)
+    return value if isinstance(value, np.ndarray) else getattr(p, key)
 
 
 def _per_neuron(value: Any, size: int, lo: int, hi: int, field: str) -> np.ndarray:
@@ -244,9 +252,9 @@ def _per_neuron(value: Any, size: int, lo: int, hi: int, field: str) -> np.ndarr
 
 
 def _build_lif(p: LifParams, raw: dict[str, Any], size: int) -> NeuronState:
-    du = _per_neuron(raw.get("du", p.du), size, 0, 4095, "du")
-    dv = _per_neuron(raw.get("dv", p.dv), size, 0, 4095, "dv")
-    mant = _per_neuron(raw.get("bias_mant", p.bias_mant), size, -4095, 4095, "bias_mant")
+    du = _per_neuron(_value(raw, p, "du"), size, 0, 4095, "du")
+    dv = _per_neuron(_value(raw, p, "dv"), size, 0, 4095, "dv")
+    mant = _per_neuron(_value(raw, p, "bias_mant"), size, -4095, 4095, "bias_mant")
     vth6 = np.full(size, -1 if p.vth is None else p.vth << ACT_SHIFT, dtype=np.int64)
     bias = shift(mant, p.bias_exp).astype(np.int64)
     initial = {"u": np.zeros(size, np.int64), "v": np.full(size, p.v_init, np.int64)}
@@ -255,8 +263,8 @@ def _build_lif(p: LifParams, raw: dict[str, Any], size: int) -> NeuronState:
 
 
 def _build_sigma_delta(p: SigmaDeltaParams, raw: dict[str, Any], size: int) -> NeuronState:
-    vth = _per_neuron(raw["vth"], size, 0, STATE_MAX, "vth")
-    bias = _per_neuron(raw.get("bias", p.bias), size, -STATE_MAX, STATE_MAX, "bias")
+    vth = _per_neuron(_value(raw, p, "vth"), size, 0, STATE_MAX, "vth")
+    bias = _per_neuron(_value(raw, p, "bias"), size, -STATE_MAX, STATE_MAX, "bias")
     initial = {"sigma": np.zeros(size, np.int64), "act_prev": np.zeros(size, np.int64)}
     state = {k: a.copy() for k, a in initial.items()}
     return NeuronState(state, (vth, bias, p.activation == "relu", p.state_exp), initial)
@@ -269,9 +277,10 @@ def _build_source(p: SourceParams, raw: dict[str, Any], size: int) -> NeuronStat
 
 KINDS: dict[str, NeuronKind] = {
     k.name: k for k in (
-        NeuronKind("loihi_lif", LifParams, 8, False, False, lif_step, lif_reference, _build_lif),
+        NeuronKind("loihi_lif", LifParams, 8, False, False, lif_step, lif_reference, _build_lif,
+                   ("du", "dv", "bias_mant")),
         NeuronKind("sigma_delta", SigmaDeltaParams, 8, False, True, sigma_delta_step,
-                   sigma_delta_reference, _build_sigma_delta),
+                   sigma_delta_reference, _build_sigma_delta, ("vth", "bias")),
         NeuronKind("graded_source", SourceParams, 0, True, True, source_step, source_reference,
                    _build_source),
     )
@@ -288,12 +297,13 @@ def kind_of(name: str, *, file: str = "", field: str = "", line: int | None = No
 def build_state(kind: NeuronKind, params: dict[str, Any], size: int, *, file: str = "",
                 prefix: tuple = (), lines=None) -> NeuronState:
     """Validate a population's parameters for its kind and lay out its arrays."""
-    scalars = {k: (0 if isinstance(v, np.ndarray) else v) for k, v in params.items()}
+    scalars = {k: (0 if isinstance(v, np.ndarray) and k in kind.per_neuron else v) for k, v in params.items()}
     spec = validate(kind.params, scalars, file=file, lines=lines, prefix=prefix)
     try:
         return kind.build(spec, params, size)
     except ValueError as err:
-        raise UserError(str(err), file=file, field=".".join(map(str, prefix))) from None
+        raise UserError(str(err), file=file, field=".".join(map(str, prefix)),
+                        line=lines.find(prefix) if lines is not None else None) from None
 
 
 def run_step(kind: NeuronKind, acc: np.ndarray, payload: np.ndarray, ns: NeuronState,
