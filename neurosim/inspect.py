@@ -5,10 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 from neurosim.errors import UserError
+from neurosim.graph.graph import Graph
 from neurosim.graph.loader import load_model
 from neurosim.mapping.mapper import utilisation_table
+from neurosim.numerics.neurons import check_populations
 from neurosim.spec.chip import ChipFile, load_chip
 from neurosim.spec.yamlio import load_yaml
+
+
+def _checked_model(folder: Path) -> Graph:
+    """Load a model folder and check its neuron kinds and parameters, as a run would."""
+    graph, _ = load_model(folder)
+    check_populations(graph)
+    return graph
 
 
 def _kind_of_file(path: Path) -> str:
@@ -50,7 +59,8 @@ def chip_report(chip: ChipFile) -> str:
     return "\n".join(lines)
 
 
-SHORT_LIMIT_NAMES = {"neurons": "neurons", "neuron_state_bytes": "state mem", "synapse_memory_bytes": "synapse mem",
+SHORT_LIMIT_NAMES = {"neurons": "neurons", "memory_bytes": "memory", "neuron_state_bytes": "state mem",
+                     "synapse_memory_bytes": "synapse mem",
                      "fan_in": "fan-in", "fan_out": "fan-out"}
 
 
@@ -85,7 +95,7 @@ def describe(path_str: str) -> str:
     if kind == "chip":
         return chip_report(load_chip(path)[0])
     if kind == "model":
-        graph, _ = load_model(path if path.is_dir() else path.parent)
+        graph = _checked_model(path if path.is_dir() else path.parent)
         return "\n".join([f"{graph.name}: {graph.n_neurons:,} neurons, {graph.n_synapses:,} synapses"] + [
             f"  {p.name:<14} {p.kind:<14} {p.size:>8,}" for p in graph.populations.values()])
     return scenario_report(path)
@@ -99,7 +109,7 @@ def validate_path(path_str: str) -> str:
     if kind == "chip":
         load_chip(path)
     elif kind == "model":
-        load_model(path if path.is_dir() else path.parent)
+        _checked_model(path if path.is_dir() else path.parent)
     else:
         from neurosim.runner import prepare
         prepare(path)
@@ -122,7 +132,7 @@ def list_models(directory: Path) -> str:
     lines = [f"{'folder':<28} {'neurons':>9} {'synapses':>10}  dataset"]
     for folder in sorted(p for p in directory.iterdir() if (p / "model.yaml").is_file()):
         try:
-            g, _ = load_model(folder)
+            g = _checked_model(folder)
             lines.append(f"{str(folder):<28} {g.n_neurons:>9,} {g.n_synapses:>10,}  {g.dataset}")
         except UserError as err:
             lines.append(f"{str(folder):<28} invalid: {err.message}")

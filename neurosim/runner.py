@@ -15,7 +15,7 @@ from neurosim.cores.neurocore import COMPONENTS, step_cost, timing_costs
 from neurosim.engine.engine import Engine
 from neurosim.errors import UserError
 from neurosim.graph.graph import Graph
-from neurosim.graph.loader import load_model
+from neurosim.graph.loader import load_model, resolve_model_dir
 from neurosim.mapping.mapper import Mapping, map_graph
 from neurosim.numerics.reference import Reference
 from neurosim.spec.chip import ChipFile, chip_from_dict, resolve_chip_path
@@ -46,6 +46,8 @@ class Setup:
     graph: Graph
     model_text: str
     mapping: Mapping
+    scenario_file: str = "<scenario>"
+    lines: LineMap | None = None         # of the scenario file, for error messages
 
 
 def _search_bases(scenario_path: Path | None) -> list[Path]:
@@ -55,28 +57,46 @@ def _search_bases(scenario_path: Path | None) -> list[Path]:
     return bases
 
 
-def _find(resolver: Callable[[str, Path | None], Any], name: str, bases: list[Path]) -> Any:
-    error = None
+def _resolve(resolver: Callable[[str, Path | None], Path], name: str, bases: list[Path], what: str,
+             scenario_file: str, lines: LineMap | None) -> Path:
+    """The first base under which ``resolver`` finds ``name``; else an error at the scenario's field."""
     for base in bases:
         try:
             return resolver(name, base)
-        except UserError as err:
-            error = err
-    raise error
+        except UserError:
+            continue
+    places = ", ".join(dict.fromkeys(str(b) for b in bases))
+    expected = "a YAML file or a name in chips/" if what == "chip" else "a folder holding model.yaml or a name in models/"
+    raise UserError(f"{what} {name!r} not found (looked under {places}), expected {expected}", file=scenario_file,
+                    field=what, line=lines.find((what,)) if lines is not None else None)
 
 
-def load_chip_with_overrides(name: str, overrides: dict[str, Any], bases: list[Path], scenario_file: str,
+def _override_path(dotted: str, chip_data: dict) -> tuple:
+    """The chip-file key path an override addresses (``core.`` is the chip's core kind)."""
+    parts = tuple(str(dotted).split("."))
+    if parts[0] == "core":
+        kind = chip_data.get("chip", {}).get("core_kind") if isinstance(chip_data.get("chip"), dict) else None
+        return ("core_kinds", str(kind)) + parts[1:]
+    return parts
+
+
+def load_chip_with_overrides(path: Path, overrides: dict[str, Any], scenario_file: str,
                              lines: LineMap | None) -> tuple[ChipFile, str]:
-    path = _find(resolve_chip_path, name, bases)
+    """Load a chip file and apply a scenario's overrides; an override that makes the chip
+    invalid is reported at the override's line in the scenario."""
     data, chip_lines, text = load_yaml(path)
     if not isinstance(data, dict):
         raise UserError("expected a mapping with system, chip and core_kinds", file=str(path))
     if not overrides:
         return chip_from_dict(data, file=str(path), lines=chip_lines), text
-    data = apply_overrides(data, overrides, file=scenario_file, lines=lines)
+    patched = apply_overrides(data, overrides, file=scenario_file, lines=lines)
     try:
-        return chip_from_dict(data, file=str(path)), text
+        return chip_from_dict(patched, file=str(path)), text
     except UserError as err:
+        for dotted in overrides:
+            if err.field and ".".join(_override_path(dotted, data)).startswith(err.field):
+                raise UserError(err.message, file=scenario_file, field=f"overrides.{dotted}",
+                                line=lines.find(("overrides", dotted)) if lines is not None else None) from None
         raise UserError(f"{err.message} (after the overrides in {scenario_file})", file=err.file,
                         field=err.field) from None
 
@@ -84,44 +104,57 @@ def load_chip_with_overrides(name: str, overrides: dict[str, Any], bases: list[P
 def prepare(scenario: str | Path | dict, seed: int | None = None) -> Setup:
     """Load, validate and map a scenario without running it."""
     if isinstance(scenario, dict):
-        spec = scenario_from_dict(scenario, file="<scenario>")
-        text, lines, path = "", None, None
         import yaml
-        text = yaml.safe_dump(scenario, sort_keys=False)
+
+        spec = scenario_from_dict(scenario, file="<scenario>")
+        text, lines, path = yaml.safe_dump(scenario, sort_keys=False), None, None
     else:
         path = Path(scenario)
         spec, text, lines = load_scenario(path)
     if seed is not None:
         spec = spec.model_copy(update={"seed": seed})
     bases = _search_bases(path)
-    chip, chip_text = load_chip_with_overrides(spec.chip, spec.overrides, bases, str(path or "<scenario>"), lines)
-    graph, model_text = _find(lambda n, b: load_model(n, b), spec.model, bases)
+    scenario_file = str(path or "<scenario>")
+    chip_path = _resolve(resolve_chip_path, spec.chip, bases, "chip", scenario_file, lines)
+    chip, chip_text = load_chip_with_overrides(chip_path, spec.overrides, scenario_file, lines)
+    model_dir = _resolve(resolve_model_dir, spec.model, bases, "model", scenario_file, lines)
+    graph, model_text = load_model(model_dir)
     mapping = map_graph(graph, chip)
-    return Setup(spec, text, chip, chip_text, graph, model_text, mapping)
+    return Setup(spec, text, chip, chip_text, graph, model_text, mapping, scenario_file, lines)
 
 
 def _inputs(setup: Setup) -> datasets.Dataset:
     spec, graph = setup.scenario, setup.graph
+
+    def fail(message: str, *key: str) -> UserError:
+        line = setup.lines.find(key) if setup.lines is not None else None
+        return UserError(message, file=setup.scenario_file, line=line, field=".".join(key))
+
     if spec.input.dataset != graph.dataset:
-        raise UserError(f"dataset {spec.input.dataset!r} does not match the model's dataset {graph.dataset!r}",
-                        field="input.dataset")
+        raise fail(f"dataset {spec.input.dataset!r} does not match the model's dataset {graph.dataset!r}",
+                   "input", "dataset")
     try:
         data = datasets.load(spec.input.dataset, spec.input.split)
     except ValueError as err:
-        raise UserError(str(err), field="input") from None
+        raise fail(str(err), "input", "split" if spec.input.dataset in datasets.names() else "dataset") from None
     size = graph.populations[graph.input_population].size
     if data.inputs.shape[1] != size:
-        raise UserError(f"dataset {data.name!r} has {data.inputs.shape[1]} inputs per sample, the model's input "
-                        f"population {graph.input_population!r} has {size} neurons", field="input.dataset")
+        raise fail(f"dataset {data.name!r} has {data.inputs.shape[1]} inputs per sample, the model's input "
+                   f"population {graph.input_population!r} has {size} neurons", "input", "dataset")
     if spec.input.samples is not None:
         data = datasets.Dataset(data.name, data.split, data.inputs[:spec.input.samples],
                                 data.labels[:spec.input.samples])
     return data
 
 
+def readout_values(state: dict[str, np.ndarray]) -> np.ndarray:
+    """The readout's membrane: a LIF neuron's voltage ``v``, a sigma-delta neuron's ``sigma``."""
+    return state["v"] if "v" in state else state["sigma"]
+
+
 def _predict(graph: Graph, readout_state: dict[str, np.ndarray], counts: np.ndarray) -> np.ndarray:
     """Argmax of the readout population (lowest index wins ties), per sample."""
-    values = readout_state["v"] if graph.readout_mode == "membrane" else counts
+    values = readout_values(readout_state) if graph.readout_mode == "membrane" else counts
     return np.argmax(values, axis=-1)
 
 
@@ -142,7 +175,7 @@ def run_reference(graph: Graph, inputs: np.ndarray, timesteps: int) -> tuple[np.
             counts += payload[graph.readout_population] != 0
         state = ref.state_of(graph.readout_population)
         preds.append(_predict(graph, state, counts))
-        vs.append(state.get("v", state.get("sigma")).copy())
+        vs.append(readout_values(state).copy())
         events.append(ev)
     return np.concatenate(preds), np.concatenate(vs), np.concatenate(events)
 
@@ -221,7 +254,7 @@ def run(scenario: str | Path | dict, *, out_dir: str | Path | None = None, seed:
             i += 1
         state = engine.state_of(graph.readout_population)
         predictions[s] = _predict(graph, state, counts)
-        readout_v[s] = state.get("v", state.get("sigma"))
+        readout_v[s] = readout_values(state)
         bar.update()
     bar.close()
 

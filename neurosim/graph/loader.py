@@ -86,6 +86,11 @@ def load_model(name_or_path: str | Path, base: Path | None = None) -> tuple[Grap
     if not isinstance(data, dict):
         raise UserError("expected a mapping describing the model", file=str(yaml_path))
     spec = validate(ModelFile, data, file=str(yaml_path), lines=lines)
+    input_kind = spec.populations[spec.input.population].kind
+    if spec.input.encoding == "graded_constant" and input_kind != "graded_source":
+        raise UserError(f"names {spec.input.population!r}, a {input_kind} population; the graded_constant "
+                        f"encoding feeds a graded_source population", file=str(yaml_path),
+                        line=lines.find(("input", "population")), field="input.population")
 
     weights_path = folder / spec.weights.file
     wfile = str(weights_path)

@@ -15,7 +15,7 @@ from neurosim.errors import UserError
 from neurosim.graph.graph import Dense, Graph
 from neurosim.mapping.partition import LIMIT_NAMES, incoming, slice_population
 from neurosim.mapping.routes import Routes, build_axons
-from neurosim.numerics.neurons import KINDS
+from neurosim.numerics.neurons import KINDS, check_populations
 from neurosim.spec.chip import ChipFile
 
 HOST = -1
@@ -85,8 +85,21 @@ def _fail(graph: Graph, pop: str, message: str) -> UserError:
                      line=lines.find(("populations", pop)) if lines is not None else None)
 
 
+def _check_targets(graph: Graph) -> None:
+    """Synapses live on cores: a projection into a host-side population (an input) is a mistake."""
+    for name, proj in graph.projections.items():
+        target = graph.populations[proj.target]
+        if KINDS[target.kind].on_host:
+            where = ("projections", name, "target")
+            raise UserError(f"{proj.target!r} is a {target.kind} population on the host, which takes no synaptic "
+                            f"input; expected an on-chip population", file=graph.source_file,
+                            field=".".join(where), line=graph.lines.find(where) if graph.lines is not None else None)
+
+
 def map_graph(graph: Graph, chip: ChipFile) -> Mapping:
     """Partition, place and route; raises a `UserError` naming the population and limit if it does not fit."""
+    check_populations(graph)
+    _check_targets(graph)
     core = chip.core
     lim = core.limits
     offsets, pos = {}, 0
@@ -108,7 +121,8 @@ def map_graph(graph: Graph, chip: ChipFile) -> Mapping:
                 slices.append(CoreSlice(name, 0, pop.size, HOST))
                 continue
             starts, sb, fi, err = slice_population(incs[name], n_neurons, caps[name], kind.state_bytes,
-                                                   lim.neuron_state_bytes, lim.synapse_memory_bytes, lim.fan_in)
+                                                   lim.neuron_state_bytes, lim.synapse_memory_bytes,
+                                                   lim.memory_bytes, lim.fan_in)
             if err[0] >= 0:
                 neuron, which, amount = err
                 limit_name = LIMIT_NAMES[which]
@@ -157,6 +171,7 @@ def map_graph(graph: Graph, chip: ChipFile) -> Mapping:
         hi_arr[s.core] = offsets[s.population] + s.hi
     utilisation = {
         "neurons": neurons,
+        "memory_bytes": state + np.array(syn_bytes, np.float64),
         "neuron_state_bytes": state,
         "synapse_memory_bytes": np.array(syn_bytes, np.float64),
         "fan_in": np.array(fan_in, np.int64),

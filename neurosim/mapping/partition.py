@@ -1,8 +1,9 @@
 """Partition populations into core-sized slices under every capacity limit of a core.
 
 Slices are contiguous ranges of a population's neurons. A slice grows neuron by neuron
-while it stays within the core's neuron count, neuron-state memory, synapse memory and
-fan-in (distinct source neurons); shared conv kernels are charged once per slice.
+while it stays within the core's neuron count, neuron-state memory, synapse memory, their
+shared total memory and fan-in (distinct source neurons); shared conv kernels are charged
+once per slice.
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ import numpy as np
 
 from neurosim.graph.graph import Conv2d, Dense, Graph
 
-LIMIT_NAMES = ("neurons", "neuron_state_bytes", "synapse_memory_bytes", "fan_in", "fan_out")
+LIMIT_NAMES = ("neurons", "memory_bytes", "neuron_state_bytes", "synapse_memory_bytes", "fan_in", "fan_out")
+# indices into LIMIT_NAMES of the errors `_greedy` reports
+_STATE, _SYNAPSES, _FAN_IN, _MEMORY = (LIMIT_NAMES.index(n) for n in
+                                       ("neuron_state_bytes", "synapse_memory_bytes", "fan_in", "memory_bytes"))
 
 
 @dataclass
@@ -63,11 +67,11 @@ def incoming(graph: Graph, target: str, offsets: dict[str, int], dense_bytes: fl
 
 @nb.njit(cache=True)
 def _greedy(ptr, src, cost, key, key_cost, n_sources, max_neurons, state_bytes, max_state_bytes,
-            max_syn_bytes, max_fan_in):
+            max_syn_bytes, max_memory_bytes, max_fan_in):
     """Slice one population; returns (starts, synapse bytes, fan-in) per slice and an error.
 
-    The error is (neuron, limit index, amount) when one neuron alone exceeds a core's limit,
-    else (-1, 0, 0).
+    The error is (neuron, index in LIMIT_NAMES, amount) when one neuron alone exceeds a
+    core's limit, else (-1, 0, 0).
     """
     size = ptr.shape[0] - 1
     src_mark = np.full(n_sources, -1, np.int64)    # the slice that already counts this source
@@ -96,7 +100,8 @@ def _greedy(ptr, src, cost, key, key_cost, n_sources, max_neurons, state_bytes, 
             else:
                 add_bytes += cost[k]
         if (n + 1 <= max_neurons and (n + 1) * state_bytes <= max_state_bytes
-                and syn_bytes + add_bytes <= max_syn_bytes and fan_in + add_fan_in <= max_fan_in):
+                and syn_bytes + add_bytes <= max_syn_bytes and fan_in + add_fan_in <= max_fan_in
+                and (n + 1) * state_bytes + syn_bytes + add_bytes <= max_memory_bytes):
             n += 1
             syn_bytes += add_bytes
             fan_in += add_fan_in
@@ -107,10 +112,12 @@ def _greedy(ptr, src, cost, key, key_cost, n_sources, max_neurons, state_bytes, 
             j += 1
         elif n == 0:
             if state_bytes > max_state_bytes:
-                return starts, syn_out, fan_out, (j, 1, state_bytes)
+                return starts, syn_out, fan_out, (j, _STATE, state_bytes)
             if add_bytes > max_syn_bytes:
-                return starts, syn_out, fan_out, (j, 2, int(np.ceil(add_bytes)))
-            return starts, syn_out, fan_out, (j, 3, add_fan_in)
+                return starts, syn_out, fan_out, (j, _SYNAPSES, int(np.ceil(add_bytes)))
+            if add_fan_in > max_fan_in:
+                return starts, syn_out, fan_out, (j, _FAN_IN, add_fan_in)
+            return starts, syn_out, fan_out, (j, _MEMORY, int(np.ceil(state_bytes + add_bytes)))
         else:
             syn_out.append(syn_bytes)
             fan_out.append(fan_in)
@@ -123,10 +130,10 @@ def _greedy(ptr, src, cost, key, key_cost, n_sources, max_neurons, state_bytes, 
 
 
 def slice_population(inc: Incoming, n_sources: int, max_neurons: int, state_bytes: int, max_state_bytes: int,
-                     max_syn_bytes: float, max_fan_in: int):
+                     max_syn_bytes: float, max_memory_bytes: float, max_fan_in: int):
     """Numba greedy slicing; returns (starts, synapse bytes, fan-in) arrays and an error tuple."""
     starts, syn, fan, err = _greedy(inc.ptr, inc.src, inc.cost, inc.key,
                                     inc.key_cost if inc.key_cost.size else np.zeros(1),
                                     n_sources, max_neurons, state_bytes, max_state_bytes,
-                                    float(max_syn_bytes), max_fan_in)
+                                    float(max_syn_bytes), float(max_memory_bytes), max_fan_in)
     return np.array(starts, np.int64), np.array(syn, np.float64), np.array(fan, np.int64), err

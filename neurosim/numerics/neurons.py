@@ -306,6 +306,17 @@ def build_state(kind: NeuronKind, params: dict[str, Any], size: int, *, file: st
                         line=lines.find(prefix) if lines is not None else None) from None
 
 
+def check_populations(graph) -> None:
+    """Check every population of a `Graph`: a known neuron kind and valid parameters, or a
+    `UserError` naming the model file, line and field."""
+    lines = graph.lines
+    for name, pop in graph.populations.items():
+        kind = kind_of(pop.kind, file=graph.source_file, field=f"populations.{name}.kind",
+                       line=lines.find(("populations", name, "kind")) if lines is not None else None)
+        build_state(kind, pop.params, pop.size, file=graph.source_file, prefix=("populations", name, "params"),
+                    lines=lines)
+
+
 def run_step(kind: NeuronKind, acc: np.ndarray, payload: np.ndarray, ns: NeuronState,
              reference: bool = False) -> int:
     """One timestep of one population (numba kernel, or the numpy reference)."""

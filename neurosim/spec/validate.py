@@ -54,6 +54,19 @@ def _expected(err: dict[str, Any]) -> str:
     return err["msg"]
 
 
+def _data_path(loc: tuple, data: Any) -> tuple:
+    """The error's location as a path of keys in the data: pydantic puts a tagged union's
+    tag into ``loc`` (``core_kinds.neurocore.neurocore.limits``); it is no key, so drop it."""
+    path, node = [], data
+    for i, p in enumerate(loc):
+        if isinstance(node, dict) and p not in node and i < len(loc) - 1:
+            continue
+        path.append(p)
+        node = node.get(p) if isinstance(node, dict) else (
+            node[p] if isinstance(node, list) and isinstance(p, int) and 0 <= p < len(node) else None)
+    return tuple(path)
+
+
 def _found(err: dict[str, Any]) -> str:
     if err["type"] in ("missing", "extra_forbidden"):
         return ""
@@ -71,12 +84,21 @@ def validate(model: type[M], data: Any, *, file: str, lines: LineMap | None = No
         return model.model_validate(data)
     except ValidationError as exc:
         err = exc.errors(include_url=False)[0]
-        loc = prefix + tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        loc = _data_path(loc, data)
+        if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            loc += (str((err.get("ctx") or {}).get("discriminator", "")).strip("'"),)
+        loc = prefix + loc
         field = ".".join(str(p) for p in loc) or "(top level)"
         line = lines.find(loc) if lines is not None else None
         if err["type"] == "extra_forbidden":
             message = "unknown field"
         elif err["type"] == "missing":
+            message = "missing, expected a value (the field is required)"
+        elif err["type"] == "union_tag_invalid":
+            ctx = err["ctx"]
+            message = f"expected one of {ctx['expected_tags']}, found {ctx['tag']!r}"
+        elif err["type"] == "union_tag_not_found":
             message = "missing, expected a value (the field is required)"
         elif err["type"] == "value_error":
             message = _expected(err).removeprefix("Value error, ")

@@ -1,0 +1,105 @@
+"""The HDF5 trace: a complete file or none, read back as written."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+
+from helpers import scenario_dict
+from neurosim.errors import UserError
+from neurosim.traces.trace import read_trace, write_trace
+
+META = {"neurosim_version": "0.1.0", "scenario_yaml": "name: t\n", "seed": 3, "missing": None}
+SUMMARY = {"accuracy": 0.5, "matches_reference": True, "cores_used": 2}
+
+
+def _groups():
+    rng = np.random.default_rng(0)
+    return {
+        "steps": {"latency_ns": rng.random(7), "events": np.arange(7), "@attrs": {"bound_codes": "0: a, 1: b"}},
+        "cores": {"synops": rng.integers(0, 100, (300, 20)), "utilisation": {"neurons": rng.random(20)},
+                  "population": np.array(["hid", "out"])},
+        "layers": {"names": np.array(["inp", "hid"]), "events": rng.integers(0, 5, (7, 2))},
+        "samples": {"prediction": np.array([1, 2]), "label": np.array([1, 3])},
+        "spikes": {"hid": {"timestamps": np.array([0.0, 1.0]), "node_ids": np.array([4, 2]),
+                           "@attrs": {"sorting": "by_time"}}},
+    }
+
+
+def test_round_trip(tmp_path):
+    """Attributes, datasets, nested groups, strings and group attributes come back unchanged."""
+    groups = _groups()
+    path = write_trace(tmp_path / "sub" / "run.h5", META, SUMMARY, groups)
+    assert path == tmp_path / "sub" / "run.h5" and path.is_file()
+    trace = read_trace(path)
+    assert trace.meta == {**META, "missing": "none"}
+    assert trace.summary == SUMMARY and type(trace.summary["matches_reference"]) is bool
+    for name, content in groups.items():
+        for key, value in content.items():
+            if key == "@attrs":
+                assert trace.attrs[name] == value
+            elif isinstance(value, dict):
+                for k, v in value.items():
+                    if k != "@attrs":
+                        np.testing.assert_array_equal(trace[name][key][k], v)
+            else:
+                np.testing.assert_array_equal(trace[name][key], value)
+    assert trace["layers"]["names"].tolist() == ["inp", "hid"]
+    with h5py.File(path) as h5:
+        assert h5["cores/synops"].compression == "gzip"       # large 2D datasets are compressed
+
+
+def test_failed_write_leaves_nothing(tmp_path):
+    """An exception while writing leaves neither the trace nor its .partial file."""
+    groups = _groups()
+    groups["samples"]["bad"] = np.array([object(), object()])     # h5py cannot store Python objects
+    target = tmp_path / "run.h5"
+    with pytest.raises(TypeError):
+        write_trace(target, META, SUMMARY, groups)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failed_write_keeps_an_older_trace(tmp_path):
+    """A failed write over an existing trace leaves the old one intact."""
+    target = write_trace(tmp_path / "run.h5", META, SUMMARY, _groups())
+    before = target.read_bytes()
+    with pytest.raises(KeyboardInterrupt):
+        class Interrupt(dict):
+            def items(self):
+                raise KeyboardInterrupt
+        write_trace(target, META, Interrupt(), _groups())
+    assert target.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.h5"]
+
+
+def test_read_rejects_missing_foreign_and_truncated_files(tmp_path):
+    with pytest.raises(UserError, match="trace file not found"):
+        read_trace(tmp_path / "none.h5")
+    foreign = tmp_path / "foreign.h5"
+    with h5py.File(foreign, "w") as h5:
+        h5["x"] = np.arange(3)
+    with pytest.raises(UserError, match="not a neurosim trace"):
+        read_trace(foreign)
+    good = write_trace(tmp_path / "good.h5", META, SUMMARY, _groups())
+    truncated = tmp_path / "truncated.h5"
+    truncated.write_bytes(good.read_bytes()[:2000])
+    with pytest.raises(UserError) as err:
+        read_trace(truncated)
+    assert err.value.file == str(truncated)
+
+
+def test_run_summary_attribute_names(tmp_path, tiny_model, fake_dataset):
+    """A run's /summary holds the figures users ask for, with their units in the names."""
+    from neurosim.runner import run
+
+    result = run(scenario_dict(tiny_model), out_dir=tmp_path / "traces")
+    summary = read_trace(result.trace_path).summary
+    for name in ("accuracy", "energy_per_inference_j", "latency_per_inference_s", "mean_sparsity", "cores_used",
+                 "chips_used", "timesteps", "wall_time_s", "matches_reference", "reference_accuracy"):
+        assert name in summary, name
+    assert summary == pytest.approx(result.summary)
+    assert 0 <= summary["accuracy"] <= 1 and 0 <= summary["mean_sparsity"] <= 1
+    assert summary["energy_per_inference_j"] > 0 and summary["latency_per_inference_s"] > 0
+    assert (summary["cores_used"], summary["chips_used"], summary["timesteps"]) == (2, 1, 5)
+    assert [p.name for p in (tmp_path / "traces").iterdir()] == [result.trace_path.name]
