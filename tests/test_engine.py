@@ -204,3 +204,23 @@ def test_synapse_unit_queues_messages():
     last_emit = n * costs.t_update_ns + n * costs.t_message_ns
     assert c.synapse_done_ns[dst] >= n * 50 * costs.t_synop_ns
     assert c.synapse_done_ns[dst] >= last_emit + costs.axon_latency_ns.min() + 50 * costs.t_synop_ns
+
+
+@pytest.mark.parametrize("case", ["random", "ties", "bunched", "sorted", "reversed", "one"])
+def test_arrival_order_is_a_stable_argsort(case):
+    """The synapse unit's linear-time ordering equals a stable argsort, ties in order sent."""
+    from neurosim.engine.kernels import arrival_order
+
+    rng = np.random.default_rng(7)
+    n = 3000
+    arrival = {
+        "random": rng.uniform(0, 1e4, n),
+        "ties": rng.integers(0, 20, n).astype(np.float64) * 2.1,
+        "bunched": np.concatenate([rng.uniform(0, 1e-9, n - 2), [0.0, 1e6]]),
+        "sorted": np.sort(rng.uniform(0, 50, n)),
+        "reversed": np.sort(rng.uniform(0, 50, n))[::-1].copy(),
+        "one": np.array([3.0]),
+    }[case]
+    order = np.zeros(len(arrival), np.int64)
+    arrival_order(arrival, order, np.zeros(2 * len(arrival) + 257, np.int64))
+    np.testing.assert_array_equal(order, np.argsort(arrival, kind="stable"))

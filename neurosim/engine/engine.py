@@ -17,9 +17,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba as nb
 import numpy as np
 
-from neurosim.engine.kernels import apply_messages, emission_times, find_events, route_messages
+from neurosim.engine.kernels import (MIXED_EXP, Network, count_sent, deliver, emission_times, find_events,
+                                     split_events)
 from neurosim.graph.graph import Graph
 from neurosim.mapping.mapper import Mapping
 from neurosim.numerics.neurons import KINDS, NeuronState, build_state, run_step
@@ -27,14 +29,26 @@ from neurosim.numerics.neurons import KINDS, NeuronState, build_state, run_step
 
 @dataclass(frozen=True)
 class TimingCosts:
-    """Per-operation times (ns) and per-axon path costs, from the chip's core kind."""
+    """Per-operation times (ns) and path costs, from the chip's core kind.
+
+    Axons share a few distinct paths (hop and link counts); each axon names its path.
+    """
 
     t_update_ns: float
     t_message_ns: float
     t_synop_ns: float
     host_message_ns: float
-    axon_latency_ns: np.ndarray
-    axon_energy_pj: np.ndarray
+    path_latency_ns: np.ndarray     # [n_paths]
+    path_energy_pj: np.ndarray      # [n_paths]
+    axon_path: np.ndarray           # int32 [n_axons]
+
+    @property
+    def axon_latency_ns(self) -> np.ndarray:
+        return self.path_latency_ns[self.axon_path]
+
+    @property
+    def axon_energy_pj(self) -> np.ndarray:
+        return self.path_energy_pj[self.axon_path]
 
 
 @dataclass
@@ -54,6 +68,60 @@ class StepCounters:
     overflow: int                # saturated or wrapped values in neuron updates
 
 
+def per_neuron_sum(axon_ptr: np.ndarray, per_axon: np.ndarray) -> np.ndarray:
+    """Each source neuron's sum of an integer per-axon quantity."""
+    total = np.concatenate([[0], np.cumsum(per_axon, dtype=np.int64)])
+    return total[axon_ptr[1:]] - total[axon_ptr[:-1]]
+
+
+def holds_within_neurons(axon_ptr: np.ndarray, pair_ok: np.ndarray) -> np.ndarray:
+    """Per source neuron, whether ``pair_ok`` (one entry per two consecutive axons) holds for
+    every two consecutive axons of its own."""
+    bad = np.concatenate([[0], np.cumsum(~pair_ok, dtype=np.int64), [np.count_nonzero(~pair_ok)]])
+    first, last = axon_ptr[:-1], np.maximum(axon_ptr[1:] - 1, axon_ptr[:-1])
+    return bad[last] - bad[first] == 0
+
+
+def narrow_int(values: np.ndarray) -> type:
+    """The narrowest of uint16 and int32 that holds ``values``."""
+    fits = values.size == 0 or (values.min() >= 0 and values.max() <= np.iinfo(np.uint16).max)
+    return np.uint16 if fits else np.int32
+
+
+def balanced_ranges(load: np.ndarray, n_ranges: int) -> np.ndarray:
+    """Bounds of ``n_ranges`` consecutive ranges of cores with about equal sums of ``load``."""
+    total = np.concatenate([[0], np.cumsum(load)])
+    cuts = np.searchsorted(total, total[-1] * np.arange(1, n_ranges) / n_ranges)
+    return np.concatenate([[0], cuts, [len(load)]]).astype(np.int64)
+
+
+def network_of(mapping: Mapping, costs: TimingCosts) -> tuple[Network, np.ndarray]:
+    """The kernels' view of a mapping: its routes, per-neuron sums over axons, and costs.
+
+    What delivery reads of each axon (destination core, path, synapse count) is laid side by
+    side in one record array, in the narrowest integers that hold it: one stretch of memory
+    per neuron instead of three, and fewer bytes to fetch. Returns the network and that array.
+    """
+    r = mapping.routes
+    assert np.all(holds_within_neurons(r.axon_ptr, np.diff(r.axon_core) >= 0)), \
+        "each neuron's axons are sorted by destination core"
+    columns = {"core": r.axon_core, "path": costs.axon_path, "synapses": np.diff(r.axon_syn_ptr)}
+    axons = np.zeros(r.n_axons, np.dtype([(k, narrow_int(v)) for k, v in columns.items()]))
+    for k, v in columns.items():
+        axons[k] = v
+    first_exp = r.axon_exp[np.minimum(r.axon_ptr[:-1], max(r.n_axons - 1, 0))] if r.n_axons else 0
+    one_exp = holds_within_neurons(r.axon_ptr, np.diff(r.axon_exp) == 0)
+    net = Network(
+        core_of=mapping.core_of, core_lo=mapping.core_neuron_lo, axon_ptr=r.axon_ptr,
+        neuron_exp=np.where(one_exp, first_exp, MIXED_EXP).astype(np.int64),
+        neuron_hops=per_neuron_sum(r.axon_ptr, r.hops_ew + r.hops_ns), neuron_links=per_neuron_sum(r.axon_ptr, r.links),
+        axon_core=axons["core"], axon_path=axons["path"], axon_synapses=axons["synapses"], axon_exp=r.axon_exp,
+        axon_syn_ptr=r.axon_syn_ptr, syn_target=r.syn_target, syn_weight=r.syn_weight,
+        path_latency_ns=costs.path_latency_ns, path_energy_pj=costs.path_energy_pj, t_update_ns=costs.t_update_ns,
+        t_message_ns=costs.t_message_ns, host_message_ns=costs.host_message_ns, t_synop_ns=costs.t_synop_ns)
+    return net, axons
+
+
 class Engine:
     """Owns the state arrays of a mapped graph and advances them one timestep at a time."""
 
@@ -65,8 +133,6 @@ class Engine:
         n = mapping.n_neurons
         self.acc = np.zeros(n, np.int64)
         self.payload = np.zeros(n, np.int64)
-        self._events = np.zeros(n, np.int64)
-        self._t_emit = np.zeros(n, np.float64)
         self.pops: list[tuple[str, int, int, object, NeuronState]] = []
         for name, pop in graph.populations.items():
             lo = mapping.offsets[name]
@@ -74,17 +140,21 @@ class Engine:
             state = build_state(kind, pop.params, pop.size, file=graph.source_file,
                                 prefix=("populations", name, "params"), lines=graph.lines)
             self.pops.append((name, lo, lo + pop.size, kind, state))
-        n_cores = mapping.n_cores
-        self.n_cores = n_cores
-        self._bucket_ptr = np.zeros(n_cores + 1, np.int64)
-        cap = 1024
-        self._msg_axon = np.zeros(cap, np.int64)
-        self._msg_payload = np.zeros(cap, np.int64)
-        self._msg_arrival = np.zeros(cap, np.float64)
+        self.n_cores = mapping.n_cores
+        self._net, self._axons = network_of(mapping, costs)
         self._neurons_per_core = (mapping.core_neuron_hi - mapping.core_neuron_lo).astype(np.float64)
-        r = mapping.routes
-        self._axon_hops = (r.hops_ew + r.hops_ns).astype(np.int64)
-        self._axon_links = r.links.astype(np.int64)
+        self._events = np.zeros(n, np.int64)
+        self._t_emit = np.zeros(n, np.float64)
+        # One part of the work per thread: events split by source for the counters, cores for
+        # delivery. A step's cores are split by the previous step's messages (only speed depends on it).
+        self._n_parts = nb.get_num_threads()
+        self._chunk_bounds = np.zeros(self._n_parts + 1, np.int64)
+        self._core_bounds = balanced_ranges(np.bincount(mapping.routes.axon_core, minlength=self.n_cores),
+                                            self._n_parts)
+        self._axon_split = np.zeros((self._n_parts + 1, n), np.int64)
+        self._syn_split = np.zeros((self._n_parts + 1, n), np.int64)
+        # Each step's messages, bucketed by destination core: arrival time and synapse count.
+        self._messages = np.zeros(0, np.dtype([("arrival", np.float64), ("synapses", self._axons.dtype["synapses"])]))
 
     def reset(self) -> None:
         """Every neuron back to its initial state; no input pending."""
@@ -103,11 +173,9 @@ class Engine:
         self.state_of(population)["values"][:] = values
 
     def _ensure_capacity(self, n_messages: int) -> None:
-        if n_messages > len(self._msg_axon):
-            cap = max(n_messages, 2 * len(self._msg_axon))
-            self._msg_axon = np.zeros(cap, np.int64)
-            self._msg_payload = np.zeros(cap, np.int64)
-            self._msg_arrival = np.zeros(cap, np.float64)
+        if n_messages > len(self._messages):
+            cap = max(n_messages, 2 * len(self._messages), 1024)
+            self._messages = np.zeros(cap, self._messages.dtype)
 
     def step(self) -> StepCounters:
         overflow = 0
@@ -116,30 +184,33 @@ class Engine:
         return self._deliver(overflow)
 
     def _deliver(self, overflow: int) -> StepCounters:
-        m, r, c = self.mapping, self.mapping.routes, self.costs
-        n_cores = self.n_cores
+        net, n_cores = self._net, self.n_cores
         n_events = find_events(self.payload, self._events)
         events = self._events
         msgs_before = np.zeros(n_cores + 1, np.int64)
-        emission_times(events, n_events, m.core_of, m.core_neuron_lo, c.t_update_ns, c.t_message_ns,
-                       c.host_message_ns, r.axon_ptr, self._t_emit, msgs_before)
-        self._ensure_capacity(int(msgs_before.sum()))
-        spikes = np.bincount(np.where(m.core_of[events[:n_events]] < 0, n_cores, m.core_of[events[:n_events]]),
-                             minlength=n_cores + 1).astype(np.int64)
+        emission_times(net, events, n_events, self._t_emit, msgs_before)
+        source = net.core_of[events[:n_events]]
+        spikes = np.bincount(np.where(source < 0, n_cores, source), minlength=n_cores + 1).astype(np.int64)
+
         msgs_out = np.zeros(n_cores + 1, np.int64)
         hops = np.zeros(n_cores + 1, np.int64)
         links = np.zeros(n_cores + 1, np.int64)
         network_pj = np.zeros(n_cores + 1, np.float64)
-        route_messages(events, n_events, self._t_emit, self.payload, m.core_of, r.axon_ptr, r.axon_core,
-                       c.axon_latency_ns, c.axon_energy_pj, self._axon_hops, self._axon_links, c.t_message_ns,
-                       c.host_message_ns, msgs_out, hops, links, network_pj, self._bucket_ptr, self._msg_axon,
-                       self._msg_payload, self._msg_arrival)
+        msgs_to = np.zeros((self._n_parts, n_cores), np.int64)
+        split_events(net, events, n_events, self._chunk_bounds)
+        count_sent(net, events, self._chunk_bounds, self._core_bounds, msgs_out, hops, links, network_pj, msgs_to,
+                   self._axon_split, self._syn_split)
+
+        msgs_in = msgs_to.sum(axis=0)
+        bucket_ptr = np.zeros(n_cores + 1, np.int64)
+        np.cumsum(msgs_in, out=bucket_ptr[1:])
+        self._ensure_capacity(int(bucket_ptr[-1]))
         synops = np.zeros(n_cores, np.int64)
-        msgs_in = np.zeros(n_cores, np.int64)
         synapse_done = np.zeros(n_cores, np.float64)
-        apply_messages(self._bucket_ptr, self._msg_axon, self._msg_payload, self._msg_arrival, r.axon_exp,
-                       r.axon_syn_ptr, r.syn_target, r.syn_weight, self.acc, c.t_synop_ns, self.per_message,
-                       synops, msgs_in, synapse_done)
-        neuron_done = self._neurons_per_core * c.t_update_ns + msgs_out[:n_cores] * c.t_message_ns
+        deliver(net, events, n_events, self._core_bounds, self._axon_split, self._syn_split, self._t_emit,
+                self.payload, self.per_message, bucket_ptr, self.acc, synops, synapse_done,
+                self._messages["arrival"], self._messages["synapses"])
+        self._core_bounds = balanced_ranges(msgs_in, self._n_parts)
+        neuron_done = self._neurons_per_core * net.t_update_ns + msgs_out[:n_cores] * net.t_message_ns
         return StepCounters(n_events, synops, msgs_in, spikes, msgs_out, hops, links, network_pj,
                             neuron_done, synapse_done, overflow)

@@ -1,20 +1,96 @@
 """The event kernels: send each event's messages, apply synapses, time the synapse units.
 
-One timestep's traffic is handled in two passes:
+One timestep's traffic is handled in passes over flat arrays:
 
-1. ``route_messages`` (serial, in event order): every event sends one message per output
-   axon; the message is counted at its source (messages, hops, network energy), given an
-   arrival time (emission + path latency) and put in its destination core's bucket.
-2. ``apply_messages`` (parallel over destination cores): each core applies its messages'
-   synapses to its own neurons' accumulators (no two cores touch the same neuron), counts
-   synaptic ops, and times its synapse unit as a first-in first-out server: messages are
-   served in arrival order, each taking ``synapses * t_synop``.
+1. ``emission_times`` (serial, in event order): when each event's first message leaves
+   its core.
+2. ``count_sent`` (parallel over chunks of events, cut between source cores by
+   ``split_events``): every source's messages, hops, link crossings and network energy,
+   summed in event order as a serial pass would, and each chunk's messages per destination.
+3. ``deliver`` (parallel over ranges of destination cores): every event's messages into
+   the range are delivered. A message applies its axon's synapses to the accumulators of
+   its core's neurons (each core's neurons belong to one range, so no two threads touch one
+   accumulator), counts its synaptic ops and, with per-message timing, is put in its core's
+   bucket with its arrival time (emission + path latency). Each core's synapse unit is then
+   timed as a first-in first-out server: messages are served in arrival order, ties in the
+   order they were sent, each taking ``synapses * t_synop``.
+
+Integer sums do not depend on their order, so the split over threads changes no result.
+Events are read in order, so each event's axons and synapses, stored per source neuron,
+are read as one stretch of memory; the next events' stretches are prefetched meanwhile.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numba as nb
 import numpy as np
+from llvmlite import ir
+from numba.core import cgutils, types
+from numba.extending import intrinsic
+
+CACHE_LINE_BYTES = 64
+PREFETCH_AHEAD = 2          # events: how far ahead their axons are asked for
+KEY_MAX = (1 << 16) - 1     # arrival_order's keys
+MIXED_EXP = -(1 << 62)      # a neuron's weight exponent when its axons have different ones
+MAX_INSERTION_MOVES = 8     # per message; beyond, a core's messages are merge-sorted instead
+
+
+class Network(NamedTuple):
+    """What the kernels read of a mapped graph and its costs; fixed for a run.
+
+    Neuron ``n``'s axons are ``axon_ptr[n]:axon_ptr[n+1]``, sorted by destination core;
+    axon ``a``'s synapses are ``axon_syn_ptr[a]:axon_syn_ptr[a+1]``, all on ``axon_core[a]``.
+    """
+
+    core_of: np.ndarray           # [n_neurons] its core, or -1 for the host
+    core_lo: np.ndarray           # [n_cores] first neuron of each core
+    axon_ptr: np.ndarray          # [n_neurons + 1]
+    neuron_exp: np.ndarray        # [n_neurons] weight exponent of all its axons, or MIXED_EXP
+    neuron_hops: np.ndarray       # [n_neurons] on-chip hops summed over its axons
+    neuron_links: np.ndarray      # [n_neurons] link crossings summed over its axons
+    axon_core: np.ndarray         # [n_axons] destination core
+    axon_path: np.ndarray         # [n_axons] index into path_latency_ns and path_energy_pj
+    axon_synapses: np.ndarray     # [n_axons] synapse count
+    axon_exp: np.ndarray          # [n_axons] weight exponent
+    axon_syn_ptr: np.ndarray      # [n_axons + 1]
+    syn_target: np.ndarray        # [n_synapses] global neuron index
+    syn_weight: np.ndarray        # [n_synapses] int8
+    path_latency_ns: np.ndarray   # [n_paths]
+    path_energy_pj: np.ndarray    # [n_paths]
+    t_update_ns: float
+    t_message_ns: float
+    host_message_ns: float
+    t_synop_ns: float
+
+
+@intrinsic
+def prefetch(typingctx, array, index):
+    """Ask the processor to start loading ``array[index]`` into its caches, without waiting."""
+    if not isinstance(array, types.Array) or array.ndim != 1 or not isinstance(index, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        array_type = signature.args[0]
+        view = context.make_array(array_type)(context, builder, args[0])
+        pointer = cgutils.get_item_pointer(context, builder, array_type, view, [args[1]])
+        pointer = builder.bitcast(pointer, ir.IntType(8).as_pointer())
+        i32 = ir.IntType(32)
+        llvm_prefetch = builder.module.declare_intrinsic(
+            "llvm.prefetch", [pointer.type], ir.FunctionType(ir.VoidType(), [pointer.type, i32, i32, i32]))
+        builder.call(llvm_prefetch, [pointer, i32(0), i32(3), i32(1)])   # read, keep in all caches, data
+        return context.get_dummy_value()
+
+    return types.void(array, index), codegen
+
+
+@nb.njit(cache=True, nogil=True)
+def prefetch_range(array, lo, hi):
+    """`prefetch` every cache line of ``array[lo:hi]``."""
+    step = max(1, CACHE_LINE_BYTES // max(abs(array.strides[0]), 1))    # numpy gives empty arrays stride 0
+    for i in range(lo, hi, step):
+        prefetch(array, i)
 
 
 @nb.njit(cache=True, nogil=True)
@@ -29,8 +105,7 @@ def find_events(payload, out):
 
 
 @nb.njit(cache=True, nogil=True)
-def emission_times(events, n_events, core_of, core_lo, t_update_ns, t_message_ns, host_message_ns,
-                   axon_ptr, t_emit, msgs_before):
+def emission_times(net, events, n_events, t_emit, msgs_before):
     """When each event's first message leaves its core.
 
     A core updates its neurons in order, ``t_update_ns`` each, and a spiking neuron then
@@ -41,80 +116,214 @@ def emission_times(events, n_events, core_of, core_lo, t_update_ns, t_message_ns
     host = msgs_before.shape[0] - 1
     for e in range(n_events):
         n = events[e]
-        c = core_of[n]
-        n_msgs = axon_ptr[n + 1] - axon_ptr[n]
+        c = net.core_of[n]
+        n_msgs = net.axon_ptr[n + 1] - net.axon_ptr[n]
         if c < 0:
-            t_emit[e] = msgs_before[host] * host_message_ns
+            t_emit[e] = msgs_before[host] * net.host_message_ns
             msgs_before[host] += n_msgs
         else:
-            t_emit[e] = (n - core_lo[c] + 1) * t_update_ns + msgs_before[c] * t_message_ns
+            t_emit[e] = (n - net.core_lo[c] + 1) * net.t_update_ns + msgs_before[c] * net.t_message_ns
             msgs_before[c] += n_msgs
 
 
 @nb.njit(cache=True, nogil=True)
-def route_messages(events, n_events, t_emit, payload, core_of, axon_ptr, axon_core, axon_latency_ns,
-                   axon_energy_pj, axon_hops, axon_links, t_message_ns, host_message_ns,
-                   msgs_out, hops_out, links_out, net_pj, bucket_ptr, msg_axon, msg_payload, msg_arrival):
-    """Count every message at its source and bucket it by destination core (see module doc)."""
-    n_cores = bucket_ptr.shape[0] - 1
-    host = msgs_out.shape[0] - 1
-    counts = np.zeros(n_cores + 1, np.int64)
+def split_events(net, events, n_events, bounds):
+    """Cut the events into ``len(bounds) - 1`` chunks of about equal message counts.
+
+    Chunk ``k`` is ``events[bounds[k]:bounds[k+1]]``; a cut is placed only where the source
+    core changes and not between the host's first and last event, so that one chunk holds
+    all events of a source. Chunks may be empty.
+    """
+    core_of, axon_ptr = net.core_of, net.axon_ptr
+    n_chunks = bounds.shape[0] - 1
+    total, first_host, last_host = 0, -1, -1
     for e in range(n_events):
-        n = events[e]
-        for a in range(axon_ptr[n], axon_ptr[n + 1]):
-            counts[axon_core[a] + 1] += 1
-    for c in range(n_cores):
-        counts[c + 1] += counts[c]
-    bucket_ptr[:] = counts
-    fill = counts[:-1].copy()
+        total += axon_ptr[events[e] + 1] - axon_ptr[events[e]]
+        if core_of[events[e]] < 0:
+            if first_host < 0:
+                first_host = e
+            last_host = e
+    bounds[:] = n_events
+    bounds[0] = 0
+    k, sent = 1, 0
     for e in range(n_events):
-        n = events[e]
-        src = core_of[n]
-        if src < 0:
-            src = host
-        step_ns = host_message_ns if src == host else t_message_ns
-        p = payload[n]
-        k = 0
-        for a in range(axon_ptr[n], axon_ptr[n + 1]):
+        if (k < n_chunks and sent * n_chunks >= total * k and core_of[events[e]] != core_of[events[e - 1]]
+                and not first_host < e <= last_host):
+            bounds[k] = e
             k += 1
-            msgs_out[src] += 1
-            hops_out[src] += axon_hops[a]
-            links_out[src] += axon_links[a]
-            net_pj[src] += axon_energy_pj[a]
-            m = fill[axon_core[a]]
-            fill[axon_core[a]] += 1
-            msg_axon[m] = a
-            msg_payload[m] = p
-            msg_arrival[m] = t_emit[e] + k * step_ns + axon_latency_ns[a]
-    return counts[n_cores]
+        sent += axon_ptr[events[e] + 1] - axon_ptr[events[e]]
 
 
 @nb.njit(cache=True, nogil=True, parallel=True)
-def apply_messages(bucket_ptr, msg_axon, msg_payload, msg_arrival, axon_exp, axon_syn_ptr, syn_target,
-                   syn_weight, acc, t_synop_ns, per_message, synops, msgs_in, synapse_done_ns):
-    """Apply each core's messages to its accumulators and time its synapse unit (see module doc)."""
-    n_cores = bucket_ptr.shape[0] - 1
-    for c in nb.prange(n_cores):
-        lo, hi = bucket_ptr[c], bucket_ptr[c + 1]
-        ops = 0
-        for m in range(lo, hi):
-            a = msg_axon[m]
-            p = msg_payload[m]
-            e = axon_exp[a]
-            for k in range(axon_syn_ptr[a], axon_syn_ptr[a + 1]):
-                x = np.int64(syn_weight[k]) * p
-                acc[syn_target[k]] += (x << e) if e >= 0 else (x >> -e)
-            ops += axon_syn_ptr[a + 1] - axon_syn_ptr[a]
-        synops[c] = ops
-        msgs_in[c] = hi - lo
-        if not per_message or hi == lo:
-            synapse_done_ns[c] = ops * t_synop_ns
+def count_sent(net, events, bounds, core_bounds, msgs_out, hops_out, links_out, net_pj, msgs_to, axon_split,
+               syn_split):
+    """Count every chunk's messages at their source, and in ``msgs_to[k, core]`` at their destination.
+
+    A neuron's hops and link crossings are summed over its axons beforehand; its network
+    energy is added axon by axon. As each event's axons go by, ``axon_split[j, e]`` is set
+    to the first of them into core ``core_bounds[j]`` or later, and ``syn_split[j, e]`` to
+    that axon's first synapse, for `deliver`.
+    """
+    axon_ptr, axon_core = net.axon_ptr, net.axon_core
+    host = msgs_out.shape[0] - 1
+    n_ranges = core_bounds.shape[0] - 1
+    for k in nb.prange(bounds.shape[0] - 1):
+        for e in range(bounds[k], bounds[k + 1]):
+            if e + PREFETCH_AHEAD < bounds[k + 1]:
+                ahead = events[e + PREFETCH_AHEAD]
+                prefetch_range(axon_core, axon_ptr[ahead], axon_ptr[ahead + 1])
+                prefetch(net.axon_syn_ptr, axon_ptr[ahead])
+            n = events[e]
+            src = net.core_of[n] if net.core_of[n] >= 0 else host
+            msgs_out[src] += axon_ptr[n + 1] - axon_ptr[n]
+            hops_out[src] += net.neuron_hops[n]
+            links_out[src] += net.neuron_links[n]
+            syn = net.axon_syn_ptr[axon_ptr[n]]
+            axon_split[0, e] = axon_ptr[n]
+            syn_split[0, e] = syn
+            j = 1
+            for a in range(axon_ptr[n], axon_ptr[n + 1]):
+                dst = axon_core[a]
+                while j < n_ranges and dst >= core_bounds[j]:
+                    axon_split[j, e] = a
+                    syn_split[j, e] = syn
+                    j += 1
+                net_pj[src] += net.path_energy_pj[net.axon_path[a]]
+                msgs_to[k, dst] += 1
+                syn += net.axon_synapses[a]
+            axon_split[j:, e] = axon_ptr[n + 1]
+            syn_split[j:, e] = syn
+
+
+@nb.njit(cache=True, nogil=True)
+def apply_synapses(net, lo, hi, payload, exp, acc):
+    """``acc[target] += shift(weight * payload, exp)`` over the synapses ``lo:hi``."""
+    for s in range(lo, hi):
+        x = np.int64(net.syn_weight[s]) * payload
+        acc[net.syn_target[s]] += (x << exp) if exp >= 0 else (x >> -exp)
+
+
+@nb.njit(cache=True, nogil=True)
+def deliver_to_range(net, k, events, n_events, core_bounds, axon_split, syn_split, t_emit, payload, per_message,
+                     bucket_ptr, acc, synops, msg_arrival, msg_synapses):
+    """Every event's messages into range ``k`` of cores: apply their synapses, count their
+    synaptic ops and, with ``per_message``, put them in their cores' buckets in sending order."""
+    c0 = core_bounds[k]
+    fill = bucket_ptr[c0:core_bounds[k + 1]].copy()
+    for e in range(n_events):
+        if e + PREFETCH_AHEAD < n_events:
+            prefetch_range(net.axon_core, axon_split[k, e + PREFETCH_AHEAD], axon_split[k + 1, e + PREFETCH_AHEAD])
+        if e + 1 < n_events:
+            prefetch_range(net.syn_target, syn_split[k, e + 1], syn_split[k + 1, e + 1])
+            prefetch_range(net.syn_weight, syn_split[k, e + 1], syn_split[k + 1, e + 1])
+        n = events[e]
+        a0, a1 = axon_split[k, e], axon_split[k + 1, e]
+        if a0 == a1:
             continue
-        order = np.argsort(msg_arrival[lo:hi])
-        t = 0.0
-        for r in range(hi - lo):
-            m = lo + order[r]
-            a = msg_axon[m]
+        p = payload[n]
+        if net.neuron_exp[n] != MIXED_EXP:
+            apply_synapses(net, syn_split[k, e], syn_split[k + 1, e], p, net.neuron_exp[n], acc)
+        else:
+            for a in range(a0, a1):
+                apply_synapses(net, net.axon_syn_ptr[a], net.axon_syn_ptr[a + 1], p, net.axon_exp[a], acc)
+        step_ns = net.host_message_ns if net.core_of[n] < 0 else net.t_message_ns
+        for a in range(a0, a1):
+            dst = net.axon_core[a]
+            synops[dst] += net.axon_synapses[a]
+            if per_message:
+                m = fill[dst - c0]
+                fill[dst - c0] += 1
+                sent = a - net.axon_ptr[n] + 1
+                msg_arrival[m] = t_emit[e] + sent * step_ns + net.path_latency_ns[net.axon_path[a]]
+                msg_synapses[m] = net.axon_synapses[a]
+
+
+@nb.njit(cache=True, nogil=True)
+def arrival_order(arrival, order, scratch):
+    """Write to ``order`` a stable argsort of ``arrival`` (ties keep their order), in linear time.
+
+    Each value gets a 16-bit key, its place on a linear scale from the smallest value to the
+    largest. Two stable counting-sort passes order the keys, by their low byte and then by
+    their high byte, and an insertion sort orders the values that share a key (few). Should
+    that take too many moves (values bunched on a few keys), a merge sort does it instead.
+    ``scratch`` holds at least ``2 * n + 257`` integers.
+    """
+    n = arrival.shape[0]
+    lo, hi = arrival[0], arrival[0]
+    for i in range(1, n):
+        lo = min(lo, arrival[i])
+        hi = max(hi, arrival[i])
+    if hi == lo:
+        for i in range(n):
+            order[i] = i
+        return
+    keys, by_low, counts = scratch[:n], scratch[n:2 * n], scratch[2 * n:2 * n + 257]
+    scale = KEY_MAX / (hi - lo)
+    for i in range(n):
+        keys[i] = min(int((arrival[i] - lo) * scale), KEY_MAX)    # monotonic in arrival
+    for shift, source, target in ((0, order, by_low), (8, by_low, order)):
+        counts[:] = 0
+        for i in range(n):
+            counts[((keys[i] >> shift) & 255) + 1] += 1
+        for b in range(1, 257):
+            counts[b] += counts[b - 1]
+        for j in range(n):
+            i = source[j] if shift else j
+            digit = (keys[i] >> shift) & 255
+            target[counts[digit]] = i
+            counts[digit] += 1
+    moves, max_moves = 0, MAX_INSERTION_MOVES * n
+    for i in range(1, n):
+        m = order[i]
+        j = i
+        while j > 0 and arrival[order[j - 1]] > arrival[m]:
+            order[j] = order[j - 1]
+            j -= 1
+        order[j] = m
+        moves += i - j
+        if moves > max_moves:
+            order[:n] = np.argsort(arrival, kind="mergesort")
+            return
+
+
+@nb.njit(cache=True, nogil=True)
+def synapse_unit_done_ns(msg_arrival, msg_synapses, t_synop_ns, order, scratch):
+    """When a synapse unit serving these messages first-in first-out, ``t_synop_ns`` per synapse, is done."""
+    t = 0.0
+    if msg_arrival.shape[0]:
+        arrival_order(msg_arrival, order, scratch)
+        for r in range(msg_arrival.shape[0]):
+            m = order[r]
             start = msg_arrival[m] if msg_arrival[m] > t else t
-            t = start + (axon_syn_ptr[a + 1] - axon_syn_ptr[a]) * t_synop_ns
-        synapse_done_ns[c] = t
+            t = start + msg_synapses[m] * t_synop_ns
+    return t
+
+
+@nb.njit(cache=True, nogil=True, parallel=True)
+def deliver(net, events, n_events, core_bounds, axon_split, syn_split, t_emit, payload, per_message, bucket_ptr, acc,
+            synops, synapse_done_ns, msg_arrival, msg_synapses):
+    """Deliver every event's messages to each range of cores and time their synapse units (see module doc).
+
+    Range ``k`` is the cores ``core_bounds[k]:core_bounds[k+1]``; event ``e``'s axons into it
+    are ``axon_split[k, e]:axon_split[k+1, e]`` and their synapses ``syn_split[k, e]:syn_split[k+1, e]``
+    (from `count_sent`). Core ``c``'s messages, their arrival times and synapse counts, go to
+    ``bucket_ptr[c]:bucket_ptr[c+1]``. A neuron whose axons share one weight exponent has its
+    synapses into a range applied in one sweep.
+    """
+    for k in nb.prange(core_bounds.shape[0] - 1):
+        deliver_to_range(net, k, events, n_events, core_bounds, axon_split, syn_split, t_emit, payload, per_message,
+                         bucket_ptr, acc, synops, msg_arrival, msg_synapses)
+        c0, c1 = core_bounds[k], core_bounds[k + 1]
+        if not per_message:
+            for c in range(c0, c1):
+                synapse_done_ns[c] = synops[c] * net.t_synop_ns
+            continue
+        longest = 0
+        for c in range(c0, c1):
+            longest = max(longest, bucket_ptr[c + 1] - bucket_ptr[c])
+        order = np.empty(longest, np.int64)
+        scratch = np.empty(2 * longest + 257, np.int64)
+        for c in range(c0, c1):
+            lo, hi = bucket_ptr[c], bucket_ptr[c + 1]
+            synapse_done_ns[c] = synapse_unit_done_ns(msg_arrival[lo:hi], msg_synapses[lo:hi], net.t_synop_ns,
+                                                      order, scratch)
