@@ -62,14 +62,17 @@ def run(scenario: str, out_dir: str, seed: int | None, no_progress: bool) -> Non
 
 
 @cli.command()
-@click.argument("trace")
-@click.option("--out", "out_dir", default=None, help="Directory for the PNGs (default: beside the trace).")
-def plot(trace: str, out_dir: str | None) -> None:
-    """Write the figures of TRACE as PNG files."""
+@click.argument("traces", nargs=-1, required=True)
+@click.option("--out", "out_dir", default=None,
+              help="Directory for the PNGs (default: a folder beside each trace, named after it).")
+def plot(traces: tuple[str, ...], out_dir: str | None) -> None:
+    """Write the figures of each TRACE as PNG files."""
     from neurosim.plots.figures import plot_trace
 
-    for path in plot_trace(trace, out_dir):
-        click.echo(str(path))
+    for trace in traces:
+        target = Path(out_dir) / Path(trace).stem if out_dir and len(traces) > 1 else out_dir
+        for path in plot_trace(trace, target):
+            click.echo(str(path))
 
 
 @cli.command()
