@@ -87,11 +87,16 @@ def scenario_report(path: Path) -> str:
     return "\n".join(lines)
 
 
-def describe(path_str: str) -> str:
+def _existing(path_str: str) -> tuple[Path, str]:
+    """The path and what it holds: a chip, a model or a scenario."""
     path = Path(path_str)
     if not path.exists():
         raise UserError("file not found", file=path_str)
-    kind = _kind_of_file(path)
+    return path, _kind_of_file(path)
+
+
+def describe(path_str: str) -> str:
+    path, kind = _existing(path_str)
     if kind == "chip":
         return chip_report(load_chip(path)[0])
     if kind == "model":
@@ -102,10 +107,7 @@ def describe(path_str: str) -> str:
 
 
 def validate_path(path_str: str) -> str:
-    path = Path(path_str)
-    if not path.exists():
-        raise UserError("file not found", file=path_str)
-    kind = _kind_of_file(path)
+    path, kind = _existing(path_str)
     if kind == "chip":
         load_chip(path)
     elif kind == "model":

@@ -19,7 +19,8 @@ from neurosim.graph.loader import load_model, resolve_model_dir
 from neurosim.mapping.mapper import Mapping, map_graph
 from neurosim.numerics.reference import Reference
 from neurosim.spec.chip import ChipFile, chip_from_dict, resolve_chip_path
-from neurosim.spec.scenario import ScenarioFile, apply_overrides, load_scenario, scenario_from_dict
+from neurosim.spec.scenario import (ScenarioFile, apply_overrides, load_scenario, override_path,
+                                    scenario_from_dict)
 from neurosim.spec.yamlio import LineMap, load_yaml
 from neurosim.system.system import sample_timeline, system_timing
 from neurosim.traces.trace import write_trace
@@ -66,18 +67,10 @@ def _resolve(resolver: Callable[[str, Path | None], Path], name: str, bases: lis
         except UserError:
             continue
     places = ", ".join(dict.fromkeys(str(b) for b in bases))
-    expected = "a YAML file or a name in chips/" if what == "chip" else "a folder holding model.yaml or a name in models/"
+    expected = ("a YAML file or a name in chips/" if what == "chip"
+                else "a folder holding model.yaml or a name in models/")
     raise UserError(f"{what} {name!r} not found (looked under {places}), expected {expected}", file=scenario_file,
                     field=what, line=lines.find((what,)) if lines is not None else None)
-
-
-def _override_path(dotted: str, chip_data: dict) -> tuple:
-    """The chip-file key path an override addresses (``core.`` is the chip's core kind)."""
-    parts = tuple(str(dotted).split("."))
-    if parts[0] == "core":
-        kind = chip_data.get("chip", {}).get("core_kind") if isinstance(chip_data.get("chip"), dict) else None
-        return ("core_kinds", str(kind)) + parts[1:]
-    return parts
 
 
 def load_chip_with_overrides(path: Path, overrides: dict[str, Any], scenario_file: str,
@@ -94,7 +87,7 @@ def load_chip_with_overrides(path: Path, overrides: dict[str, Any], scenario_fil
         return chip_from_dict(patched, file=str(path)), text
     except UserError as err:
         for dotted in overrides:
-            if err.field and ".".join(_override_path(dotted, data)).startswith(err.field):
+            if err.field and ".".join(override_path(dotted, data)).startswith(err.field):
                 raise UserError(err.message, file=scenario_file, field=f"overrides.{dotted}",
                                 line=lines.find(("overrides", dotted)) if lines is not None else None) from None
         raise UserError(f"{err.message} (after the overrides in {scenario_file})", file=err.file,
@@ -207,8 +200,7 @@ def run(scenario: str | Path | dict, *, out_dir: str | Path | None = None, seed:
     record_cores = spec.record.cores
     cores = {k: np.zeros((n_steps if record_cores else 0, n_cores), dt) for k, dt in
              (("synops", np.int64), ("spikes", np.int64), ("messages_out", np.int64), ("hops", np.int64),
-              ("busy_ns", np.float64),
-              ("energy_pj", np.float64))}
+              ("busy_ns", np.float64), ("energy_pj", np.float64))}
     layer_events = np.zeros((n_steps, len(pops)), np.int64)
     chip_busy = np.zeros((n_steps, len(used_chips)))
     predictions = np.zeros(n_samples, np.int64)
@@ -293,7 +285,8 @@ def run(scenario: str | Path | dict, *, out_dir: str | Path | None = None, seed:
         **reference,
         "energy_per_inference_j": float(sample_energy_pj.mean() * 1e-12),
         "latency_per_inference_s": float(sample_latency_ns.mean() * 1e-9),
-        **{f"energy_{k}_per_inference_j": float(energy[k].sum() / n_samples * 1e-12) for k in ("synapse", "neuron", "network")},
+        **{f"energy_{k}_per_inference_j": float(energy[k].sum() / n_samples * 1e-12)
+           for k in ("synapse", "neuron", "network")},
         "energy_static_per_inference_j": float((energy["static"].sum() / n_samples + readout_static_pj) * 1e-12),
         "mean_sparsity": float(1.0 - activity),
         "cores_used": int(n_cores),
@@ -316,7 +309,8 @@ def run(scenario: str | Path | dict, *, out_dir: str | Path | None = None, seed:
     util = mapping.utilisation
     population_of_core = np.array([s.population for s in mapping.slices if s.core >= 0])
     groups: dict[str, dict[str, Any]] = {
-        "steps": {**steps, "time_ns": time_ns, "latency_ns": latency_ns, **{f"energy_{k}_pj": v for k, v in energy.items()},
+        "steps": {**steps, "time_ns": time_ns, "latency_ns": latency_ns,
+                  **{f"energy_{k}_pj": v for k, v in energy.items()},
                   "@attrs": {"bound_codes": "0: neuron unit, 1: synapse unit"}},
         "cores": {**cores, "chip": mapping.core_chip, "x": mapping.core_x, "y": mapping.core_y,
                   "neurons": neurons_per_core.astype(np.int64),

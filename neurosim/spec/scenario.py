@@ -73,16 +73,22 @@ def load_scenario(path: str | Path) -> tuple[ScenarioFile, str, LineMap]:
 SECTIONS = {"system": ("system",), "chip": ("chip",)}
 
 
+def override_path(dotted: str, chip_data: dict) -> list[str]:
+    """The chip-file key path an override addresses (``core.`` is the chip's core kind)."""
+    parts = str(dotted).split(".")
+    if parts[0] == "core":
+        kind = chip_data.get("chip", {}).get("core_kind") if isinstance(chip_data.get("chip"), dict) else None
+        return ["core_kinds", str(kind)] + parts[1:]
+    return parts
+
+
 def apply_overrides(chip_data: dict, overrides: dict[str, Any], *, file: str, lines: LineMap | None) -> dict:
     """Replace chip fields named by dotted paths; an unknown path is an error in the scenario."""
     data = copy.deepcopy(chip_data)
     for dotted, value in overrides.items():
-        parts = str(dotted).split(".")
+        parts = override_path(dotted, data)
         where = lines.find(("overrides", dotted)) if lines is not None else None
-        if parts[0] == "core":
-            kind = data.get("chip", {}).get("core_kind") if isinstance(data.get("chip"), dict) else None
-            parts = ["core_kinds", str(kind)] + parts[1:]
-        elif parts[0] not in SECTIONS:
+        if str(dotted).split(".")[0] not in ("core", *SECTIONS):
             raise UserError("expected a path starting with system., chip. or core.", file=file, line=where,
                             field=f"overrides.{dotted}")
         node = data
