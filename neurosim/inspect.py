@@ -8,6 +8,7 @@ from neurosim.errors import UserError
 from neurosim.graph.graph import Graph
 from neurosim.graph.loader import load_model
 from neurosim.mapping.mapper import utilisation_table
+from neurosim.mapping.partition import LIMIT_NAMES
 from neurosim.numerics.neurons import check_populations
 from neurosim.spec.chip import ChipFile, load_chip
 from neurosim.spec.yamlio import load_yaml
@@ -24,7 +25,7 @@ def _kind_of_file(path: Path) -> str:
     if path.is_dir():
         return "model"
     data, _, _ = load_yaml(path)
-    if isinstance(data, dict) and "core_kinds" in data:
+    if isinstance(data, dict) and ("core_kinds" in data or "base" in data):
         return "chip"
     if isinstance(data, dict) and "populations" in data:
         return "model"
@@ -49,19 +50,24 @@ def chip_report(chip: ChipFile) -> str:
         "",
         f"capacity per {chip.chip.core_kind} core         per chip            per system",
     ]
-    for name in ("neurons", "memory_bytes", "neuron_state_bytes", "synapse_memory_bytes", "fan_in", "fan_out"):
+    for name in LIMIT_NAMES:
         v = getattr(lim, name)
         lines.append(f"  {name:<22} {v:>12,} {v * chip.cores_per_chip:>18,} {v * chip.total_cores:>21,}")
-    lines.append(f"  bytes per synapse      dense {core.bytes_per_synapse_dense}, sparse {core.bytes_per_synapse_sparse}")
+    fmt = core.synapses
+    bits = fmt.max_weight_bits
+    lines.append(f"  bytes per synapse      {bits}-bit weights: dense {core.synapse_bytes(bits, 'dense'):g}, "
+                 f"sparse {core.synapse_bytes(bits, 'sparse'):g}; memory read in {fmt.word_bits}-bit words")
+    lines.append(f"  graded payloads        " + (f"up to {core.graded_payload_bits} bits" if core.graded_payload_bits
+                                                 else "none (binary spikes only)"))
     lines += ["", "per-operation costs        energy (pJ)   time (ns)"]
-    for op in ("synop", "neuron_update", "spike_out"):
+    for op in type(core.energy_pj).model_fields:
         lines.append(f"  {op:<22} {getattr(core.energy_pj, op):>12g} {getattr(core.time_ns, op):>11g}")
     return "\n".join(lines)
 
 
 SHORT_LIMIT_NAMES = {"neurons": "neurons", "memory_bytes": "memory", "neuron_state_bytes": "state mem",
-                     "synapse_memory_bytes": "synapse mem",
-                     "fan_in": "fan-in", "fan_out": "fan-out"}
+                     "synapse_memory_bytes": "synapse mem", "fan_in": "fan-in", "fan_out": "fan-out",
+                     "routes": "routes"}
 
 
 def scenario_report(path: Path) -> str:
@@ -119,14 +125,14 @@ def validate_path(path_str: str) -> str:
 
 
 def list_chips(directory: Path) -> str:
-    lines = [f"{'file':<28} {'name':<16} {'chips':>5} {'cores':>8}  core kind"]
+    lines = [f"{'file':<32} {'name':<20} {'chips':>5} {'cores':>8}  core kind"]
     for path in sorted(directory.glob("*.yaml")):
         try:
             chip, _ = load_chip(path)
-            lines.append(f"{str(path):<28} {chip.name:<16} {chip.n_chips:>5} {chip.total_cores:>8,}  "
+            lines.append(f"{str(path):<32} {chip.name:<20} {chip.n_chips:>5} {chip.total_cores:>8,}  "
                          f"{chip.chip.core_kind}")
         except UserError as err:
-            lines.append(f"{str(path):<28} invalid: {err.message}")
+            lines.append(f"{str(path):<32} invalid: {err.message}")
     return "\n".join(lines)
 
 

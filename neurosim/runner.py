@@ -11,17 +11,17 @@ from typing import Any, Callable
 import numpy as np
 
 from neurosim import __version__, datasets
-from neurosim.cores.neurocore import COMPONENTS, step_cost, timing_costs
+from neurosim.cores.neurocore import BOUNDS, COMPONENTS, binding_bound, step_cost, timing_costs
 from neurosim.engine.engine import Engine
 from neurosim.errors import UserError
 from neurosim.graph.graph import Graph
 from neurosim.graph.loader import load_model, resolve_model_dir
 from neurosim.mapping.mapper import Mapping, map_graph
 from neurosim.numerics.reference import Reference
-from neurosim.spec.chip import ChipFile, chip_from_dict, resolve_chip_path
+from neurosim.spec.chip import ChipFile, chip_from_dict, load_chip_data, resolve_chip_path
 from neurosim.spec.scenario import (ScenarioFile, apply_overrides, load_scenario, override_path,
                                     scenario_from_dict)
-from neurosim.spec.yamlio import LineMap, load_yaml
+from neurosim.spec.yamlio import LineMap
 from neurosim.system.system import sample_timeline, system_timing
 from neurosim.traces.trace import write_trace
 
@@ -77,9 +77,7 @@ def load_chip_with_overrides(path: Path, overrides: dict[str, Any], scenario_fil
                              lines: LineMap | None) -> tuple[ChipFile, str]:
     """Load a chip file and apply a scenario's overrides; an override that makes the chip
     invalid is reported at the override's line in the scenario."""
-    data, chip_lines, text = load_yaml(path)
-    if not isinstance(data, dict):
-        raise UserError("expected a mapping with system, chip and core_kinds", file=str(path))
+    data, chip_lines, text = load_chip_data(path)
     if not overrides:
         return chip_from_dict(data, file=str(path), lines=chip_lines), text
     patched = apply_overrides(data, overrides, file=scenario_file, lines=lines)
@@ -112,7 +110,7 @@ def prepare(scenario: str | Path | dict, seed: int | None = None) -> Setup:
     chip, chip_text = load_chip_with_overrides(chip_path, spec.overrides, scenario_file, lines)
     model_dir = _resolve(resolve_model_dir, spec.model, bases, "model", scenario_file, lines)
     graph, model_text = load_model(model_dir)
-    mapping = map_graph(graph, chip)
+    mapping = map_graph(graph, chip, spec.mapping.placement)
     return Setup(spec, text, chip, chip_text, graph, model_text, mapping, scenario_file, lines)
 
 
@@ -184,7 +182,7 @@ def run(scenario: str | Path | dict, *, out_dir: str | Path | None = None, seed:
     spec, chip, graph, mapping = setup.scenario, setup.chip, setup.graph, setup.mapping
     data = _inputs(setup)
     T, n_samples, n_cores = spec.timesteps, len(data.labels), mapping.n_cores
-    costs = timing_costs(chip, mapping)
+    costs, links = timing_costs(chip, graph, mapping)
     engine = Engine(graph, mapping, costs, per_message=spec.timing.per_message)
 
     used_chips, chip_index = np.unique(mapping.core_chip, return_inverse=True)
@@ -194,13 +192,17 @@ def run(scenario: str | Path | dict, *, out_dir: str | Path | None = None, seed:
     readout = next(p for p in engine.pops if p[0] == graph.readout_population)
     n_steps = n_samples * T
 
-    steps = {k: np.zeros(n_steps, np.int64) for k in ("sample", "step", "events", "synops", "messages", "hops",
-                                                      "links", "overflow", "bound")}
+    steps = {k: np.zeros(n_steps, np.int64) for k in ("sample", "step", "events", "synops", "synmem_reads",
+                                                      "messages", "hops", "links", "overflow", "bound")}
+    bounds_ns = np.zeros((n_steps, len(BOUNDS)))
+    link_bits = np.zeros((n_steps, len(links.names)))
+    host_bits = np.zeros(n_steps)
+    layer_overflow = np.zeros((n_steps, len(engine.pops)), np.int64)
     energy = {k: np.zeros(n_steps) for k in COMPONENTS}
     record_cores = spec.record.cores
     cores = {k: np.zeros((n_steps if record_cores else 0, n_cores), dt) for k, dt in
-             (("synops", np.int64), ("spikes", np.int64), ("messages_out", np.int64), ("hops", np.int64),
-              ("busy_ns", np.float64), ("energy_pj", np.float64))}
+             (("synops", np.int64), ("synmem_reads", np.int64), ("spikes", np.int64), ("messages_out", np.int64),
+              ("messages_in", np.int64), ("hops", np.int64), ("busy_ns", np.float64), ("energy_pj", np.float64))}
     layer_events = np.zeros((n_steps, len(pops)), np.int64)
     chip_busy = np.zeros((n_steps, len(used_chips)))
     predictions = np.zeros(n_samples, np.int64)
@@ -216,21 +218,27 @@ def run(scenario: str | Path | dict, *, out_dir: str | Path | None = None, seed:
         counts = np.zeros(readout[2] - readout[1], np.int64)
         for t in range(T):
             c = engine.step()
-            cost = step_cost(chip, mapping, c, neurons_per_core, chip_index, len(used_chips))
+            cost = step_cost(chip, mapping, links, c, neurons_per_core, chip_index, len(used_chips))
             steps["sample"][i], steps["step"][i] = s, t
             steps["events"][i] = c.events
             steps["synops"][i] = c.synops.sum()
+            steps["synmem_reads"][i] = c.synmem_reads.sum()
             steps["messages"][i] = c.msgs_out.sum()
             steps["hops"][i] = c.hops.sum()
             steps["links"][i] = c.links.sum()
             steps["overflow"][i] = c.overflow
-            steps["bound"][i] = cost.bound
+            layer_overflow[i] = engine.overflow_per_population
+            bounds_ns[i] = cost.bounds_ns
+            link_bits[i] = cost.link_bits
+            host_bits[i] = cost.host_bits
             energy["synapse"][i] = cost.synapse_pj.sum()
             energy["neuron"][i] = cost.neuron_pj.sum()
             energy["network"][i] = cost.network_pj.sum()
             chip_busy[i] = cost.chip_busy_ns
             if record_cores:
                 cores["synops"][i] = c.synops
+                cores["synmem_reads"][i] = c.synmem_reads
+                cores["messages_in"][i] = c.msgs_in
                 cores["spikes"][i] = c.spikes[:n_cores]
                 cores["messages_out"][i] = c.msgs_out[:n_cores]
                 cores["hops"][i] = c.hops[:n_cores]
@@ -255,11 +263,14 @@ def run(scenario: str | Path | dict, *, out_dir: str | Path | None = None, seed:
     sample_latency_ns = np.zeros(n_samples)
     sample_start = 0.0
     for s in range(n_samples):
-        step_lat, total = sample_timeline(chip_busy[s * T:(s + 1) * T], sys_timing)
+        window = slice(s * T, (s + 1) * T)
+        step_lat, total = sample_timeline(chip_busy[window], link_bits[window], host_bits[window], sys_timing)
         latency_ns[s * T:(s + 1) * T] = step_lat
         time_ns[s * T:(s + 1) * T] = sample_start + np.cumsum(step_lat)
         sample_latency_ns[s] = total
         sample_start += total
+    bounds_ns[:, BOUNDS.index("barrier")] = sys_timing.barrier_ns
+    steps["bound"] = np.array([binding_bound(b) for b in bounds_ns], np.int64)
     static_w = chip.chip.static_power_w * len(used_chips)
     energy["static"] = static_w * latency_ns * 1e3          # W x ns = 1e-9 J = 1e3 pJ
     readout_static_pj = static_w * sys_timing.readout_ns * 1e3
@@ -294,6 +305,9 @@ def run(scenario: str | Path | dict, *, out_dir: str | Path | None = None, seed:
         "timesteps": int(T),
         "samples": int(n_samples),
         "synaptic_ops": int(steps["synops"].sum()),
+        "inter_chip_bits_per_inference": float(link_bits.sum() / n_samples),
+        "host_bits_per_inference": float(host_bits.sum() / n_samples),
+        **{f"steps_bound_by_{name}": float(np.mean(steps["bound"] == k)) for k, name in enumerate(BOUNDS)},
         "overflows": int(steps["overflow"].sum()),
         "wall_time_s": float(wall),
     }
@@ -309,9 +323,11 @@ def run(scenario: str | Path | dict, *, out_dir: str | Path | None = None, seed:
     util = mapping.utilisation
     population_of_core = np.array([s.population for s in mapping.slices if s.core >= 0])
     groups: dict[str, dict[str, Any]] = {
-        "steps": {**steps, "time_ns": time_ns, "latency_ns": latency_ns,
+        "steps": {**steps, "time_ns": time_ns, "latency_ns": latency_ns, "bound_ns": bounds_ns,
                   **{f"energy_{k}_pj": v for k, v in energy.items()},
-                  "@attrs": {"bound_codes": "0: neuron unit, 1: synapse unit"}},
+                  "@attrs": {"bound_codes": ", ".join(f"{k}: {name}" for k, name in enumerate(BOUNDS))}},
+        "links": {"names": np.array(links.names if links.names else [], dtype=str), "bits": link_bits,
+                  "host_bits": host_bits},
         "cores": {**cores, "chip": mapping.core_chip, "x": mapping.core_x, "y": mapping.core_y,
                   "neurons": neurons_per_core.astype(np.int64),
                   "population": population_of_core,
@@ -320,7 +336,8 @@ def run(scenario: str | Path | dict, *, out_dir: str | Path | None = None, seed:
                              "mesh_y": chip.chip.mesh.routers_y * chip.system.chips_y,
                              "cores_per_router": chip.chip.mesh.cores_per_router}},
         "layers": {"names": np.array([name for name, *_ in pops]), "sizes": sizes.astype(np.int64),
-                   "events": layer_events, "sparsity": 1.0 - layer_events / np.maximum(sizes, 1)},
+                   "events": layer_events, "sparsity": 1.0 - layer_events / np.maximum(sizes, 1),
+                   "overflow": layer_overflow},
         "samples": {"prediction": predictions, "label": labels, "reference_prediction": ref_pred,
                     "latency_s": sample_latency_ns * 1e-9, "energy_j": sample_energy_pj * 1e-12},
     }

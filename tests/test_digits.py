@@ -42,7 +42,7 @@ def test_engine_reproduces_the_golden_readout(loihi2):
         expected = h5["golden/readout_v"][()]
         timesteps = int(h5.attrs["golden_timesteps"])
     mapping = map_graph(graph, loihi2)
-    engine = Engine(graph, mapping, timing_costs(loihi2, mapping))
+    engine = Engine(graph, mapping, timing_costs(loihi2, graph, mapping)[0])
     for x, v in zip(inputs, expected):
         engine.reset()
         engine.set_input(graph.input_population, x)

@@ -19,7 +19,7 @@ def run_engine(graph, chip, inputs, steps=T, per_message=True):
     """Per sample and step, every population's payload; per sample, every population's final state
     (with ``acc``, the input delivered for the next step); and the per-step counters."""
     mapping = map_graph(graph, chip)
-    engine = Engine(graph, mapping, timing_costs(chip, mapping), per_message=per_message)
+    engine = Engine(graph, mapping, timing_costs(chip, graph, mapping)[0], per_message=per_message)
     payloads, states, counters = [], [], []
     for x in inputs:
         engine.reset()
@@ -30,7 +30,7 @@ def run_engine(graph, chip, inputs, steps=T, per_message=True):
             per_step.append({name: engine.payload[lo:hi].copy() for name, lo, hi, *_ in engine.pops})
         payloads.append(per_step)
         states.append({name: {**{k: v.copy() for k, v in engine.state_of(name).items()},
-                              "acc": engine.acc[lo:hi].copy()} for name, lo, hi, *_ in engine.pops})
+                              "acc": engine.accumulators(name).copy()} for name, lo, hi, *_ in engine.pops})
     return payloads, states, counters, mapping
 
 
@@ -157,7 +157,7 @@ def _one_message_graph(n_pad: int):
 def _arrival_ns(graph, chip) -> float:
     """When the destination core's synapse unit has finished the first step's single message."""
     mapping = map_graph(graph, chip)
-    engine = Engine(graph, mapping, timing_costs(chip, mapping))
+    engine = Engine(graph, mapping, timing_costs(chip, graph, mapping)[0])
     c = engine.step()
     dst_core = mapping.core_of[mapping.offsets["dst"]]
     assert c.events == 1 and c.msgs_in[dst_core] == 1 and c.synops.sum() == 1
@@ -165,9 +165,9 @@ def _arrival_ns(graph, chip) -> float:
 
 
 def test_message_timing_by_path():
-    """Arrival = update + spike_out + path latency + one synop, with the path priced per direction
-    (loihi2: local 2.1 ns, E-W hop 4.1 ns, N-S hop 6.5 ns, chip link 27 ns)."""
-    base = 4.2 + 3.0 + 0.7      # first neuron's update, its message, one synop
+    """Arrival = update + spike out + message out + path latency + message in + one synop, with the
+    path priced per direction (loihi2: local 2.1 ns, E-W hop 4.1 ns, N-S hop 6.5 ns, chip link 27 ns)."""
+    base = 4.2 + 3.0 + 0.51 + 3.2 + 0.7   # first neuron's update, its event, its message, axon in, one synop
     one_core_each = dict(neurons=1)
     cases = {
         "same router": (make_chip(**one_core_each), 0, 2.1),
@@ -197,12 +197,12 @@ def test_synapse_unit_queues_messages():
                      input_pop="src", readout_pop="dst")
     chip = make_chip(neurons=50, cores_per_router=1)
     mapping = map_graph(graph, chip)
-    costs = timing_costs(chip, mapping)
+    costs = timing_costs(chip, graph, mapping)[0]
     c = Engine(graph, mapping, costs).step()
     dst = mapping.core_of[mapping.offsets["dst"]]
     assert c.events == n and c.synops[dst] == n * 50
-    last_emit = n * costs.t_update_ns + n * costs.t_message_ns
-    assert c.synapse_done_ns[dst] >= n * 50 * costs.t_synop_ns
+    last_emit = n * (costs.t_update_ns + costs.t_spike_ns + costs.t_message_ns)
+    assert c.synapse_done_ns[dst] >= n * (50 * costs.t_synop_ns + costs.t_message_in_ns)
     assert c.synapse_done_ns[dst] >= last_emit + costs.axon_latency_ns.min() + 50 * costs.t_synop_ns
 
 

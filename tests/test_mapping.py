@@ -23,7 +23,8 @@ def independent_usage(graph, chip, mapping) -> dict[str, np.ndarray]:
     for name, pop in graph.populations.items():
         lo = mapping.offsets[name]
         c = core_of[lo:lo + pop.size]
-        state += np.bincount(c[c >= 0], minlength=n) * KINDS[pop.kind].state_bytes
+        per_neuron_arrays = sum(isinstance(v, np.ndarray) for v in pop.params.values())
+        state += np.bincount(c[c >= 0], minlength=n) * (KINDS[pop.kind].state_bytes + 4 * per_neuron_arrays)
     syn_bytes = np.zeros(n)
     fan_in_pairs, axons = set(), set()
     for p_idx, proj in enumerate(graph.projections.values()):
@@ -35,17 +36,20 @@ def independent_usage(graph, chip, mapping) -> dict[str, np.ndarray]:
             oc, ic, kh, kw = proj.weight.shape
             channel = csr.indices // (proj.out_shape[1] * proj.out_shape[2])
             for c, ch in set(zip(tgt_core.tolist(), channel.tolist())):
-                syn_bytes[c] += ic * kh * kw * core.bytes_per_synapse_dense
+                syn_bytes[c] += ic * kh * kw * proj.weight_bits / 8
         else:
-            per = core.bytes_per_synapse_dense if isinstance(proj, Dense) else core.bytes_per_synapse_sparse
+            index_bits = 0 if isinstance(proj, Dense) else core.synapses.sparse_index_bits
+            per = (proj.weight_bits + index_bits) / 8
             syn_bytes += np.bincount(tgt_core, minlength=n) * per
         fan_in_pairs |= set(zip(tgt_core.tolist(), src.tolist()))
         axons |= set(zip(src.tolist(), tgt_core.tolist(), [p_idx] * len(src)))
     fan_in = np.bincount([c for c, _ in fan_in_pairs], minlength=n)
     src_cores = [core_of[s] for s, _, _ in axons if core_of[s] >= 0]
     fan_out = np.bincount(np.array(src_cores, np.int64), minlength=n)
+    core_pairs = {(core_of[s], c) for s, c, _ in axons if core_of[s] >= 0}
+    routes = np.bincount(np.array([a for a, _ in core_pairs], np.int64), minlength=n)
     return {"neurons": neurons, "neuron_state_bytes": state, "synapse_memory_bytes": syn_bytes,
-            "memory_bytes": state + syn_bytes, "fan_in": fan_in, "fan_out": fan_out}
+            "memory_bytes": state + syn_bytes, "fan_in": fan_in, "fan_out": fan_out, "routes": routes}
 
 
 def assert_valid_mapping(graph, chip, mapping) -> None:
@@ -188,14 +192,15 @@ def test_too_few_cores_names_population_and_excess():
         map_graph(graph, chip)
     e = err.value
     assert e.field == "populations.d"
-    assert "needs at least 2 cores, the system has 1 (exceeded by 1)" in e.message
+    assert "needs at least 4 cores, the system has 1 (exceeded by 3)" in e.message   # a core per later population
 
 
 @pytest.mark.parametrize("graph, limits, population, limit, amount", [
     ("random", dict(fan_in=20), "a", "fan_in", None),
     ("random", dict(synapse_memory_bytes=40, memory_bytes=100, neuron_state_bytes=50), "a",
      "synapse_memory_bytes", None),
-    ("random", dict(neuron_state_bytes=4), "a", "neuron_state_bytes", 8),
+    # a neuron of a: two state words and a word for its per-neuron dv
+    ("random", dict(neuron_state_bytes=4), "a", "neuron_state_bytes", 12),
     # a neuron of b: 8 dense synapses (8 bytes) and 8 bytes of state, within each maximum but not their sum
     ("chain", dict(memory_bytes=12, neuron_state_bytes=12, synapse_memory_bytes=12), "b", "memory_bytes", 16),
 ])

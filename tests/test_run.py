@@ -16,7 +16,10 @@ from neurosim.traces.trace import read_trace
 SUMMARY_KEYS = {"accuracy", "reference_accuracy", "matches_reference", "energy_per_inference_j",
                 "latency_per_inference_s", "energy_synapse_per_inference_j", "energy_neuron_per_inference_j",
                 "energy_network_per_inference_j", "energy_static_per_inference_j", "mean_sparsity", "cores_used",
-                "chips_used", "timesteps", "samples", "synaptic_ops", "overflows", "wall_time_s"}
+                "chips_used", "timesteps", "samples", "synaptic_ops", "overflows", "wall_time_s",
+                "inter_chip_bits_per_inference", "host_bits_per_inference", "steps_bound_by_dendrite",
+                "steps_bound_by_synapse", "steps_bound_by_synmem", "steps_bound_by_link", "steps_bound_by_barrier",
+                "steps_bound_by_messages"}
 
 
 @pytest.fixture
@@ -35,10 +38,12 @@ def test_run_summary_and_trace_groups(traced, tiny_model, fake_dataset):
     assert s["samples"] == len(fake_dataset.labels) and s["timesteps"] == 5
     assert result.trace_path.is_file() and result.trace_path.suffix == ".h5"
     assert result.trace_path.name.startswith("test-")
-    assert set(trace.groups) == {"steps", "cores", "layers", "samples", "spikes"}
+    assert set(trace.groups) == {"steps", "cores", "layers", "samples", "spikes", "links"}
     assert set(trace["spikes"]) == {"inp", "hid", "out"}
     n_steps = 6 * 5
     assert all(len(v) == n_steps for v in trace["steps"].values())
+    assert trace["steps"]["bound_ns"].shape == (n_steps, 6)
+    assert trace["layers"]["overflow"].shape == (n_steps, 3)
     assert trace["cores"]["synops"].shape == (n_steps, 2)
     assert trace["layers"]["events"].shape == (n_steps, 3)
     np.testing.assert_array_equal(trace["samples"]["label"], fake_dataset.labels)
@@ -67,13 +72,15 @@ def test_run_is_active_and_counts_add_up(traced):
 
 def test_energy_is_the_sum_of_its_priced_operations(traced, loihi2):
     """Per step: synapse energy = synops x 6.7 pJ; neuron energy = 30 neurons x 10.8 pJ +
-    messages x 31.5 pJ; static energy = 1 W x latency; the summary adds them up per inference."""
+    events x 19.7 pJ; network energy = messages x 31.5 pJ + hops and links; static energy = 1 W x
+    latency; the summary adds them up per inference."""
     _, trace = traced
     steps, cores, s = trace["steps"], trace["cores"], trace.summary
     e = loihi2.core.energy_pj
     np.testing.assert_allclose(steps["energy_synapse_pj"], steps["synops"] * e.synop)
     np.testing.assert_allclose(steps["energy_neuron_pj"],
-                               30 * e.neuron_update + cores["messages_out"].sum(axis=1) * e.spike_out)
+                               30 * e.neuron_update + cores["spikes"].sum(axis=1) * e.spike_out)
+    assert np.all(steps["energy_network_pj"] >= steps["messages"] * e.message_out - 1e-6)
     np.testing.assert_allclose(steps["energy_static_pj"], steps["latency_ns"] * loihi2.chip.static_power_w * 1e3)
     n = s["samples"]
     assert s["energy_synapse_per_inference_j"] == pytest.approx(steps["energy_synapse_pj"].sum() / n * 1e-12)
@@ -82,13 +89,18 @@ def test_energy_is_the_sum_of_its_priced_operations(traced, loihi2):
     assert s["energy_per_inference_j"] == pytest.approx(trace["samples"]["energy_j"].mean())
 
 
-def test_step_latency_covers_the_busiest_core_and_the_barrier(traced, loihi2):
-    """Every step lasts at least as long as its busiest core plus the chip's barrier."""
+def test_step_latency_is_the_largest_runtime_bound(traced, loihi2):
+    """Every step lasts as long as the largest of its bounds (busiest core's ops and messages,
+    busiest link, barrier), which the trace names; never less than the busiest core or the barrier."""
     _, trace = traced
+    steps = trace["steps"]
     busiest = trace["cores"]["busy_ns"].max(axis=1)
-    latency = trace["steps"]["latency_ns"]
-    assert np.all(latency >= busiest + loihi2.chip.barrier_ns - 1e-9)
-    np.testing.assert_allclose(latency, busiest + loihi2.chip.barrier_ns)      # one chip: exactly that
+    latency = steps["latency_ns"]
+    np.testing.assert_allclose(latency, steps["bound_ns"].max(axis=1))
+    assert np.all(latency >= busiest - 1e-9) and np.all(latency >= loihi2.chip.barrier_ns)
+    np.testing.assert_array_equal(steps["bound_ns"][:, 4], loihi2.chip.barrier_ns)
+    chosen = steps["bound_ns"][np.arange(len(latency)), steps["bound"]]
+    np.testing.assert_allclose(chosen, latency)
     per_sample = latency.reshape(6, 5).sum(axis=1)
     assert np.all(trace["samples"]["latency_s"] * 1e9 > per_sample)           # plus the host's readout
     assert np.all(np.diff(trace["steps"]["time_ns"]) > 0)
@@ -234,14 +246,18 @@ def test_sample_timeline_adds_barriers_and_readout():
     """Each step lasts its slowest chip plus the barrier; the sample adds the host's readout."""
     from neurosim.system.system import SystemTiming, sample_timeline
 
-    steps, total = sample_timeline(np.array([[10.0, 30.0], [5.0, 5.0], [0.0, 0.0]]), SystemTiming(100.0, 50.0))
-    np.testing.assert_allclose(steps, [130.0, 105.0, 100.0])
-    assert total == pytest.approx(385.0)
+    busy = np.array([[10.0, 300.0], [5.0, 5.0], [0.0, 0.0]])
+    link_bits = np.array([[0.0], [500.0], [0.0]])          # 500 bits at 2 bits/ns: 250 ns
+    host_bits = np.array([0.0, 0.0, 1000.0])               # 1000 bits at 4 bits/ns: 250 ns
+    steps, total = sample_timeline(busy, link_bits, host_bits, SystemTiming(100.0, 50.0, 2.0, 4.0))
+    np.testing.assert_allclose(steps, [300.0, 250.0, 250.0])
+    assert total == pytest.approx(850.0)
 
 
 def test_run_across_two_chips(tmp_path, tiny_model, fake_dataset, loihi2):
-    """One core per chip: the model spans two chips, its messages cross a link, and the barrier
-    grows by a round trip over the link (200 ns + 2 x 27 ns); results still match the reference."""
+    """One core per chip: the model spans two chips, its messages cross a link (in the trace's
+    link loads), and the barrier grows by a round trip over the link (200 ns + 2 x 27 ns);
+    results still match the reference."""
     overrides = {"chip.mesh.routers_x": 1, "chip.mesh.routers_y": 1, "chip.mesh.cores_per_router": 1,
                  "system.chips_x": 2}
     result = run(scenario_dict(tiny_model, overrides=overrides), out_dir=tmp_path)
@@ -254,7 +270,12 @@ def test_run_across_two_chips(tmp_path, tiny_model, fake_dataset, loihi2):
     assert cores["messages_out"][:, 0].sum() > 0
     assert steps["links"].sum() == host_messages + cores["messages_out"][:, 0].sum()
     barrier = loihi2.chip.barrier_ns + 2 * loihi2.system.link.latency_ns
-    np.testing.assert_allclose(trace["steps"]["latency_ns"], trace["cores"]["busy_ns"].max(axis=1) + barrier)
+    np.testing.assert_allclose(steps["bound_ns"][:, 4], barrier)
+    assert list(trace["links"]["names"]) == ["c0>c1", "c1>c0"]
+    bits_per_message = loihi2.chip.noc.message_bits        # hid sends binary spikes to out on chip 1
+    np.testing.assert_array_equal(trace["links"]["bits"][:, 0], cores["messages_out"][:, 0] * bits_per_message)
+    assert trace["links"]["bits"][:, 1].sum() == 0
+    assert result.summary["inter_chip_bits_per_inference"] == trace["links"]["bits"].sum() / 6
     # two chips burn twice the static power
     np.testing.assert_allclose(trace["steps"]["energy_static_pj"], trace["steps"]["latency_ns"] * 2 * 1e3)
 

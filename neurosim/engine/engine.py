@@ -24,20 +24,26 @@ from neurosim.engine.kernels import (MIXED_EXP, Network, count_sent, deliver, em
                                      split_events)
 from neurosim.graph.graph import Graph
 from neurosim.mapping.mapper import Mapping
-from neurosim.numerics.neurons import KINDS, NeuronState, build_state, run_step
+from neurosim.numerics.neurons import KINDS, NeuronState, active_neurons, build_state, run_step
 
 
 @dataclass(frozen=True)
 class TimingCosts:
     """Per-operation times (ns) and path costs, from the chip's core kind.
 
-    Axons share a few distinct paths (hop and link counts); each axon names its path.
+    Axons share a few distinct paths (hop and link counts, the chips at both ends, the bits
+    of a message); each axon names its path.
     """
 
     t_update_ns: float
+    t_active_ns: float
+    t_spike_ns: float
     t_message_ns: float
+    t_message_in_ns: float
     t_synop_ns: float
     host_message_ns: float
+    count_active: bool              # whether the chip prices active neuron updates apart
+    message_bits: np.ndarray        # int32 [n_neurons] bits of each message a neuron sends
     path_latency_ns: np.ndarray     # [n_paths]
     path_energy_pj: np.ndarray      # [n_paths]
     axon_path: np.ndarray           # int32 [n_axons]
@@ -56,10 +62,15 @@ class StepCounters:
     """What one timestep did, per core; arrays of size n_cores (+1 for the host where noted)."""
 
     events: int
+    active: np.ndarray           # [n_cores] active neuron updates
     synops: np.ndarray           # [n_cores]
+    synmem_reads: np.ndarray     # [n_cores] synaptic-memory words read
     msgs_in: np.ndarray          # [n_cores]
+    bits_in: np.ndarray          # [n_cores]
     spikes: np.ndarray           # [n_cores + 1] events emitted; last entry: the host
     msgs_out: np.ndarray         # [n_cores + 1]
+    bits_out: np.ndarray         # [n_cores + 1]
+    path_msgs: np.ndarray        # [n_paths] messages sent along each path
     hops: np.ndarray             # [n_cores + 1] on-chip hops of messages sent
     links: np.ndarray            # [n_cores + 1] link crossings of messages sent
     network_pj: np.ndarray       # [n_cores + 1]
@@ -105,20 +116,22 @@ def network_of(mapping: Mapping, costs: TimingCosts) -> tuple[Network, np.ndarra
     r = mapping.routes
     assert np.all(holds_within_neurons(r.axon_ptr, np.diff(r.axon_core) >= 0)), \
         "each neuron's axons are sorted by destination core"
-    columns = {"core": r.axon_core, "path": costs.axon_path, "synapses": np.diff(r.axon_syn_ptr)}
+    columns = {"core": r.axon_core, "path": costs.axon_path, "synapses": np.diff(r.axon_syn_ptr),
+               "reads": r.synmem_reads}
     axons = np.zeros(r.n_axons, np.dtype([(k, narrow_int(v)) for k, v in columns.items()]))
     for k, v in columns.items():
         axons[k] = v
     first_exp = r.axon_exp[np.minimum(r.axon_ptr[:-1], max(r.n_axons - 1, 0))] if r.n_axons else 0
     one_exp = holds_within_neurons(r.axon_ptr, np.diff(r.axon_exp) == 0)
     net = Network(
-        core_of=mapping.core_of, core_lo=mapping.core_neuron_lo, axon_ptr=r.axon_ptr,
+        core_of=mapping.core_of, core_lo=mapping.core_neuron_lo, message_bits=costs.message_bits, axon_ptr=r.axon_ptr,
         neuron_exp=np.where(one_exp, first_exp, MIXED_EXP).astype(np.int64),
         neuron_hops=per_neuron_sum(r.axon_ptr, r.hops_ew + r.hops_ns), neuron_links=per_neuron_sum(r.axon_ptr, r.links),
-        axon_core=axons["core"], axon_path=axons["path"], axon_synapses=axons["synapses"], axon_exp=r.axon_exp,
-        axon_syn_ptr=r.axon_syn_ptr, syn_target=r.syn_target, syn_weight=r.syn_weight,
+        axon_core=axons["core"], axon_path=axons["path"], axon_synapses=axons["synapses"], axon_reads=axons["reads"],
+        axon_exp=r.axon_exp, axon_syn_ptr=r.axon_syn_ptr, syn_target=r.syn_target, syn_weight=r.syn_weight,
         path_latency_ns=costs.path_latency_ns, path_energy_pj=costs.path_energy_pj, t_update_ns=costs.t_update_ns,
-        t_message_ns=costs.t_message_ns, host_message_ns=costs.host_message_ns, t_synop_ns=costs.t_synop_ns)
+        t_active_ns=costs.t_active_ns, t_spike_ns=costs.t_spike_ns, t_message_ns=costs.t_message_ns, t_message_in_ns=costs.t_message_in_ns,
+        host_message_ns=costs.host_message_ns, t_synop_ns=costs.t_synop_ns)
     return net, axons
 
 
@@ -131,18 +144,25 @@ class Engine:
         self.costs = costs
         self.per_message = per_message
         n = mapping.n_neurons
-        self.acc = np.zeros(n, np.int64)
+        self.acc = np.zeros(mapping.n_dendrites, np.int64)
         self.payload = np.zeros(n, np.int64)
         self.pops: list[tuple[str, int, int, object, NeuronState]] = []
+        self._dendrites: list[np.ndarray] = []     # each population's accumulators as [ports, size]
         for name, pop in graph.populations.items():
             lo = mapping.offsets[name]
             kind = KINDS[pop.kind]
             state = build_state(kind, pop.params, pop.size, file=graph.source_file,
                                 prefix=("populations", name, "params"), lines=graph.lines)
             self.pops.append((name, lo, lo + pop.size, kind, state))
+            d0 = mapping.dend_offsets[name]
+            self._dendrites.append(self.acc[d0:d0 + pop.size * len(kind.ports)].reshape(len(kind.ports), pop.size))
         self.n_cores = mapping.n_cores
         self._net, self._axons = network_of(mapping, costs)
         self._neurons_per_core = (mapping.core_neuron_hi - mapping.core_neuron_lo).astype(np.float64)
+        self.overflow_per_population = [0] * len(self.pops)
+        # Active updates (counted only if the chip prices them): a flag per neuron and their running count.
+        self._active = np.zeros(n, np.int64)
+        self._active_prefix = np.zeros(n + 1, np.int64)
         self._events = np.zeros(n, np.int64)
         self._t_emit = np.zeros(n, np.float64)
         # One part of the work per thread: events split by source for the counters, cores for
@@ -169,6 +189,10 @@ class Engine:
                 return state.state
         raise KeyError(population)
 
+    def accumulators(self, population: str) -> np.ndarray:
+        """A population's dendritic accumulators, [ports, size]: the input its next step reads."""
+        return self._dendrites[[name for name, *_ in self.pops].index(population)]
+
     def set_input(self, population: str, values: np.ndarray) -> None:
         self.state_of(population)["values"][:] = values
 
@@ -178,39 +202,50 @@ class Engine:
             self._messages = np.zeros(cap, self._messages.dtype)
 
     def step(self) -> StepCounters:
-        overflow = 0
-        for _name, lo, hi, kind, state in self.pops:
-            overflow += run_step(kind, self.acc[lo:hi], self.payload[lo:hi], state)
-        return self._deliver(overflow)
+        if self.costs.count_active:
+            for (_name, lo, hi, kind, state), acc in zip(self.pops, self._dendrites):
+                self._active[lo:hi] = active_neurons(kind, acc, state)
+            np.cumsum(self._active, out=self._active_prefix[1:])
+        self.overflow_per_population = [run_step(kind, acc, self.payload[lo:hi], state)
+                                        for (_name, lo, hi, kind, state), acc in zip(self.pops, self._dendrites)]
+        return self._deliver(sum(self.overflow_per_population))
 
     def _deliver(self, overflow: int) -> StepCounters:
         net, n_cores = self._net, self.n_cores
         n_events = find_events(self.payload, self._events)
         events = self._events
         msgs_before = np.zeros(n_cores + 1, np.int64)
-        emission_times(net, events, n_events, self._t_emit, msgs_before)
+        emission_times(net, events, n_events, self._t_emit, msgs_before, np.zeros(n_cores + 1, np.int64),
+                       self._active_prefix)
+        prefix, lo = self._active_prefix, self.mapping.core_neuron_lo
+        active = (prefix[self.mapping.core_neuron_hi] - prefix[lo]).astype(np.int64)
         source = net.core_of[events[:n_events]]
         spikes = np.bincount(np.where(source < 0, n_cores, source), minlength=n_cores + 1).astype(np.int64)
 
         msgs_out = np.zeros(n_cores + 1, np.int64)
+        bits_out = np.zeros(n_cores + 1, np.int64)
         hops = np.zeros(n_cores + 1, np.int64)
         links = np.zeros(n_cores + 1, np.int64)
         network_pj = np.zeros(n_cores + 1, np.float64)
         msgs_to = np.zeros((self._n_parts, n_cores), np.int64)
+        path_msgs = np.zeros((self._n_parts, len(net.path_latency_ns)), np.int64)
         split_events(net, events, n_events, self._chunk_bounds)
-        count_sent(net, events, self._chunk_bounds, self._core_bounds, msgs_out, hops, links, network_pj, msgs_to,
-                   self._axon_split, self._syn_split)
+        count_sent(net, events, self._chunk_bounds, self._core_bounds, msgs_out, bits_out, hops, links, network_pj,
+                   msgs_to, path_msgs, self._axon_split, self._syn_split)
 
         msgs_in = msgs_to.sum(axis=0)
         bucket_ptr = np.zeros(n_cores + 1, np.int64)
         np.cumsum(msgs_in, out=bucket_ptr[1:])
         self._ensure_capacity(int(bucket_ptr[-1]))
         synops = np.zeros(n_cores, np.int64)
+        reads = np.zeros(n_cores, np.int64)
+        bits_in = np.zeros(n_cores, np.int64)
         synapse_done = np.zeros(n_cores, np.float64)
         deliver(net, events, n_events, self._core_bounds, self._axon_split, self._syn_split, self._t_emit,
-                self.payload, self.per_message, bucket_ptr, self.acc, synops, synapse_done,
+                self.payload, self.per_message, bucket_ptr, self.acc, synops, reads, bits_in, msgs_in, synapse_done,
                 self._messages["arrival"], self._messages["synapses"])
         self._core_bounds = balanced_ranges(msgs_in, self._n_parts)
-        neuron_done = self._neurons_per_core * net.t_update_ns + msgs_out[:n_cores] * net.t_message_ns
-        return StepCounters(n_events, synops, msgs_in, spikes, msgs_out, hops, links, network_pj,
-                            neuron_done, synapse_done, overflow)
+        neuron_done = (self._neurons_per_core * net.t_update_ns + active * net.t_active_ns
+                       + spikes[:n_cores] * net.t_spike_ns + msgs_out[:n_cores] * net.t_message_ns)
+        return StepCounters(n_events, active, synops, reads, msgs_in, bits_in, spikes, msgs_out, bits_out,
+                            path_msgs.sum(axis=0), hops, links, network_pj, neuron_done, synapse_done, overflow)

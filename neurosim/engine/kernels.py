@@ -5,15 +5,17 @@ One timestep's traffic is handled in passes over flat arrays:
 1. ``emission_times`` (serial, in event order): when each event's first message leaves
    its core.
 2. ``count_sent`` (parallel over chunks of events, cut between source cores by
-   ``split_events``): every source's messages, hops, link crossings and network energy,
-   summed in event order as a serial pass would, and each chunk's messages per destination.
+   ``split_events``): every source's messages, bits, hops, link crossings and network
+   energy, summed in event order as a serial pass would, and each chunk's messages per
+   destination core and per path.
 3. ``deliver`` (parallel over ranges of destination cores): every event's messages into
    the range are delivered. A message applies its axon's synapses to the accumulators of
-   its core's neurons (each core's neurons belong to one range, so no two threads touch one
-   accumulator), counts its synaptic ops and, with per-message timing, is put in its core's
-   bucket with its arrival time (emission + path latency). Each core's synapse unit is then
-   timed as a first-in first-out server: messages are served in arrival order, ties in the
-   order they were sent, each taking ``synapses * t_synop``.
+   its core's dendrites (each core's dendrites belong to one range, so no two threads touch
+   one accumulator), counts its synaptic ops, synaptic-memory reads and bits and, with
+   per-message timing, is put in its core's bucket with its arrival time (emission + path
+   latency). Each core's synapse unit is then timed as a first-in first-out server: messages
+   are served in arrival order, ties in the order they were sent, each taking
+   ``t_message_in + synapses * t_synop``.
 
 Integer sums do not depend on their order, so the split over threads changes no result.
 Events are read in order, so each event's axons and synapses, stored per source neuron,
@@ -46,6 +48,7 @@ class Network(NamedTuple):
 
     core_of: np.ndarray           # [n_neurons] its core, or -1 for the host
     core_lo: np.ndarray           # [n_cores] first neuron of each core
+    message_bits: np.ndarray      # [n_neurons] bits of each message it sends
     axon_ptr: np.ndarray          # [n_neurons + 1]
     neuron_exp: np.ndarray        # [n_neurons] weight exponent of all its axons, or MIXED_EXP
     neuron_hops: np.ndarray       # [n_neurons] on-chip hops summed over its axons
@@ -53,15 +56,19 @@ class Network(NamedTuple):
     axon_core: np.ndarray         # [n_axons] destination core
     axon_path: np.ndarray         # [n_axons] index into path_latency_ns and path_energy_pj
     axon_synapses: np.ndarray     # [n_axons] synapse count
+    axon_reads: np.ndarray        # [n_axons] synaptic-memory words read per message
     axon_exp: np.ndarray          # [n_axons] weight exponent
     axon_syn_ptr: np.ndarray      # [n_axons + 1]
-    syn_target: np.ndarray        # [n_synapses] global neuron index
+    syn_target: np.ndarray        # [n_synapses] global dendrite index
     syn_weight: np.ndarray        # [n_synapses] int8
     path_latency_ns: np.ndarray   # [n_paths]
     path_energy_pj: np.ndarray    # [n_paths]
-    t_update_ns: float
-    t_message_ns: float
-    host_message_ns: float
+    t_update_ns: float            # a neuron's update
+    t_active_ns: float            # more, for an active update
+    t_spike_ns: float             # an event leaving the neuron unit
+    t_message_ns: float           # one message generated (axon out)
+    t_message_in_ns: float        # one message received (axon in)
+    host_message_ns: float        # one message sent by the host
     t_synop_ns: float
 
 
@@ -105,13 +112,15 @@ def find_events(payload, out):
 
 
 @nb.njit(cache=True, nogil=True)
-def emission_times(net, events, n_events, t_emit, msgs_before):
-    """When each event's first message leaves its core.
+def emission_times(net, events, n_events, t_emit, msgs_before, events_before, active_prefix):
+    """When each event's first message leaves its core (less one message's time).
 
-    A core updates its neurons in order, ``t_update_ns`` each, and a spiking neuron then
-    generates its messages, ``t_message_ns`` each. The host sends its messages one after
-    another, ``host_message_ns`` each. ``msgs_before`` counts messages already generated on
-    each core (index ``n_cores`` is the host) and is updated.
+    A core updates its neurons in order, ``t_update_ns`` each and ``t_active_ns`` more for
+    each active one (``active_prefix[n]``: active neurons before ``n``); an event then leaves the
+    neuron unit (``t_spike_ns``) and its messages are generated, ``t_message_ns`` each. The
+    host sends its messages one after another, ``host_message_ns`` each. ``msgs_before`` and
+    ``events_before`` count what each core (index ``n_cores``: the host) already sent, and
+    are updated.
     """
     host = msgs_before.shape[0] - 1
     for e in range(n_events):
@@ -122,7 +131,10 @@ def emission_times(net, events, n_events, t_emit, msgs_before):
             t_emit[e] = msgs_before[host] * net.host_message_ns
             msgs_before[host] += n_msgs
         else:
-            t_emit[e] = (n - net.core_lo[c] + 1) * net.t_update_ns + msgs_before[c] * net.t_message_ns
+            events_before[c] += 1
+            t_emit[e] = ((n - net.core_lo[c] + 1) * net.t_update_ns
+                         + (active_prefix[n + 1] - active_prefix[net.core_lo[c]]) * net.t_active_ns
+                         + events_before[c] * net.t_spike_ns + msgs_before[c] * net.t_message_ns)
             msgs_before[c] += n_msgs
 
 
@@ -155,9 +167,10 @@ def split_events(net, events, n_events, bounds):
 
 
 @nb.njit(cache=True, nogil=True, parallel=True)
-def count_sent(net, events, bounds, core_bounds, msgs_out, hops_out, links_out, net_pj, msgs_to, axon_split,
-               syn_split):
-    """Count every chunk's messages at their source, and in ``msgs_to[k, core]`` at their destination.
+def count_sent(net, events, bounds, core_bounds, msgs_out, bits_out, hops_out, links_out, net_pj, msgs_to, path_msgs,
+               axon_split, syn_split):
+    """Count every chunk's messages at their source, in ``msgs_to[k, core]`` at their destination
+    and in ``path_msgs[k, path]`` by path.
 
     A neuron's hops and link crossings are summed over its axons beforehand; its network
     energy is added axon by axon. As each event's axons go by, ``axon_split[j, e]`` is set
@@ -176,6 +189,7 @@ def count_sent(net, events, bounds, core_bounds, msgs_out, hops_out, links_out, 
             n = events[e]
             src = net.core_of[n] if net.core_of[n] >= 0 else host
             msgs_out[src] += axon_ptr[n + 1] - axon_ptr[n]
+            bits_out[src] += (axon_ptr[n + 1] - axon_ptr[n]) * net.message_bits[n]
             hops_out[src] += net.neuron_hops[n]
             links_out[src] += net.neuron_links[n]
             syn = net.axon_syn_ptr[axon_ptr[n]]
@@ -190,6 +204,7 @@ def count_sent(net, events, bounds, core_bounds, msgs_out, hops_out, links_out, 
                     j += 1
                 net_pj[src] += net.path_energy_pj[net.axon_path[a]]
                 msgs_to[k, dst] += 1
+                path_msgs[k, net.axon_path[a]] += 1
                 syn += net.axon_synapses[a]
             axon_split[j:, e] = axon_ptr[n + 1]
             syn_split[j:, e] = syn
@@ -205,9 +220,10 @@ def apply_synapses(net, lo, hi, payload, exp, acc):
 
 @nb.njit(cache=True, nogil=True)
 def deliver_to_range(net, k, events, n_events, core_bounds, axon_split, syn_split, t_emit, payload, per_message,
-                     bucket_ptr, acc, synops, msg_arrival, msg_synapses):
+                     bucket_ptr, acc, synops, reads, bits_in, msg_arrival, msg_synapses):
     """Every event's messages into range ``k`` of cores: apply their synapses, count their
-    synaptic ops and, with ``per_message``, put them in their cores' buckets in sending order."""
+    synaptic ops, memory reads and bits and, with ``per_message``, put them in their cores'
+    buckets in sending order."""
     c0 = core_bounds[k]
     fill = bucket_ptr[c0:core_bounds[k + 1]].copy()
     for e in range(n_events):
@@ -230,6 +246,8 @@ def deliver_to_range(net, k, events, n_events, core_bounds, axon_split, syn_spli
         for a in range(a0, a1):
             dst = net.axon_core[a]
             synops[dst] += net.axon_synapses[a]
+            reads[dst] += net.axon_reads[a]
+            bits_in[dst] += net.message_bits[n]
             if per_message:
                 m = fill[dst - c0]
                 fill[dst - c0] += 1
@@ -287,21 +305,22 @@ def arrival_order(arrival, order, scratch):
 
 
 @nb.njit(cache=True, nogil=True)
-def synapse_unit_done_ns(msg_arrival, msg_synapses, t_synop_ns, order, scratch):
-    """When a synapse unit serving these messages first-in first-out, ``t_synop_ns`` per synapse, is done."""
+def synapse_unit_done_ns(msg_arrival, msg_synapses, t_message_in_ns, t_synop_ns, order, scratch):
+    """When a synapse unit serving these messages first-in first-out is done: each takes
+    ``t_message_in_ns`` and ``t_synop_ns`` per synapse."""
     t = 0.0
     if msg_arrival.shape[0]:
         arrival_order(msg_arrival, order, scratch)
         for r in range(msg_arrival.shape[0]):
             m = order[r]
             start = msg_arrival[m] if msg_arrival[m] > t else t
-            t = start + msg_synapses[m] * t_synop_ns
+            t = start + t_message_in_ns + msg_synapses[m] * t_synop_ns
     return t
 
 
 @nb.njit(cache=True, nogil=True, parallel=True)
 def deliver(net, events, n_events, core_bounds, axon_split, syn_split, t_emit, payload, per_message, bucket_ptr, acc,
-            synops, synapse_done_ns, msg_arrival, msg_synapses):
+            synops, reads, bits_in, msgs_in, synapse_done_ns, msg_arrival, msg_synapses):
     """Deliver every event's messages to each range of cores and time their synapse units (see module doc).
 
     Range ``k`` is the cores ``core_bounds[k]:core_bounds[k+1]``; event ``e``'s axons into it
@@ -312,11 +331,11 @@ def deliver(net, events, n_events, core_bounds, axon_split, syn_split, t_emit, p
     """
     for k in nb.prange(core_bounds.shape[0] - 1):
         deliver_to_range(net, k, events, n_events, core_bounds, axon_split, syn_split, t_emit, payload, per_message,
-                         bucket_ptr, acc, synops, msg_arrival, msg_synapses)
+                         bucket_ptr, acc, synops, reads, bits_in, msg_arrival, msg_synapses)
         c0, c1 = core_bounds[k], core_bounds[k + 1]
         if not per_message:
             for c in range(c0, c1):
-                synapse_done_ns[c] = synops[c] * net.t_synop_ns
+                synapse_done_ns[c] = msgs_in[c] * net.t_message_in_ns + synops[c] * net.t_synop_ns
             continue
         longest = 0
         for c in range(c0, c1):
@@ -325,5 +344,5 @@ def deliver(net, events, n_events, core_bounds, axon_split, syn_split, t_emit, p
         scratch = np.empty(2 * longest + 257, np.int64)
         for c in range(c0, c1):
             lo, hi = bucket_ptr[c], bucket_ptr[c + 1]
-            synapse_done_ns[c] = synapse_unit_done_ns(msg_arrival[lo:hi], msg_synapses[lo:hi], net.t_synop_ns,
-                                                      order, scratch)
+            synapse_done_ns[c] = synapse_unit_done_ns(msg_arrival[lo:hi], msg_synapses[lo:hi], net.t_message_in_ns,
+                                                      net.t_synop_ns, order, scratch)

@@ -3,9 +3,11 @@
 A `Population` is a neuron kind, a size and its parameters (scalars or per-neuron
 arrays). A projection connects a source population to a target population; every
 projection kind can give its synapses as CSR rows, one row per source neuron, which
-is what the mapper and the engine use. Weights are signed 8-bit integers with one
-power-of-two exponent per projection: a synaptic op adds
-``shift(weight * payload, weight_exp)`` to the target's dendritic accumulator.
+is what the mapper and the engine use. Weights are integers of ``weight_bits`` bits (1 to 8,
+stored as int8) in a sign mode (``mixed``: two's complement; ``excitatory``: 0 to
+2^bits - 1; ``inhibitory``: -(2^bits - 1) to 0) with one power-of-two exponent per
+projection: a synaptic op adds ``shift(weight * payload, weight_exp)`` to the dendritic
+accumulator of the target neuron's input ``port`` (one of its kind's ports; empty: the first).
 """
 
 from __future__ import annotations
@@ -14,6 +16,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+
+SIGN_MODES = ("mixed", "excitatory", "inhibitory")
+
+
+def weight_range(bits: int, sign_mode: str) -> tuple[int, int]:
+    """The integers a weight of ``bits`` bits can hold in a sign mode."""
+    if sign_mode == "mixed":
+        return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    magnitude = (1 << bits) - 1
+    return (0, magnitude) if sign_mode == "excitatory" else (-magnitude, 0)
 
 
 @dataclass(frozen=True)
@@ -47,6 +60,9 @@ class Dense:
     target: str
     weight: np.ndarray
     weight_exp: int
+    port: str = ""
+    weight_bits: int = 8
+    sign_mode: str = "mixed"
 
     def __post_init__(self) -> None:
         assert self.weight.ndim == 2 and self.weight.dtype == np.int8
@@ -73,6 +89,9 @@ class Sparse:
     csr: Csr
     n_target: int
     weight_exp: int
+    port: str = ""
+    weight_bits: int = 8
+    sign_mode: str = "mixed"
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -96,6 +115,9 @@ class Conv2d:
     stride: int
     padding: int
     weight_exp: int
+    port: str = ""
+    weight_bits: int = 8
+    sign_mode: str = "mixed"
 
     @property
     def out_shape(self) -> tuple[int, int, int]:
@@ -111,23 +133,21 @@ class Conv2d:
         c, h, w = self.in_shape
         oc, ic, kh, kw = self.weight.shape
         _, oh, ow = self.out_shape
-        rows: list[list[tuple[int, int]]] = [[] for _ in range(c * h * w)]
-        for o in range(oc):
-            for y in range(oh):
-                for x in range(ow):
-                    target = (o * oh + y) * ow + x
-                    for i in range(ic):
-                        for dy in range(kh):
-                            for dx in range(kw):
-                                sy, sx = y * self.stride + dy - self.padding, x * self.stride + dx - self.padding
-                                if 0 <= sy < h and 0 <= sx < w:
-                                    rows[(i * h + sy) * w + sx].append((target, int(self.weight[o, i, dy, dx])))
-        counts = np.array([len(r) for r in rows], dtype=np.int64)
-        indptr = np.concatenate([[0], np.cumsum(counts)])
-        flat = [s for r in rows for s in r]
-        indices = np.array([t for t, _ in flat], dtype=np.int32)
-        weight = np.array([wv for _, wv in flat], dtype=np.int8)
-        return Csr(indptr, indices, weight)
+        o, y, x = (a.ravel() for a in np.meshgrid(np.arange(oc), np.arange(oh), np.arange(ow), indexing="ij"))
+        target = (o * oh + y) * ow + x
+        sources, targets, weights = [], [], []
+        for i in range(ic):
+            for dy in range(kh):
+                for dx in range(kw):
+                    sy, sx = y * self.stride + dy - self.padding, x * self.stride + dx - self.padding
+                    inside = (sy >= 0) & (sy < h) & (sx >= 0) & (sx < w)
+                    sources.append(((i * h + sy) * w + sx)[inside])
+                    targets.append(target[inside])
+                    weights.append(self.weight[o[inside], i, dy, dx])
+        src, tgt, weight = np.concatenate(sources), np.concatenate(targets), np.concatenate(weights)
+        order = np.lexsort((tgt, src))       # one synapse per (source, target): rows by source, targets ascending
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(src, minlength=c * h * w))]).astype(np.int64)
+        return Csr(indptr, tgt[order].astype(np.int32), weight[order].astype(np.int8))
 
 
 Projection = Dense | Sparse | Conv2d

@@ -115,12 +115,13 @@ def load_model(name_or_path: str | Path, base: Path | None = None) -> tuple[Grap
             n_src, n_tgt = spec.populations[p.source].size, spec.populations[p.target].size
             exp = _weight_exp(h5, name, wfile)
             base_path = f"projections/{name}"
+            fmt = dict(port=p.port or "", weight_bits=p.weight_bits, sign_mode=p.sign_mode)
             if p.kind == "dense":
                 w = _int8(_dataset(h5, f"{base_path}/weight", wfile), f"{base_path}/weight", wfile)
                 if w.shape != (n_tgt, n_src):
                     raise UserError(f"dataset /{base_path}/weight has shape {w.shape}, expected "
                                     f"({n_tgt}, {n_src}) = (target {p.target}, source {p.source})", file=wfile)
-                projections[name] = Dense(name, p.source, p.target, w, exp)
+                projections[name] = Dense(name, p.source, p.target, w, exp, **fmt)
             elif p.kind == "sparse":
                 indptr = _dataset(h5, f"{base_path}/indptr", wfile).astype(np.int64)
                 indices = _dataset(h5, f"{base_path}/indices", wfile).astype(np.int64)
@@ -132,10 +133,10 @@ def load_model(name_or_path: str | Path, base: Path | None = None) -> tuple[Grap
                     raise UserError(f"group /{base_path} is not a valid CSR matrix with {n_src} source rows "
                                     f"and {n_tgt} target columns", file=wfile)
                 projections[name] = Sparse(name, p.source, p.target, Csr(indptr, indices.astype(np.int32), w),
-                                           n_tgt, exp)
+                                           n_tgt, exp, **fmt)
             else:
                 w = _int8(_dataset(h5, f"{base_path}/weight", wfile), f"{base_path}/weight", wfile)
-                conv = Conv2d(name, p.source, p.target, w, tuple(p.in_shape), p.stride, p.padding, exp)
+                conv = Conv2d(name, p.source, p.target, w, tuple(p.in_shape), p.stride, p.padding, exp, **fmt)
                 if w.ndim != 4 or w.shape[1] != p.in_shape[0]:
                     raise UserError(f"dataset /{base_path}/weight has shape {w.shape}, expected "
                                     f"(out_channels, {p.in_shape[0]}, kh, kw)", file=wfile)

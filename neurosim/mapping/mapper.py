@@ -13,9 +13,10 @@ import numpy as np
 
 from neurosim.errors import UserError
 from neurosim.graph.graph import Dense, Graph
-from neurosim.mapping.partition import LIMIT_NAMES, incoming, slice_population
+from neurosim.mapping.partition import LIMIT_NAMES, encoding_of, incoming, slice_population
 from neurosim.mapping.routes import Routes, build_axons
-from neurosim.numerics.neurons import KINDS, check_populations
+from neurosim.numerics.neurons import (KINDS, check_populations, check_projections, payload_bits_of, port_index,
+                                       state_bytes_of)
 from neurosim.spec.chip import ChipFile
 
 HOST = -1
@@ -43,6 +44,8 @@ class Mapping:
     routes: Routes
     core_neuron_lo: np.ndarray = field(default=None)   # int64 [n_cores] first global neuron on each core
     core_neuron_hi: np.ndarray = field(default=None)
+    dend_offsets: dict[str, int] = field(default_factory=dict)   # first global dendrite of each population
+    n_dendrites: int = 0                                         # neurons x their kinds' input ports
 
     @property
     def n_neurons(self) -> int:
@@ -96,108 +99,205 @@ def _check_targets(graph: Graph) -> None:
                             field=".".join(where), line=graph.lines.find(where) if graph.lines is not None else None)
 
 
-def map_graph(graph: Graph, chip: ChipFile) -> Mapping:
-    """Partition, place and route; raises a `UserError` naming the population and limit if it does not fit."""
+def _check_payloads(graph: Graph, chip: ChipFile) -> None:
+    """A graded population's payload must fit the chip's graded messages."""
+    most = chip.core.graded_payload_bits
+    for name, pop in graph.populations.items():
+        bits = payload_bits_of(KINDS[pop.kind], pop.params)
+        if bits > most:
+            where = ("populations", name, "params", "payload_bits")
+            carries = f"carry at most {most} bits" if most else "carry no payload (binary spikes only)"
+            raise UserError(f"{bits}-bit graded payloads, the chip's messages {carries} "
+                            f"(core_kinds.{chip.chip.core_kind}.graded_payload_bits)", file=graph.source_file,
+                            field=".".join(where), line=graph.lines.find(where) if graph.lines is not None else None)
+
+
+@dataclass
+class _Placed:
+    slices: list[CoreSlice]
+    syn_bytes: list[float]
+    fan_in: list[int]
+    core_of: np.ndarray
+    n_cores: int
+
+
+def _partition(graph: Graph, chip: ChipFile, incs: dict, caps: dict[str, int], offsets: dict[str, int]) -> _Placed:
+    """Slice every on-chip population under its neuron cap and the core's limits; cores in order."""
+    lim = chip.core.limits
+    n_neurons = sum(p.size for p in graph.populations.values())
+    slices, syn_bytes, fan_in = [], [], []
+    core_of = np.full(n_neurons, HOST, np.int32)
+    next_core = 0
+    for name, pop in graph.populations.items():
+        kind = KINDS[pop.kind]
+        if kind.on_host:
+            slices.append(CoreSlice(name, 0, pop.size, HOST))
+            continue
+        starts, sb, fi, err = slice_population(incs[name], n_neurons, caps[name], state_bytes_of(kind, pop.params),
+                                               lim.neuron_state_bytes, lim.synapse_memory_bytes, lim.memory_bytes,
+                                               lim.fan_in)
+        if err[0] >= 0:
+            neuron, which, amount = err
+            limit_name = LIMIT_NAMES[which]
+            limit = getattr(lim, limit_name)
+            raise _fail(graph, name, f"neuron {neuron} alone needs {amount:,} of {limit_name}, a core has "
+                                     f"{limit:,} (exceeded by {amount - limit:,})")
+        bounds = list(starts) + [pop.size]
+        if next_core + len(starts) > chip.total_cores:
+            later = sum(1 for p in list(graph.populations)[list(graph.populations).index(name) + 1:]
+                        if not KINDS[graph.populations[p].kind].on_host)
+            needed = next_core + len(starts)
+            raise _fail(graph, name, f"does not fit: the model needs at least {needed + later:,} cores, the system "
+                                     f"has {chip.total_cores:,} (exceeded by {needed + later - chip.total_cores:,})")
+        for lo, hi in zip(bounds[:-1], bounds[1:]):
+            slices.append(CoreSlice(name, int(lo), int(hi), next_core))
+            core_of[offsets[name] + lo: offsets[name] + hi] = next_core
+            next_core += 1
+        syn_bytes.extend(sb)
+        fan_in.extend(fi)
+    return _Placed(slices, syn_bytes, fan_in, core_of, next_core)
+
+
+def _outputs_per_core(routes: Routes, core_of: np.ndarray, n_cores: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per core: its output axons (fan_out) and its distinct destination cores (routing-table entries)."""
+    src_core = core_of[np.repeat(np.arange(len(core_of)), np.diff(routes.axon_ptr))]
+    on_chip = src_core >= 0
+    fan_out = np.bincount(src_core[on_chip], minlength=n_cores)[:n_cores]
+    pairs = np.unique(src_core[on_chip].astype(np.int64) * max(n_cores, 1) + routes.axon_core[on_chip])
+    routes_used = np.bincount(pairs // max(n_cores, 1), minlength=n_cores)[:n_cores]
+    return fan_out.astype(np.int64), routes_used.astype(np.int64)
+
+
+def _spread_caps(graph: Graph, chip: ChipFile, placed: _Placed, caps: dict[str, int], share: float) -> dict[str, int]:
+    """Neuron caps that give each population about ``share`` times its packed number of cores."""
+    counts: dict[str, int] = {}
+    for s in placed.slices:
+        if s.core >= 0:
+            counts[s.population] = counts.get(s.population, 0) + 1
+    return {name: (max(1, -(-graph.populations[name].size // max(1, int(counts[name] * share))))
+                   if name in counts else cap) for name, cap in caps.items()}
+
+
+def map_graph(graph: Graph, chip: ChipFile, placement: str = "pack") -> Mapping:
+    """Partition, place and route; raises a `UserError` naming the population and limit if it does not fit.
+
+    ``placement: pack`` uses as few cores as the limits allow; ``spread`` gives every population
+    more, smaller slices so that the model fills about all of the system's cores.
+    """
     check_populations(graph)
+    check_projections(graph)
     _check_targets(graph)
+    _check_payloads(graph, chip)
     core = chip.core
     lim = core.limits
-    offsets, pos = {}, 0
+    offsets, dend_offsets, pos, dpos = {}, {}, 0, 0
     for name, pop in graph.populations.items():
-        offsets[name] = pos
+        offsets[name], dend_offsets[name] = pos, dpos
         pos += pop.size
+        dpos += pop.size * len(KINDS[pop.kind].ports)
     n_neurons = pos
     caps = {name: lim.neurons for name in graph.populations}
-    incs = {name: incoming(graph, name, offsets, core.bytes_per_synapse_dense, core.bytes_per_synapse_sparse)
+    incs = {name: incoming(graph, name, offsets, core)
             for name, pop in graph.populations.items() if not KINDS[pop.kind].on_host}
 
-    for _attempt in range(12):
-        slices, syn_bytes, fan_in = [], [], []
-        core_of = np.full(n_neurons, HOST, np.int32)
-        next_core = 0
-        for name, pop in graph.populations.items():
-            kind = KINDS[pop.kind]
-            if kind.on_host:
-                slices.append(CoreSlice(name, 0, pop.size, HOST))
-                continue
-            starts, sb, fi, err = slice_population(incs[name], n_neurons, caps[name], kind.state_bytes,
-                                                   lim.neuron_state_bytes, lim.synapse_memory_bytes,
-                                                   lim.memory_bytes, lim.fan_in)
-            if err[0] >= 0:
-                neuron, which, amount = err
-                limit_name = LIMIT_NAMES[which]
-                limit = getattr(lim, limit_name)
-                raise _fail(graph, name, f"neuron {neuron} alone needs {amount:,} of {limit_name}, a core has "
-                                         f"{limit:,} (exceeded by {amount - limit:,})")
-            bounds = list(starts) + [pop.size]
-            for lo, hi in zip(bounds[:-1], bounds[1:]):
-                if next_core >= chip.total_cores:
-                    needed = next_core + (len(bounds) - 1 - len([s for s in slices if s.population == name]))
-                    raise _fail(graph, name, f"does not fit: the model needs at least {needed:,} cores, the system "
-                                             f"has {chip.total_cores:,} (exceeded by {needed - chip.total_cores:,})")
-                slices.append(CoreSlice(name, int(lo), int(hi), next_core))
-                core_of[offsets[name] + lo: offsets[name] + hi] = next_core
-                next_core += 1
-            syn_bytes.extend(sb)
-            fan_in.extend(fi)
+    placed = _partition(graph, chip, incs, caps, offsets)
+    if placement == "spread" and placed.n_cores:
+        share = chip.total_cores / placed.n_cores
+        while share > 1:
+            trial_caps = _spread_caps(graph, chip, placed, caps, share)
+            try:
+                trial = _partition(graph, chip, incs, trial_caps, offsets)
+            except UserError:
+                trial = None
+            if trial is not None and trial.n_cores <= chip.total_cores:
+                placed, caps = trial, trial_caps
+                break
+            share *= 0.9
 
-        routes = _route(graph, offsets, core_of, n_neurons, chip)
-        src_of_axon = np.repeat(np.arange(n_neurons), np.diff(routes.axon_ptr))
-        src_core = core_of[src_of_axon]
-        fan_out = np.bincount(src_core[src_core >= 0], minlength=next_core)[:next_core]
-        over = [s for s in slices if s.core >= 0 and fan_out[s.core] > lim.fan_out]
+    for _attempt in range(12):
+        routes = _route(graph, offsets, dend_offsets, placed.core_of, n_neurons, chip)
+        fan_out, routes_used = _outputs_per_core(routes, placed.core_of, placed.n_cores)
+        over = {}
+        for s in placed.slices:
+            if s.core < 0:
+                continue
+            for limit_name, used in (("fan_out", fan_out), ("routes", routes_used)):
+                if used[s.core] > getattr(lim, limit_name):
+                    per_neuron = used[s.core] / (s.hi - s.lo)
+                    worst = over.get(s.population)
+                    if worst is None or per_neuron / getattr(lim, limit_name) > worst[1] / getattr(lim, worst[0]):
+                        over[s.population] = (limit_name, per_neuron)
         if not over:
             break
-        for name in {s.population for s in over}:
-            worst = max(fan_out[s.core] / (s.hi - s.lo) for s in over if s.population == name)
-            new_cap = int(lim.fan_out // worst)
+        for name, (limit_name, per_neuron) in over.items():
+            limit = getattr(lim, limit_name)
+            new_cap = int(limit // per_neuron)
             if new_cap < 1 or new_cap >= caps[name]:
-                raise _fail(graph, name, f"a single neuron needs {int(np.ceil(worst)):,} output axons (fan_out), "
-                                         f"a core has {lim.fan_out:,} (exceeded by {int(np.ceil(worst)) - lim.fan_out:,})")
+                need = int(np.ceil(per_neuron))
+                what = "output axons (fan_out)" if limit_name == "fan_out" else "destination cores (routes)"
+                raise _fail(graph, name, f"a single neuron needs {need:,} {what}, a core has {limit:,} "
+                                         f"(exceeded by {need - limit:,})")
             caps[name] = new_cap
+        placed = _partition(graph, chip, incs, caps, offsets)
     else:
-        raise _fail(graph, over[0].population, "could not be sliced within the core's fan_out limit")
+        raise _fail(graph, next(iter(over)), "could not be sliced within the core's fan_out and routes limits")
 
+    next_core, slices = placed.n_cores, placed.slices
     chip_idx, x, y = core_coordinates(chip, np.arange(next_core))
-    on_core = [s for s in slices if s.core >= 0]
     state = np.zeros(next_core, np.int64)
     neurons = np.zeros(next_core, np.int64)
     lo_arr = np.zeros(next_core, np.int64)
     hi_arr = np.zeros(next_core, np.int64)
-    for s in on_core:
+    for s in slices:
+        if s.core < 0:
+            continue
+        pop = graph.populations[s.population]
         neurons[s.core] = s.hi - s.lo
-        state[s.core] = (s.hi - s.lo) * KINDS[graph.populations[s.population].kind].state_bytes
+        state[s.core] = (s.hi - s.lo) * state_bytes_of(KINDS[pop.kind], pop.params)
         lo_arr[s.core] = offsets[s.population] + s.lo
         hi_arr[s.core] = offsets[s.population] + s.hi
+    syn_bytes = np.array(placed.syn_bytes, np.float64)
     utilisation = {
         "neurons": neurons,
-        "memory_bytes": state + np.array(syn_bytes, np.float64),
+        "memory_bytes": state + syn_bytes,
         "neuron_state_bytes": state,
-        "synapse_memory_bytes": np.array(syn_bytes, np.float64),
-        "fan_in": np.array(fan_in, np.int64),
-        "fan_out": fan_out.astype(np.int64),
+        "synapse_memory_bytes": syn_bytes,
+        "fan_in": np.array(placed.fan_in, np.int64),
+        "fan_out": fan_out,
+        "routes": routes_used,
     }
     limits = {k: float(getattr(lim, k)) for k in LIMIT_NAMES}
-    return Mapping(offsets, core_of, slices, next_core, chip_idx, x, y, utilisation, limits, routes, lo_arr, hi_arr)
+    return Mapping(offsets, placed.core_of, slices, next_core, chip_idx, x, y, utilisation, limits, routes, lo_arr,
+                   hi_arr, dend_offsets, dpos)
 
 
-def _route(graph: Graph, offsets: dict[str, int], core_of: np.ndarray, n_neurons: int, chip: ChipFile) -> Routes:
-    srcs, tgts, weights, projs, exps = [], [], [], [], []
+def _route(graph: Graph, offsets: dict[str, int], dend_offsets: dict[str, int], core_of: np.ndarray,
+           n_neurons: int, chip: ChipFile) -> Routes:
+    srcs, tgts, dends, weights, projs, exps, syn_bits = [], [], [], [], [], [], []
     for p_idx, proj in enumerate(graph.projections.values()):
         csr = proj.to_csr()
+        target = graph.populations[proj.target]
+        kind = KINDS[target.kind]
         rows = np.repeat(np.arange(len(csr.indptr) - 1, dtype=np.int64), np.diff(csr.indptr))
         srcs.append(rows + offsets[proj.source])
         tgts.append(csr.indices.astype(np.int64) + offsets[proj.target])
+        dends.append(csr.indices.astype(np.int64) + dend_offsets[proj.target]
+                     + port_index(kind, proj.port) * target.size)
         weights.append(csr.weight)
         projs.append(np.full(csr.n_synapses, p_idx, np.int64))
         exps.append(proj.weight_exp)
+        syn_bits.append(8 * chip.core.synapse_bytes(proj.weight_bits, encoding_of(proj)))
     cat = (lambda xs, dt: np.concatenate(xs).astype(dt) if xs else np.zeros(0, dt))
-    axon_ptr, axon_core, axon_exp, axon_syn_ptr, syn_target, syn_weight = build_axons(
-        cat(srcs, np.int64), cat(tgts, np.int64), cat(weights, np.int8), cat(projs, np.int64),
+    axon_ptr, axon_core, axon_exp, axon_proj, axon_syn_ptr, syn_target, syn_weight = build_axons(
+        cat(srcs, np.int64), cat(tgts, np.int64), cat(dends, np.int64), cat(weights, np.int8), cat(projs, np.int64),
         np.array(exps, np.int64) if exps else np.zeros(1, np.int64), max(len(exps), 1), core_of, n_neurons)
     src_of_axon = np.repeat(np.arange(n_neurons), np.diff(axon_ptr))
     ew, ns, links = _hops(chip, core_of[src_of_axon], axon_core)
-    return Routes(axon_ptr, axon_core, axon_exp, axon_syn_ptr, syn_target, syn_weight, ew, ns, links)
+    # A message reads the synaptic-memory words its synapses fill.
+    bits = np.array(syn_bits, np.float64)[axon_proj] if syn_bits else np.zeros(0)
+    reads = np.ceil(np.diff(axon_syn_ptr) * bits / chip.core.synapses.word_bits).astype(np.int64)
+    return Routes(axon_ptr, axon_core, axon_exp, axon_proj, axon_syn_ptr, syn_target, syn_weight, ew, ns, links,
+                  reads)
 
 
 def utilisation_table(mapping: Mapping) -> list[dict[str, object]]:

@@ -2,8 +2,10 @@
 
 Slices are contiguous ranges of a population's neurons. A slice grows neuron by neuron
 while it stays within the core's neuron count, neuron-state memory, synapse memory, their
-shared total memory and fan-in (distinct source neurons); shared conv kernels are charged
-once per slice.
+shared total memory and fan-in (distinct source neurons). A synapse takes the bytes its
+projection's weight width and encoding give (``NeurocoreSpec.synapse_bytes``); shared conv
+kernels are charged once per slice. Fan-out and routing-table entries depend on where the
+targets land, so the mapper checks them after placing (``neurosim.mapping.mapper``).
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ from dataclasses import dataclass
 import numba as nb
 import numpy as np
 
-from neurosim.graph.graph import Conv2d, Dense, Graph
+from neurosim.graph.graph import Conv2d, Dense, Graph, Projection
+from neurosim.spec.chip import NeurocoreSpec
 
-LIMIT_NAMES = ("neurons", "memory_bytes", "neuron_state_bytes", "synapse_memory_bytes", "fan_in", "fan_out")
+LIMIT_NAMES = ("neurons", "memory_bytes", "neuron_state_bytes", "synapse_memory_bytes", "fan_in", "fan_out",
+               "routes")
 # indices into LIMIT_NAMES of the errors `_greedy` reports
 _STATE, _SYNAPSES, _FAN_IN, _MEMORY = (LIMIT_NAMES.index(n) for n in
                                        ("neuron_state_bytes", "synapse_memory_bytes", "fan_in", "memory_bytes"))
@@ -32,8 +36,11 @@ class Incoming:
     key_cost: np.ndarray   # float64 bytes of each shared kernel
 
 
-def incoming(graph: Graph, target: str, offsets: dict[str, int], dense_bytes: float,
-             sparse_bytes: float) -> Incoming:
+def encoding_of(proj: Projection) -> str:
+    return "dense" if isinstance(proj, Dense) else "conv" if isinstance(proj, Conv2d) else "sparse"
+
+
+def incoming(graph: Graph, target: str, offsets: dict[str, int], core: NeurocoreSpec) -> Incoming:
     size = graph.populations[target].size
     srcs, tgts, costs, keys, key_costs = [], [], [], [], []
     n_keys = 0
@@ -49,10 +56,10 @@ def incoming(graph: Graph, target: str, offsets: dict[str, int], dense_bytes: fl
             per_channel = proj.out_shape[1] * proj.out_shape[2]
             costs.append(np.zeros(csr.n_synapses))
             keys.append(csr.indices.astype(np.int64) // per_channel + n_keys)
-            key_costs.append(np.full(oc, ic * kh * kw * dense_bytes))
+            key_costs.append(np.full(oc, ic * kh * kw * core.synapse_bytes(proj.weight_bits, "conv")))
             n_keys += oc
         else:
-            costs.append(np.full(csr.n_synapses, dense_bytes if isinstance(proj, Dense) else sparse_bytes))
+            costs.append(np.full(csr.n_synapses, core.synapse_bytes(proj.weight_bits, encoding_of(proj))))
             keys.append(np.full(csr.n_synapses, -1, dtype=np.int64))
     if not srcs:
         return Incoming(np.zeros(size + 1, np.int64), np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64),

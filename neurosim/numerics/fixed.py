@@ -28,3 +28,8 @@ def wrap24(x: np.ndarray) -> np.ndarray:
     """One 24-bit wraparound step, as Lava's bit-accurate model applies it."""
     x = np.where(x > (1 << 23), x - (1 << 24), x)
     return np.where(x <= -(1 << 23), x + (1 << 24), x)
+
+
+def fix24(x: np.ndarray, saturate: bool) -> np.ndarray:
+    """Bring x into 24 bits: saturate to +-(2^23 - 1), or wrap once as `wrap24`."""
+    return np.clip(x, -STATE_MAX, STATE_MAX) if saturate else wrap24(x)

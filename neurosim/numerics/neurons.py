@@ -1,12 +1,18 @@
-"""Neuron kinds: parameters, state, a numba kernel and a plain-numpy reference each.
+"""Neuron programs: parameters, state, a numba kernel and a plain-numpy reference each.
 
-Every kind's step reads the dendritic accumulator ``acc`` (int64, summed synaptic input of
-the previous timestep), clears it, updates the state, and writes ``payload``: 0 for no
-event, otherwise the event's value (1 for a binary spike, the graded value for a graded
-spike). Both versions return the number of values that saturated or wrapped.
+A neuron program is what a neurocore runs for each of its neurons every timestep. Every
+program's step reads its dendritic accumulators ``acc`` (int64, shape ``[ports, n]``: the
+summed synaptic input of the previous timestep on each input port), clears them, updates
+the state, and writes ``payload``: 0 for no event, otherwise the event's value (1 for a
+binary spike, the value itself for a graded spike). Both versions return the number of
+values that saturated or wrapped (the trace counts them as overflows).
 
-Kinds
------
+Number formats (``neurosim.numerics.fixed``): state is 24-bit signed; ``overflow: wrap``
+wraps it as the chip's adders do, ``overflow: saturate`` clips it to +-(2^23 - 1). A graded
+payload has ``payload_bits`` (at most the chip's ``graded_payload_bits``) and saturates.
+
+Programs
+--------
 ``loihi_lif``
     Loihi's bit-accurate current-based LIF (Lava's fixed-point model)::
 
@@ -17,18 +23,54 @@ Kinds
         spike if v > vth << 6; then v = 0 (reset: zero) or v -= vth << 6 (reset: subtract)
 
     ``vth: null`` makes a non-spiking integrator (a readout layer).
-``sigma_delta``
-    Loihi's sigma-delta neuron with graded spikes (Lava's corrected fixed-point model)::
+``cuba_lif``
+    The CUBA LIF neuron program of Loihi 2 (lava-dl's CUBA neuron): the decays carry no
+    offset, the state overflows as ``overflow`` says, a spike starts a refractory period
+    of ``refractory`` steps in which v stays at 0, and with ``graded: true`` a spike
+    carries the voltage (v >> 6) as its payload::
 
-        sigma = wrap24(sigma + clip24(acc))
+        u = fix24(u * (4096 - du) / 4096 + clip24(acc) << 6)
+        v = fix24(v * (4096 - dv) / 4096 + u + bias)        (unless refractory)
+        spike if v > vth << 6; then reset as loihi_lif, and count `refractory` steps
+``sigma_delta``
+    Loihi's sigma-delta neuron with graded spikes (Lava's fixed-point model). The part of
+    a change not sent (its residue) stays in ``act - act_prev`` and goes out with a later
+    one::
+
+        sigma = fix24(sigma + clip24(acc))
         act   = sigma + bias                 (relu: max(act, 0))
         delta = act - act_prev
         s     = delta >> state_exp  if |delta| >= vth  else 0
-        act_prev += s << state_exp;  payload = clip24(s)
+        act_prev += s << state_exp;  payload = clip(s, payload_bits)
+``graded_relu``
+    An integer activation sent as a graded spike every step (relu or identity)::
 
+        payload = clip((act(acc + bias)) >> shift, payload_bits)
+``gate_product``
+    A two-port gate: the elementwise fixed-point product of its inputs ``a`` and ``b``::
+
+        payload = clip((act_a(acc_a) * act_b(acc_b)) >> frac_bits, payload_bits)
+``gated_recurrence``
+    A two-port recurrent gate as in a minimal GRU, h = f * h_prev + (1 - f) * c, with f a
+    fixed-point fraction of 2^frac_bits on port ``f`` and the candidate on port ``c``::
+
+        f = clip(acc_f, 0, 2^frac_bits)
+        h = fix24((f * h + (2^frac_bits - f) * acc_c) >> frac_bits)
+        payload = clip(h, payload_bits)
 ``graded_source``
     A host-driven input: each step it sends the current input value of every neuron with
-    a nonzero value as a graded spike. It lives on the host, not on a core.
+    a nonzero value as a graded spike (clipped to ``payload_bits``). It lives on the host,
+    not on a core.
+``spike_source``
+    A host-driven binary input: each step every neuron with a nonzero input value sends a
+    binary spike (a spike generator).
+
+A neuron's update is *active* in a step when it does work beyond reading its state: it
+has input on a port or state away from rest (`NeuronKind.active`). Chips may price active
+updates apart (``neuron_active``), as Loihi's active and inactive neuron updates.
+
+State memory per neuron (``state_bytes``): one 32-bit word per state variable and per
+input port beyond the first; the mapper adds a word per parameter given per neuron.
 """
 
 from __future__ import annotations
@@ -41,12 +83,53 @@ import numpy as np
 from pydantic import Field
 
 from neurosim.errors import UserError
-from neurosim.numerics.fixed import (ACT_SHIFT, INPUT16_MAX, INPUT16_MIN, STATE_MAX, decay, shift,
-                                     wrap24)
+from neurosim.graph.graph import weight_range
+from neurosim.numerics.fixed import ACT_SHIFT, INPUT16_MAX, INPUT16_MIN, STATE_MAX, decay, fix24, shift, wrap24
 from neurosim.spec.validate import Spec, validate
+
+WORD_BYTES = 4     # one neuron-state word on a neurocore
+MAX_PAYLOAD_BITS = 32
 
 # A per-neuron parameter is an integer (checked by the kind's Params spec) or an int64 array of the
 # population's size from the weights file (checked by `_per_neuron`, the spec sees a placeholder 0).
+
+
+# ---------------------------------------------------------------------------------------------
+# numba building blocks: the chip's fixed-point rules on one value
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _clip(x, hi):
+    """x clipped to [-hi, hi]; and 1 if it was clipped."""
+    if x > hi:
+        return hi, 1
+    if x < -hi:
+        return -hi, 1
+    return x, 0
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _fix24(x, saturate):
+    """x brought into 24 bits by one wrap (Lava's model of the adders) or by saturation; and 1 if changed."""
+    if saturate:
+        return _clip(x, STATE_MAX)
+    if x > (1 << 23):
+        return x - (1 << 24), 1
+    if x <= -(1 << 23):
+        return x + (1 << 24), 1
+    return x, 0
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _decay(x, factor):
+    """x * factor / 4096 rounded toward zero."""
+    p = x * factor
+    return (p >> 12) if p >= 0 else -((-p) >> 12)
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _activate(x, relu):
+    return 0 if relu and x < 0 else x
 
 
 # ---------------------------------------------------------------------------------------------
@@ -56,33 +139,18 @@ from neurosim.spec.validate import Spec, validate
 @nb.njit(cache=True, nogil=True)
 def lif_step(acc, payload, u, v, du, dv, vth6, bias, reset_subtract):
     overflow = 0
-    for i in range(acc.shape[0]):
-        a = acc[i]
-        acc[i] = 0
+    for i in range(payload.shape[0]):
+        a = acc[0, i]
+        acc[0, i] = 0
         if a > INPUT16_MAX:
             a = INPUT16_MAX
             overflow += 1
         elif a < INPUT16_MIN:
             a = INPUT16_MIN
             overflow += 1
-        p = u[i] * (4096 - (du[i] + 1))
-        uu = (p >> 12) if p >= 0 else -((-p) >> 12)
-        uu += a << ACT_SHIFT
-        if uu > (1 << 23):
-            uu -= 1 << 24
-            overflow += 1
-        elif uu <= -(1 << 23):
-            uu += 1 << 24
-            overflow += 1
-        q = v[i] * (4096 - dv[i])
-        vv = (q >> 12) if q >= 0 else -((-q) >> 12)
-        vv += uu + bias[i]
-        if vv > STATE_MAX:
-            vv = STATE_MAX
-            overflow += 1
-        elif vv < -STATE_MAX:
-            vv = -STATE_MAX
-            overflow += 1
+        uu, o1 = _fix24(_decay(u[i], 4096 - (du[i] + 1)) + (a << ACT_SHIFT), False)
+        vv, o2 = _clip(_decay(v[i], 4096 - dv[i]) + uu + bias[i], STATE_MAX)
+        overflow += o1 + o2
         if vth6[i] >= 0 and vv > vth6[i]:
             payload[i] = 1
             vv = vv - vth6[i] if reset_subtract else 0
@@ -94,101 +162,245 @@ def lif_step(acc, payload, u, v, du, dv, vth6, bias, reset_subtract):
 
 
 @nb.njit(cache=True, nogil=True)
-def sigma_delta_step(acc, payload, sigma, act_prev, vth, bias, relu, state_exp):
+def cuba_lif_step(acc, payload, u, v, refractory_left, du, dv, vth6, bias, reset_subtract, refractory, graded,
+                  saturate, payload_max):
     overflow = 0
-    for i in range(acc.shape[0]):
-        a = acc[i]
-        acc[i] = 0
-        if a > STATE_MAX:
-            a = STATE_MAX
-            overflow += 1
-        elif a < -STATE_MAX:
-            a = -STATE_MAX
-            overflow += 1
-        s = sigma[i] + a
-        if s > (1 << 23):
-            s -= 1 << 24
-            overflow += 1
-        elif s <= -(1 << 23):
-            s += 1 << 24
-            overflow += 1
+    for i in range(payload.shape[0]):
+        a, o0 = _clip(acc[0, i], STATE_MAX)
+        acc[0, i] = 0
+        uu, o1 = _fix24(_decay(u[i], 4096 - du[i]) + (a << ACT_SHIFT), saturate)
+        u[i] = uu
+        overflow += o0 + o1
+        payload[i] = 0
+        if refractory_left[i] > 0:
+            refractory_left[i] -= 1
+            v[i] = 0
+            continue
+        vv, o2 = _fix24(_decay(v[i], 4096 - dv[i]) + uu + bias[i], saturate)
+        overflow += o2
+        if vth6[i] >= 0 and vv > vth6[i]:
+            if graded:
+                out, o3 = _clip(vv >> ACT_SHIFT, payload_max)
+                payload[i] = out
+                overflow += o3
+            else:
+                payload[i] = 1
+            vv = vv - vth6[i] if reset_subtract else 0
+            refractory_left[i] = refractory
+        v[i] = vv
+    return overflow
+
+
+@nb.njit(cache=True, nogil=True)
+def sigma_delta_step(acc, payload, sigma, act_prev, vth, bias, relu, state_exp, saturate, payload_max):
+    overflow = 0
+    for i in range(payload.shape[0]):
+        a, o0 = _clip(acc[0, i], STATE_MAX)
+        acc[0, i] = 0
+        s, o1 = _fix24(sigma[i] + a, saturate)
         sigma[i] = s
-        act = s + bias[i]
-        if relu and act < 0:
-            act = 0
-        delta = act - act_prev[i]
+        overflow += o0 + o1
+        delta = _activate(s + bias[i], relu) - act_prev[i]
         out = 0
         if abs(delta) >= vth[i]:
             out = delta >> state_exp
             act_prev[i] += out << state_exp
-            if out > STATE_MAX:
-                out = STATE_MAX
-                overflow += 1
-            elif out < -STATE_MAX:
-                out = -STATE_MAX
-                overflow += 1
+            out, o2 = _clip(out, payload_max)
+            overflow += o2
         payload[i] = out
     return overflow
 
 
 @nb.njit(cache=True, nogil=True)
-def source_step(acc, payload, values):
-    for i in range(acc.shape[0]):
-        acc[i] = 0
-        payload[i] = values[i]
-    return 0
-
-
-# ---------------------------------------------------------------------------------------------
-# plain-numpy references of the same arithmetic
-
-
-def lif_reference(acc, payload, u, v, du, dv, vth6, bias, reset_subtract):
-    a = np.clip(acc, INPUT16_MIN, INPUT16_MAX)
-    overflow = int(np.count_nonzero(a != acc))
-    uu = decay(u, 4096 - (du + 1)) + np.left_shift(a, ACT_SHIFT)
-    wrapped = wrap24(uu)
-    overflow += int(np.count_nonzero(wrapped != uu))
-    vv = decay(v, 4096 - dv) + wrapped + bias
-    clipped = np.clip(vv, -STATE_MAX, STATE_MAX)
-    overflow += int(np.count_nonzero(clipped != vv))
-    spikes = (vth6 >= 0) & (clipped > vth6)
-    reset = clipped - vth6 if reset_subtract else np.zeros_like(clipped)
-    u[:] = wrapped
-    v[:] = np.where(spikes, reset, clipped)
-    payload[:] = spikes
-    acc[:] = 0
+def graded_relu_step(acc, payload, bias, relu, shift_bits, payload_max):
+    overflow = 0
+    for i in range(payload.shape[0]):
+        x = _activate(acc[0, i] + bias[i], relu) >> shift_bits
+        acc[0, i] = 0
+        out, o = _clip(x, payload_max)
+        payload[i] = out
+        overflow += o
     return overflow
 
 
-def sigma_delta_reference(acc, payload, sigma, act_prev, vth, bias, relu, state_exp):
-    a = np.clip(acc, -STATE_MAX, STATE_MAX)
-    overflow = int(np.count_nonzero(a != acc))
+@nb.njit(cache=True, nogil=True)
+def gate_product_step(acc, payload, relu_a, relu_b, frac_bits, payload_max):
+    overflow = 0
+    for i in range(payload.shape[0]):
+        a, o0 = _clip(acc[0, i], STATE_MAX)
+        b, o1 = _clip(acc[1, i], STATE_MAX)
+        acc[0, i] = 0
+        acc[1, i] = 0
+        out, o2 = _clip((_activate(a, relu_a) * _activate(b, relu_b)) >> frac_bits, payload_max)
+        payload[i] = out
+        overflow += o0 + o1 + o2
+    return overflow
+
+
+@nb.njit(cache=True, nogil=True)
+def gated_recurrence_step(acc, payload, h, frac_bits, saturate, payload_max):
+    one = 1 << frac_bits
+    overflow = 0
+    for i in range(payload.shape[0]):
+        f = acc[0, i]
+        if f < 0:
+            f, overflow = 0, overflow + 1
+        elif f > one:
+            f, overflow = one, overflow + 1
+        c, o0 = _clip(acc[1, i], STATE_MAX)
+        acc[0, i] = 0
+        acc[1, i] = 0
+        hh, o1 = _fix24((f * h[i] + (one - f) * c) >> frac_bits, saturate)
+        h[i] = hh
+        out, o2 = _clip(hh, payload_max)
+        payload[i] = out
+        overflow += o0 + o1 + o2
+    return overflow
+
+
+@nb.njit(cache=True, nogil=True)
+def spike_source_step(acc, payload, values):
+    for i in range(payload.shape[0]):
+        acc[0, i] = 0
+        payload[i] = 1 if values[i] != 0 else 0
+    return 0
+
+
+@nb.njit(cache=True, nogil=True)
+def source_step(acc, payload, values, payload_max):
+    overflow = 0
+    for i in range(payload.shape[0]):
+        acc[0, i] = 0
+        out, o = _clip(values[i], payload_max)
+        payload[i] = out
+        overflow += o
+    return overflow
+
+
+# ---------------------------------------------------------------------------------------------
+# plain-numpy references of the same arithmetic; batched: state [..., n], acc [..., ports, n]
+
+
+def _count(before: np.ndarray, after: np.ndarray) -> int:
+    return int(np.count_nonzero(before != after))
+
+
+def lif_reference(acc, payload, u, v, du, dv, vth6, bias, reset_subtract):
+    a_in = acc[..., 0, :]
+    a = np.clip(a_in, INPUT16_MIN, INPUT16_MAX)
+    uu = decay(u, 4096 - (du + 1)) + np.left_shift(a, ACT_SHIFT)
+    wrapped = wrap24(uu)
+    vv = decay(v, 4096 - dv) + wrapped + bias
+    clipped = np.clip(vv, -STATE_MAX, STATE_MAX)
+    overflow = _count(a, a_in) + _count(wrapped, uu) + _count(clipped, vv)
+    spikes = (vth6 >= 0) & (clipped > vth6)
+    reset = clipped - vth6 if reset_subtract else np.zeros_like(clipped)
+    u[...] = wrapped
+    v[...] = np.where(spikes, reset, clipped)
+    payload[...] = spikes
+    acc[...] = 0
+    return overflow
+
+
+def cuba_lif_reference(acc, payload, u, v, refractory_left, du, dv, vth6, bias, reset_subtract, refractory, graded,
+                       saturate, payload_max):
+    a_in = acc[..., 0, :]
+    a = np.clip(a_in, -STATE_MAX, STATE_MAX)
+    u_raw = decay(u, 4096 - du) + np.left_shift(a, ACT_SHIFT)
+    u_new = fix24(u_raw, saturate)
+    active = refractory_left == 0
+    v_raw = decay(v, 4096 - dv) + u_new + bias
+    v_new = fix24(v_raw, saturate)
+    spikes = active & (vth6 >= 0) & (v_new > vth6)
+    value = np.clip(np.right_shift(v_new, ACT_SHIFT), -payload_max, payload_max)
+    overflow = (_count(a, a_in) + _count(u_new, u_raw) + _count(v_new[active], v_raw[active])
+                + (_count(value[spikes], np.right_shift(v_new, ACT_SHIFT)[spikes]) if graded else 0))
+    reset = v_new - vth6 if reset_subtract else np.zeros_like(v_new)
+    u[...] = u_new
+    v[...] = np.where(active, np.where(spikes, reset, v_new), 0)
+    refractory_left[...] = np.where(active, np.where(spikes, refractory, 0), refractory_left - 1)
+    payload[...] = np.where(spikes, value if graded else 1, 0)
+    acc[...] = 0
+    return overflow
+
+
+def sigma_delta_reference(acc, payload, sigma, act_prev, vth, bias, relu, state_exp, saturate, payload_max):
+    a_in = acc[..., 0, :]
+    a = np.clip(a_in, -STATE_MAX, STATE_MAX)
     s = sigma + a
-    wrapped = wrap24(s)
-    overflow += int(np.count_nonzero(wrapped != s))
-    sigma[:] = wrapped
-    act = wrapped + bias
+    fixed = fix24(s, saturate)
+    sigma[...] = fixed
+    act = fixed + bias
     if relu:
         act = np.maximum(act, 0)
     delta = act - act_prev
     out = np.where(np.abs(delta) >= vth, np.right_shift(delta, state_exp), 0)
     act_prev += np.left_shift(out, state_exp)
-    clipped = np.clip(out, -STATE_MAX, STATE_MAX)
-    overflow += int(np.count_nonzero(clipped != out))
-    payload[:] = clipped
-    acc[:] = 0
-    return overflow
+    clipped = np.clip(out, -payload_max, payload_max)
+    payload[...] = clipped
+    acc[...] = 0
+    return _count(a, a_in) + _count(fixed, s) + _count(clipped, out)
 
 
-def source_reference(acc, payload, values):
-    payload[:] = values
-    acc[:] = 0
+def graded_relu_reference(acc, payload, bias, relu, shift_bits, payload_max):
+    x = acc[..., 0, :] + bias
+    if relu:
+        x = np.maximum(x, 0)
+    x = np.right_shift(x, shift_bits)
+    clipped = np.clip(x, -payload_max, payload_max)
+    payload[...] = clipped
+    acc[...] = 0
+    return _count(clipped, x)
+
+
+def gate_product_reference(acc, payload, relu_a, relu_b, frac_bits, payload_max):
+    a_in, b_in = acc[..., 0, :], acc[..., 1, :]
+    a, b = np.clip(a_in, -STATE_MAX, STATE_MAX), np.clip(b_in, -STATE_MAX, STATE_MAX)
+    overflow = _count(a, a_in) + _count(b, b_in)
+    if relu_a:
+        a = np.maximum(a, 0)
+    if relu_b:
+        b = np.maximum(b, 0)
+    x = np.right_shift(a * b, frac_bits)
+    clipped = np.clip(x, -payload_max, payload_max)
+    payload[...] = clipped
+    acc[...] = 0
+    return overflow + _count(clipped, x)
+
+
+def gated_recurrence_reference(acc, payload, h, frac_bits, saturate, payload_max):
+    one = 1 << frac_bits
+    f_in, c_in = acc[..., 0, :], acc[..., 1, :]
+    f = np.clip(f_in, 0, one)
+    c = np.clip(c_in, -STATE_MAX, STATE_MAX)
+    raw = np.right_shift(f * h + (one - f) * c, frac_bits)
+    fixed = fix24(raw, saturate)
+    clipped = np.clip(fixed, -payload_max, payload_max)
+    h[...] = fixed
+    payload[...] = clipped
+    acc[...] = 0
+    return _count(f, f_in) + _count(c, c_in) + _count(fixed, raw) + _count(clipped, fixed)
+
+
+def spike_source_reference(acc, payload, values):
+    payload[...] = values != 0
+    acc[...] = 0
     return 0
 
 
+def source_reference(acc, payload, values, payload_max):
+    clipped = np.clip(values, -payload_max, payload_max)
+    payload[...] = clipped
+    acc[...] = 0
+    return _count(clipped, values)
+
+
 # ---------------------------------------------------------------------------------------------
-# kinds: parameters, state layout, the two implementations
+# programs: parameters, state layout, the two implementations
+
+PayloadBits = Annotated[int, Field(ge=1, le=MAX_PAYLOAD_BITS)]
+Overflow = Literal["wrap", "saturate"]
+Activation = Literal["relu", "identity"]
 
 
 class LifParams(Spec):
@@ -201,14 +413,53 @@ class LifParams(Spec):
     reset: Literal["zero", "subtract"] = "zero"
 
 
+class CubaLifParams(Spec):
+    du: Annotated[int, Field(ge=0, le=4096)] = 4096
+    dv: Annotated[int, Field(ge=0, le=4096)] = 0
+    vth: Annotated[int, Field(ge=0, le=131071)] | None
+    bias: Annotated[int, Field(ge=-STATE_MAX, le=STATE_MAX)] = 0
+    v_init: Annotated[int, Field(ge=-STATE_MAX, le=STATE_MAX)] = 0
+    reset: Literal["zero", "subtract"] = "zero"
+    refractory: Annotated[int, Field(ge=0, le=255)] = 0
+    graded: bool = False
+    overflow: Overflow = "wrap"
+    payload_bits: PayloadBits = 24
+
+
 class SigmaDeltaParams(Spec):
     vth: Annotated[int, Field(ge=0, le=STATE_MAX)]
     bias: Annotated[int, Field(ge=-STATE_MAX, le=STATE_MAX)] = 0
-    activation: Literal["relu", "identity"] = "relu"
+    activation: Activation = "relu"
     state_exp: Annotated[int, Field(ge=0, le=23)] = 0
+    overflow: Overflow = "wrap"
+    payload_bits: PayloadBits = 24
+
+
+class GradedReluParams(Spec):
+    bias: Annotated[int, Field(ge=-STATE_MAX, le=STATE_MAX)] = 0
+    activation: Activation = "relu"
+    shift: Annotated[int, Field(ge=0, le=23)] = 0
+    payload_bits: PayloadBits = 24
+
+
+class GateProductParams(Spec):
+    activation_a: Activation = "identity"
+    activation_b: Activation = "identity"
+    frac_bits: Annotated[int, Field(ge=0, le=23)] = 0
+    payload_bits: PayloadBits = 24
+
+
+class GatedRecurrenceParams(Spec):
+    frac_bits: Annotated[int, Field(ge=1, le=16)] = 8
+    overflow: Overflow = "wrap"
+    payload_bits: PayloadBits = 24
 
 
 class SourceParams(Spec):
+    payload_bits: PayloadBits = 24
+
+
+class SpikeSourceParams(Spec):
     pass
 
 
@@ -236,6 +487,39 @@ class NeuronKind:
     reference: Callable
     build: Callable[[Spec, dict[str, Any], int], NeuronState]
     per_neuron: tuple[str, ...] = ()   # parameters that may be per-neuron arrays
+    ports: tuple[str, ...] = ("in",)   # its dendritic inputs; a projection names one (default: the first)
+    active: Callable[[np.ndarray, NeuronState], np.ndarray] | None = None   # see `active_neurons`
+
+
+def payload_bits_of(kind: NeuronKind, params: dict[str, Any]) -> int:
+    """Bits of payload an event of this population carries (0: a binary spike)."""
+    if not kind.graded or (kind.name == "cuba_lif" and not params.get("graded", False)):
+        return 0
+    return int(params.get("payload_bits", kind.params.model_fields["payload_bits"].default))
+
+
+def state_bytes_of(kind: NeuronKind, params: dict[str, Any]) -> int:
+    """Neuron-state memory per neuron: the program's words, plus a word per per-neuron parameter."""
+    arrays = sum(isinstance(v, np.ndarray) for v in params.values())
+    return kind.state_bytes + WORD_BYTES * arrays
+
+
+def active_neurons(kind: NeuronKind, acc: np.ndarray, ns: NeuronState) -> np.ndarray:
+    """Which neurons' updates this step are active (before the update runs): input on any
+    port, or state away from rest: the kind's own rule, else any nonzero state variable."""
+    if kind.active is not None:
+        return kind.active(acc, ns)
+    active = (acc != 0).any(axis=0)
+    for value in ns.state.values():
+        active |= value != 0
+    return active
+
+
+def _lif_active(acc: np.ndarray, ns: NeuronState) -> np.ndarray:
+    """A LIF neuron is active with input, a nonzero voltage or a bias (its current only
+    carries the input, so it does not count apart)."""
+    bias = ns.consts[3]
+    return (acc != 0).any(axis=0) | (ns.state["v"] != 0) | (bias != 0) | (ns.state.get("refractory_left", 0) != 0)
 
 
 def _value(raw: dict[str, Any], p: Spec, key: str) -> Any:
@@ -251,38 +535,89 @@ def _per_neuron(value: Any, size: int, lo: int, hi: int, field: str) -> np.ndarr
     return array
 
 
+def _payload_max(bits: int) -> int:
+    return (1 << (bits - 1)) - 1
+
+
+def _state(size: int, **initial: Any) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    init = {k: np.full(size, v, np.int64) for k, v in initial.items()}
+    return {k: a.copy() for k, a in init.items()}, init
+
+
+def _vth6(p: Spec, raw: dict[str, Any], size: int) -> np.ndarray:
+    if p.vth is None:
+        return np.full(size, -1, np.int64)
+    return np.left_shift(_per_neuron(_value(raw, p, "vth"), size, 0, 131071, "vth"), ACT_SHIFT)
+
+
 def _build_lif(p: LifParams, raw: dict[str, Any], size: int) -> NeuronState:
     du = _per_neuron(_value(raw, p, "du"), size, 0, 4095, "du")
     dv = _per_neuron(_value(raw, p, "dv"), size, 0, 4095, "dv")
     mant = _per_neuron(_value(raw, p, "bias_mant"), size, -4095, 4095, "bias_mant")
-    vth6 = np.full(size, -1 if p.vth is None else p.vth << ACT_SHIFT, dtype=np.int64)
     bias = shift(mant, p.bias_exp).astype(np.int64)
-    initial = {"u": np.zeros(size, np.int64), "v": np.full(size, p.v_init, np.int64)}
-    state = {k: a.copy() for k, a in initial.items()}
-    return NeuronState(state, (du, dv, vth6, bias, p.reset == "subtract"), initial)
+    state, initial = _state(size, u=0, v=p.v_init)
+    return NeuronState(state, (du, dv, _vth6(p, raw, size), bias, p.reset == "subtract"), initial)
+
+
+def _build_cuba_lif(p: CubaLifParams, raw: dict[str, Any], size: int) -> NeuronState:
+    du = _per_neuron(_value(raw, p, "du"), size, 0, 4096, "du")
+    dv = _per_neuron(_value(raw, p, "dv"), size, 0, 4096, "dv")
+    bias = _per_neuron(_value(raw, p, "bias"), size, -STATE_MAX, STATE_MAX, "bias")
+    state, initial = _state(size, u=0, v=p.v_init, refractory_left=0)
+    return NeuronState(state, (du, dv, _vth6(p, raw, size), bias, p.reset == "subtract", p.refractory, p.graded,
+                               p.overflow == "saturate", _payload_max(p.payload_bits)), initial)
 
 
 def _build_sigma_delta(p: SigmaDeltaParams, raw: dict[str, Any], size: int) -> NeuronState:
     vth = _per_neuron(_value(raw, p, "vth"), size, 0, STATE_MAX, "vth")
     bias = _per_neuron(_value(raw, p, "bias"), size, -STATE_MAX, STATE_MAX, "bias")
-    initial = {"sigma": np.zeros(size, np.int64), "act_prev": np.zeros(size, np.int64)}
-    state = {k: a.copy() for k, a in initial.items()}
-    return NeuronState(state, (vth, bias, p.activation == "relu", p.state_exp), initial)
+    state, initial = _state(size, sigma=0, act_prev=0)
+    return NeuronState(state, (vth, bias, p.activation == "relu", p.state_exp, p.overflow == "saturate",
+                               _payload_max(p.payload_bits)), initial)
+
+
+def _build_graded_relu(p: GradedReluParams, raw: dict[str, Any], size: int) -> NeuronState:
+    bias = _per_neuron(_value(raw, p, "bias"), size, -STATE_MAX, STATE_MAX, "bias")
+    return NeuronState({}, (bias, p.activation == "relu", p.shift, _payload_max(p.payload_bits)), {})
+
+
+def _build_gate_product(p: GateProductParams, raw: dict[str, Any], size: int) -> NeuronState:
+    return NeuronState({}, (p.activation_a == "relu", p.activation_b == "relu", p.frac_bits,
+                            _payload_max(p.payload_bits)), {})
+
+
+def _build_gated_recurrence(p: GatedRecurrenceParams, raw: dict[str, Any], size: int) -> NeuronState:
+    state, initial = _state(size, h=0)
+    return NeuronState(state, (p.frac_bits, p.overflow == "saturate", _payload_max(p.payload_bits)), initial)
+
+
+def _build_spike_source(p: SpikeSourceParams, raw: dict[str, Any], size: int) -> NeuronState:
+    state, initial = _state(size, values=0)
+    return NeuronState(state, (), initial)
 
 
 def _build_source(p: SourceParams, raw: dict[str, Any], size: int) -> NeuronState:
-    values = np.zeros(size, np.int64)
-    return NeuronState({"values": values}, (), {"values": np.zeros(size, np.int64)})
+    state, initial = _state(size, values=0)
+    return NeuronState(state, (_payload_max(p.payload_bits),), initial)
 
 
 KINDS: dict[str, NeuronKind] = {
     k.name: k for k in (
-        NeuronKind("loihi_lif", LifParams, 8, False, False, lif_step, lif_reference, _build_lif,
-                   ("du", "dv", "bias_mant")),
-        NeuronKind("sigma_delta", SigmaDeltaParams, 8, False, True, sigma_delta_step,
+        NeuronKind("loihi_lif", LifParams, 2 * WORD_BYTES, False, False, lif_step, lif_reference, _build_lif,
+                   ("du", "dv", "bias_mant", "vth"), active=_lif_active),
+        NeuronKind("cuba_lif", CubaLifParams, 3 * WORD_BYTES, False, True, cuba_lif_step, cuba_lif_reference,
+                   _build_cuba_lif, ("du", "dv", "bias", "vth"), active=_lif_active),
+        NeuronKind("sigma_delta", SigmaDeltaParams, 2 * WORD_BYTES, False, True, sigma_delta_step,
                    sigma_delta_reference, _build_sigma_delta, ("vth", "bias")),
-        NeuronKind("graded_source", SourceParams, 0, True, True, source_step, source_reference,
-                   _build_source),
+        NeuronKind("graded_relu", GradedReluParams, WORD_BYTES, False, True, graded_relu_step,
+                   graded_relu_reference, _build_graded_relu, ("bias",)),
+        NeuronKind("gate_product", GateProductParams, WORD_BYTES, False, True, gate_product_step,
+                   gate_product_reference, _build_gate_product, (), ("a", "b")),
+        NeuronKind("gated_recurrence", GatedRecurrenceParams, 2 * WORD_BYTES, False, True, gated_recurrence_step,
+                   gated_recurrence_reference, _build_gated_recurrence, (), ("f", "c")),
+        NeuronKind("graded_source", SourceParams, 0, True, True, source_step, source_reference, _build_source),
+        NeuronKind("spike_source", SpikeSourceParams, 0, True, False, spike_source_step, spike_source_reference,
+                   _build_spike_source),
     )
 }
 
@@ -297,13 +632,21 @@ def kind_of(name: str, *, file: str = "", field: str = "", line: int | None = No
 def build_state(kind: NeuronKind, params: dict[str, Any], size: int, *, file: str = "",
                 prefix: tuple = (), lines=None) -> NeuronState:
     """Validate a population's parameters for its kind and lay out its arrays."""
-    scalars = {k: (0 if isinstance(v, np.ndarray) and k in kind.per_neuron else v) for k, v in params.items()}
+    def where(key: str | None = None):
+        path = prefix + ((key,) if key else ())
+        return dict(file=file, field=".".join(map(str, path)), line=lines.find(path) if lines is not None else None)
+
+    for key, value in params.items():
+        if isinstance(value, np.ndarray) and key not in kind.per_neuron:
+            raise UserError(f"{kind.name} takes {key} as one number, not per neuron"
+                            + (f" (per-neuron parameters: {', '.join(kind.per_neuron)})" if kind.per_neuron else ""),
+                            **where(key))
+    scalars = {k: (0 if isinstance(v, np.ndarray) else v) for k, v in params.items()}
     spec = validate(kind.params, scalars, file=file, lines=lines, prefix=prefix)
     try:
         return kind.build(spec, params, size)
     except ValueError as err:
-        raise UserError(str(err), file=file, field=".".join(map(str, prefix)),
-                        line=lines.find(prefix) if lines is not None else None) from None
+        raise UserError(str(err), **where()) from None
 
 
 def check_populations(graph) -> None:
@@ -317,8 +660,36 @@ def check_populations(graph) -> None:
                     lines=lines)
 
 
+def port_index(kind: NeuronKind, port: str) -> int:
+    """The index of a projection's target port (empty: the first)."""
+    return kind.ports.index(port) if port else 0
+
+
+def check_projections(graph) -> None:
+    """Check every projection of a `Graph`: a port its target has, and weights within their
+    ``weight_bits`` and sign mode; else a `UserError` naming the model file, line and field."""
+    def fail(name: str, key: str, message: str) -> UserError:
+        where = ("projections", name, key)
+        return UserError(message, file=graph.source_file, field=".".join(where),
+                         line=graph.lines.find(where) if graph.lines is not None else None)
+
+    for name, proj in graph.projections.items():
+        kind = KINDS[graph.populations[proj.target].kind]
+        if proj.port and proj.port not in kind.ports:
+            raise fail(name, "port", f"{proj.target!r} is a {kind.name} population with input ports "
+                                     f"{', '.join(kind.ports)}; found {proj.port!r}")
+        if proj.sign_mode != "mixed" and proj.weight_bits > 7:
+            raise fail(name, "weight_bits", f"{proj.sign_mode} weights have at most 7 bits (they are stored as "
+                                            f"int8), found {proj.weight_bits}")
+        lo, hi = weight_range(proj.weight_bits, proj.sign_mode)
+        weight = proj.weight if hasattr(proj, "weight") else proj.csr.weight
+        if weight.size and (int(weight.min()) < lo or int(weight.max()) > hi):
+            raise fail(name, "weight_bits", f"weights range over [{int(weight.min())}, {int(weight.max())}], "
+                                            f"{proj.weight_bits}-bit {proj.sign_mode} weights hold [{lo}, {hi}]")
+
+
 def run_step(kind: NeuronKind, acc: np.ndarray, payload: np.ndarray, ns: NeuronState,
              reference: bool = False) -> int:
-    """One timestep of one population (numba kernel, or the numpy reference)."""
+    """One timestep of one population (numba kernel, or the numpy reference); ``acc`` is [ports, n]."""
     fn = kind.reference if reference else kind.kernel
     return fn(acc, payload, *ns.state.values(), *ns.consts)

@@ -11,7 +11,7 @@ import numpy as np
 
 from neurosim.graph.graph import Graph
 from neurosim.numerics.fixed import shift
-from neurosim.numerics.neurons import KINDS, build_state
+from neurosim.numerics.neurons import KINDS, build_state, port_index
 
 
 class Reference:
@@ -26,7 +26,8 @@ class Reference:
             ns = build_state(self.kinds[name], pop.params, pop.size)
             ns.state = {k: np.tile(v, (batch, 1)) for k, v in ns.initial.items()}
             self.states[name] = ns
-        self.acc = {name: np.zeros((batch, p.size), np.int64) for name, p in graph.populations.items()}
+        self.acc = {name: np.zeros((batch, len(self.kinds[name].ports), p.size), np.int64)
+                    for name, p in graph.populations.items()}
         self.payload = {name: np.zeros((batch, p.size), np.int64) for name, p in graph.populations.items()}
         self.csr = {name: proj.to_csr() for name, proj in graph.projections.items()}
 
@@ -42,7 +43,8 @@ class Reference:
             src = np.repeat(np.arange(len(csr.indptr) - 1), np.diff(csr.indptr))
             contrib = shift(csr.weight.astype(np.int64)[None, :] * self.payload[proj.source][:, src],
                             proj.weight_exp)
-            np.add.at(self.acc[proj.target], (slice(None), csr.indices), contrib)
+            port = port_index(self.kinds[proj.target], proj.port)
+            np.add.at(self.acc[proj.target], (slice(None), port, csr.indices), contrib)
         return self.payload
 
     def state_of(self, population: str) -> dict[str, np.ndarray]:

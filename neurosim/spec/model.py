@@ -42,11 +42,15 @@ class ProjectionSpec(Spec):
     """Where a projection's synapses come from; its arrays are in the weights file
     under ``/projections/<name>/``: ``weight`` (dense: [target, source]; conv2d:
     [out_channels, in_channels, kh, kw]) or ``indptr``/``indices``/``weight``
-    (sparse: CSR with one row per source neuron), and the attribute ``weight_exp``."""
+    (sparse: CSR with one row per source neuron), and the attribute ``weight_exp``.
+    Weights are integers of ``weight_bits`` bits in ``sign_mode`` (see `neurosim.graph.graph`)."""
 
     kind: Literal["dense", "sparse", "conv2d"]
     source: Name
     target: Name
+    port: Name | None = None                          # the target's input port (default: its kind's first)
+    weight_bits: Annotated[int, Field(ge=1, le=8)] = 8
+    sign_mode: Literal["mixed", "excitatory", "inhibitory"] = "mixed"
     in_shape: tuple[int, int, int] | None = None     # conv2d: (channels, height, width)
     stride: Annotated[int, Field(ge=1, le=16)] = 1
     padding: Annotated[int, Field(ge=0, le=16)] = 0

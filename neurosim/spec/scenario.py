@@ -8,6 +8,7 @@ Example (``scenarios/quickstart.yaml``)::
     input: {dataset: digits, split: test}
     timesteps: 16
     overrides: {core.energy_pj.synop: 0.7}
+    mapping: {placement: pack}     # or spread: use all of the system's cores
     record: {spikes: false}
     seed: 0
 
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -44,6 +45,10 @@ class TimingSpec(Spec):
     per_message: bool = True      # False: cores' synapse time without message arrival times
 
 
+class MappingSpec(Spec):
+    placement: Literal["pack", "spread"] = "pack"   # spread: smaller slices over all of the system's cores
+
+
 class ScenarioFile(Spec):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=100)]
     description: str = ""
@@ -54,6 +59,7 @@ class ScenarioFile(Spec):
     overrides: dict[str, Any] = {}
     record: RecordSpec = RecordSpec()
     timing: TimingSpec = TimingSpec()
+    mapping: MappingSpec = MappingSpec()
     reference: bool = True        # also run the plain-numpy integer reference and compare
     seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 0
 

@@ -1,10 +1,14 @@
-"""The system level in SimPy: chips stepping in parallel, barriers across chips, host reads.
+"""The system level in SimPy: chips stepping in parallel, chip-to-chip and host links,
+barriers across chips, host reads.
 
-Few events happen here (one per chip per timestep), so each is a SimPy process: every
-chip works for its busy time, then all chips meet at a barrier. The barrier costs the
-chip's own barrier time plus a round trip of barrier messages across the used chips'
-grid (its diameter in link crossings, twice, at the link latency). At the end of a
-sample the host reads the readout population's state over the host link.
+Few events happen here (a handful per chip and link per timestep), so each is a SimPy
+process. In a timestep every chip works for its busy time, every loaded link (chip to
+chip, and the host link carrying the step's inputs) transfers its bits at its bandwidth,
+and the barrier runs; the step ends when all of them have, as the Loihi 2 runtime model
+bounds a step by each of them. The barrier costs the chip's own barrier time plus a round
+trip of barrier messages across the used chips' grid (its diameter in link crossings,
+twice, at the link latency). At the end of a sample the host reads the readout
+population's state over the host link.
 """
 
 from __future__ import annotations
@@ -21,10 +25,12 @@ from neurosim.spec.chip import ChipFile
 class SystemTiming:
     barrier_ns: float
     readout_ns: float
+    link_bits_per_ns: float
+    host_bits_per_ns: float
 
 
 def system_timing(chip: ChipFile, chips_used: np.ndarray, readout_neurons: int) -> SystemTiming:
-    """Barrier and readout times for the chips a mapping uses."""
+    """Barrier, readout and link rates for the chips a mapping uses."""
     xs = chips_used % chip.system.chips_x
     ys = chips_used // chip.system.chips_x
     diameter = int((xs.max() - xs.min()) + (ys.max() - ys.min())) if len(chips_used) else 0
@@ -32,27 +38,33 @@ def system_timing(chip: ChipFile, chips_used: np.ndarray, readout_neurons: int) 
     host = chip.system.host
     # The host reads one 24-bit state value per readout neuron.
     readout = host.latency_ns + readout_neurons * 24 / host.bandwidth_bits_per_s * 1e9
-    return SystemTiming(barrier, readout)
+    return SystemTiming(barrier, readout, chip.system.link.bandwidth_bits_per_s * 1e-9, host.bandwidth_bits_per_s * 1e-9)
 
 
-def sample_timeline(chip_busy_ns: np.ndarray, timing: SystemTiming) -> tuple[np.ndarray, float]:
+def sample_timeline(chip_busy_ns: np.ndarray, link_bits: np.ndarray, host_bits: np.ndarray,
+                    timing: SystemTiming) -> tuple[np.ndarray, float]:
     """Run one sample's steps through SimPy.
 
-    ``chip_busy_ns`` is [timesteps, chips]. Returns each step's latency (ns) and the
-    sample's latency including the host's readout.
+    ``chip_busy_ns`` is [timesteps, chips], ``link_bits`` [timesteps, links] and ``host_bits``
+    [timesteps]. Returns each step's latency (ns) and the sample's latency including the
+    host's readout.
     """
     env = simpy.Environment()
-    n_steps, n_chips = chip_busy_ns.shape
+    n_steps = chip_busy_ns.shape[0]
     step_end = np.zeros(n_steps)
 
-    def chip_step(busy: float):
-        yield env.timeout(busy)
+    def busy(duration: float):
+        yield env.timeout(duration)
 
     def run():
         for t in range(n_steps):
             start = env.now
-            yield simpy.AllOf(env, [env.process(chip_step(b)) for b in chip_busy_ns[t]])
-            yield env.timeout(timing.barrier_ns)
+            work = [env.process(busy(b)) for b in chip_busy_ns[t]]
+            work += [env.process(busy(bits / timing.link_bits_per_ns)) for bits in link_bits[t] if bits]
+            if host_bits[t]:
+                work.append(env.process(busy(host_bits[t] / timing.host_bits_per_ns)))
+            work.append(env.process(busy(timing.barrier_ns)))
+            yield simpy.AllOf(env, work)
             step_end[t] = env.now - start
         yield env.timeout(timing.readout_ns)
 

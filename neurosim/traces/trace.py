@@ -15,7 +15,7 @@ import numpy as np
 
 from neurosim.errors import UserError
 
-GROUPS = ("steps", "cores", "layers", "samples", "spikes")
+GROUPS = ("steps", "cores", "layers", "links", "samples", "spikes")
 
 
 def _attr(value: Any) -> Any:
