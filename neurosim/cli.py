@@ -44,10 +44,12 @@ def run(scenario: str, out_dir: str, seed: int | None, no_progress: bool) -> Non
     click.echo(f"scenario        {scenario}")
     click.echo(f"samples         {s['samples']} x {s['timesteps']} timesteps on {s['cores_used']} cores, "
                f"{s['chips_used']} chip(s)")
-    line = f"accuracy        {s['accuracy']:.2%}"
+    labelled = s["accuracy"] == s["accuracy"]           # NaN for unlabelled inputs
+    line = f"accuracy        {s['accuracy']:.2%}" if labelled else "accuracy        n/a (unlabelled inputs)"
     if "reference_accuracy" in s:
         agree = "equals" if s["matches_reference"] else "DIFFERS FROM"
-        line += f"   (on-chip integer execution {agree} the numpy reference: {s['reference_accuracy']:.2%})"
+        line += (f"   (on-chip integer execution {agree} the numpy reference"
+                 + (f": {s['reference_accuracy']:.2%})" if labelled else ")"))
     click.echo(line)
     click.echo(f"energy          {_fmt_si(s['energy_per_inference_j'], 'J')} per inference  "
                f"(synapse {_fmt_si(s['energy_synapse_per_inference_j'], 'J')}, "
@@ -57,6 +59,10 @@ def run(scenario: str, out_dir: str, seed: int | None, no_progress: bool) -> Non
     click.echo(f"latency         {_fmt_si(s['latency_per_inference_s'], 's')} per inference")
     click.echo(f"sparsity        {s['mean_sparsity']:.1%} of neurons silent per step")
     click.echo(f"synaptic ops    {s['synaptic_ops']:,}   overflows {s['overflows']}")
+    bound = max((k for k in s if k.startswith("steps_bound_by_")), key=lambda k: s[k])
+    click.echo(f"step time       set by {bound.removeprefix('steps_bound_by_')} in {s[bound]:.0%} of steps"
+               + (f"; {_fmt_si(s['inter_chip_bits_per_inference'] / 8, 'B')} between chips per inference"
+                  if s["chips_used"] > 1 else ""))
     click.echo(f"wall time       {s['wall_time_s']:.1f} s")
     click.echo(f"trace           {result.trace_path}")
 

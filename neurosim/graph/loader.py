@@ -10,8 +10,9 @@ import h5py
 import numpy as np
 
 from neurosim.errors import UserError
+from neurosim.graph.generate import local_sparse
 from neurosim.graph.graph import Conv2d, Csr, Dense, Graph, Population, Sparse
-from neurosim.spec.model import ModelFile
+from neurosim.spec.model import ENCODING_KINDS, ModelFile
 from neurosim.spec.validate import validate
 from neurosim.spec.yamlio import load_yaml
 
@@ -78,6 +79,30 @@ def _resolve_params(params: dict[str, Any], h5: h5py.File, pop: str, size: int, 
     return out
 
 
+def _generated_graph(spec: ModelFile, yaml_path: Path, lines) -> Graph:
+    """The graph of a model whose synapses are drawn from its seed (`neurosim.graph.generate`)."""
+    seed = spec.weights.generated.seed
+    for name, pop in spec.populations.items():
+        for key, value in pop.params.items():
+            if isinstance(value, dict):
+                where = ("populations", name, "params", key)
+                raise UserError("a model with generated weights has no weights file to take per-neuron values from; "
+                                "expected a number", file=str(yaml_path), field=".".join(where),
+                                line=lines.find(where))
+    populations = {name: Population(name, p.kind, p.size, dict(p.params)) for name, p in spec.populations.items()}
+    projections = {}
+    for index, (name, p) in enumerate(spec.projections.items()):
+        g = p.generate
+        n_src, n_tgt = spec.populations[p.source].size, spec.populations[p.target].size
+        csr = local_sparse(n_src, n_tgt, g.fan_in, g.window, g.weight_low, g.weight_high, seed, index)
+        projections[name] = Sparse(name, p.source, p.target, csr, n_tgt, g.weight_exp, port=p.port or "",
+                                   weight_bits=p.weight_bits, sign_mode=p.sign_mode)
+    return Graph(name=spec.name, populations=populations, projections=projections,
+                 input_population=spec.input.population, readout_population=spec.readout.population,
+                 readout_mode=spec.readout.mode, dataset=spec.dataset, source_file=str(yaml_path),
+                 weights_sha256=f"generated, seed {seed}", lines=lines)
+
+
 def load_model(name_or_path: str | Path, base: Path | None = None) -> tuple[Graph, str]:
     """Load and check a model folder; returns the graph and the model.yaml text."""
     folder = resolve_model_dir(str(name_or_path), base)
@@ -87,10 +112,14 @@ def load_model(name_or_path: str | Path, base: Path | None = None) -> tuple[Grap
         raise UserError("expected a mapping describing the model", file=str(yaml_path))
     spec = validate(ModelFile, data, file=str(yaml_path), lines=lines)
     input_kind = spec.populations[spec.input.population].kind
-    if spec.input.encoding == "graded_constant" and input_kind != "graded_source":
-        raise UserError(f"names {spec.input.population!r}, a {input_kind} population; the graded_constant "
-                        f"encoding feeds a graded_source population", file=str(yaml_path),
+    expected_kind = ENCODING_KINDS[spec.input.encoding]
+    if input_kind != expected_kind:
+        raise UserError(f"names {spec.input.population!r}, a {input_kind} population; the {spec.input.encoding} "
+                        f"encoding feeds a {expected_kind} population", file=str(yaml_path),
                         line=lines.find(("input", "population")), field="input.population")
+
+    if spec.weights.generated is not None:
+        return _generated_graph(spec, yaml_path, lines), text
 
     weights_path = folder / spec.weights.file
     wfile = str(weights_path)

@@ -25,11 +25,13 @@ def decay(x: np.ndarray, factor: np.ndarray) -> np.ndarray:
 
 
 def wrap24(x: np.ndarray) -> np.ndarray:
-    """One 24-bit wraparound step, as Lava's bit-accurate model applies it."""
+    """One 24-bit wraparound step, as Lava's bit-accurate LIF applies it (2^23 itself stays)."""
     x = np.where(x > (1 << 23), x - (1 << 24), x)
     return np.where(x <= -(1 << 23), x + (1 << 24), x)
 
 
 def fix24(x: np.ndarray, saturate: bool) -> np.ndarray:
-    """Bring x into 24 bits: saturate to +-(2^23 - 1), or wrap once as `wrap24`."""
-    return np.clip(x, -STATE_MAX, STATE_MAX) if saturate else wrap24(x)
+    """Bring x into 24 bits: saturate to +-(2^23 - 1), or wrap modulo 2^24 (two's complement)."""
+    if saturate:
+        return np.clip(x, -STATE_MAX, STATE_MAX)
+    return ((np.asarray(x, np.int64) + (1 << 23)) & ((1 << 24) - 1)) - (1 << 23)

@@ -8,8 +8,9 @@ binary spike, the value itself for a graded spike). Both versions return the num
 values that saturated or wrapped (the trace counts them as overflows).
 
 Number formats (``neurosim.numerics.fixed``): state is 24-bit signed; ``overflow: wrap``
-wraps it as the chip's adders do, ``overflow: saturate`` clips it to +-(2^23 - 1). A graded
-payload has ``payload_bits`` (at most the chip's ``graded_payload_bits``) and saturates.
+wraps it modulo 2^24 as a two's-complement adder does, ``overflow: saturate`` clips it to
++-(2^23 - 1). A graded payload has ``payload_bits`` (at most the chip's
+``graded_payload_bits``) and saturates. ``loihi_lif`` keeps Lava's own rules.
 
 Programs
 --------
@@ -27,9 +28,9 @@ Programs
     The CUBA LIF neuron program of Loihi 2 (lava-dl's CUBA neuron): the decays carry no
     offset, the state overflows as ``overflow`` says, a spike starts a refractory period
     of ``refractory`` steps in which v stays at 0, and with ``graded: true`` a spike
-    carries the voltage (v >> 6) as its payload::
+    carries the voltage (v >> 6, at least 1) as its payload::
 
-        u = fix24(u * (4096 - du) / 4096 + clip24(acc) << 6)
+        u = fix24(u * (4096 - du) / 4096 + clip16(acc) << 6)
         v = fix24(v * (4096 - dv) / 4096 + u + bias)        (unless refractory)
         spike if v > vth << 6; then reset as loihi_lif, and count `refractory` steps
 ``sigma_delta``
@@ -41,7 +42,7 @@ Programs
         act   = sigma + bias                 (relu: max(act, 0))
         delta = act - act_prev
         s     = delta >> state_exp  if |delta| >= vth  else 0
-        act_prev += s << state_exp;  payload = clip(s, payload_bits)
+        p     = clip(s, payload_bits);  act_prev += p << state_exp;  payload = p
 ``graded_relu``
     An integer activation sent as a graded spike every step (relu or identity)::
 
@@ -109,15 +110,22 @@ def _clip(x, hi):
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
-def _fix24(x, saturate):
-    """x brought into 24 bits by one wrap (Lava's model of the adders) or by saturation; and 1 if changed."""
-    if saturate:
-        return _clip(x, STATE_MAX)
+def _lava_wrap(x):
+    """Lava's model of a 24-bit overflow: one wrap (2^23 itself stays); and 1 if changed."""
     if x > (1 << 23):
         return x - (1 << 24), 1
     if x <= -(1 << 23):
         return x + (1 << 24), 1
     return x, 0
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _fix24(x, saturate):
+    """x brought into 24 bits by saturation or a two's-complement wrap; and 1 if changed."""
+    if saturate:
+        return _clip(x, STATE_MAX)
+    wrapped = ((x + (1 << 23)) & ((1 << 24) - 1)) - (1 << 23)
+    return wrapped, 1 if wrapped != x else 0
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
@@ -148,7 +156,7 @@ def lif_step(acc, payload, u, v, du, dv, vth6, bias, reset_subtract):
         elif a < INPUT16_MIN:
             a = INPUT16_MIN
             overflow += 1
-        uu, o1 = _fix24(_decay(u[i], 4096 - (du[i] + 1)) + (a << ACT_SHIFT), False)
+        uu, o1 = _lava_wrap(_decay(u[i], 4096 - (du[i] + 1)) + (a << ACT_SHIFT))
         vv, o2 = _clip(_decay(v[i], 4096 - dv[i]) + uu + bias[i], STATE_MAX)
         overflow += o1 + o2
         if vth6[i] >= 0 and vv > vth6[i]:
@@ -166,8 +174,13 @@ def cuba_lif_step(acc, payload, u, v, refractory_left, du, dv, vth6, bias, reset
                   saturate, payload_max):
     overflow = 0
     for i in range(payload.shape[0]):
-        a, o0 = _clip(acc[0, i], STATE_MAX)
+        a = acc[0, i]
         acc[0, i] = 0
+        o0 = 0
+        if a > INPUT16_MAX:
+            a, o0 = INPUT16_MAX, 1
+        elif a < INPUT16_MIN:
+            a, o0 = INPUT16_MIN, 1
         uu, o1 = _fix24(_decay(u[i], 4096 - du[i]) + (a << ACT_SHIFT), saturate)
         u[i] = uu
         overflow += o0 + o1
@@ -180,7 +193,7 @@ def cuba_lif_step(acc, payload, u, v, refractory_left, du, dv, vth6, bias, reset
         overflow += o2
         if vth6[i] >= 0 and vv > vth6[i]:
             if graded:
-                out, o3 = _clip(vv >> ACT_SHIFT, payload_max)
+                out, o3 = _clip(max(vv >> ACT_SHIFT, 1), payload_max)
                 payload[i] = out
                 overflow += o3
             else:
@@ -203,9 +216,8 @@ def sigma_delta_step(acc, payload, sigma, act_prev, vth, bias, relu, state_exp, 
         delta = _activate(s + bias[i], relu) - act_prev[i]
         out = 0
         if abs(delta) >= vth[i]:
-            out = delta >> state_exp
+            out, o2 = _clip(delta >> state_exp, payload_max)
             act_prev[i] += out << state_exp
-            out, o2 = _clip(out, payload_max)
             overflow += o2
         payload[i] = out
     return overflow
@@ -305,16 +317,17 @@ def lif_reference(acc, payload, u, v, du, dv, vth6, bias, reset_subtract):
 def cuba_lif_reference(acc, payload, u, v, refractory_left, du, dv, vth6, bias, reset_subtract, refractory, graded,
                        saturate, payload_max):
     a_in = acc[..., 0, :]
-    a = np.clip(a_in, -STATE_MAX, STATE_MAX)
+    a = np.clip(a_in, INPUT16_MIN, INPUT16_MAX)
     u_raw = decay(u, 4096 - du) + np.left_shift(a, ACT_SHIFT)
     u_new = fix24(u_raw, saturate)
     active = refractory_left == 0
     v_raw = decay(v, 4096 - dv) + u_new + bias
     v_new = fix24(v_raw, saturate)
     spikes = active & (vth6 >= 0) & (v_new > vth6)
-    value = np.clip(np.right_shift(v_new, ACT_SHIFT), -payload_max, payload_max)
+    voltage = np.maximum(np.right_shift(v_new, ACT_SHIFT), 1)
+    value = np.clip(voltage, -payload_max, payload_max)
     overflow = (_count(a, a_in) + _count(u_new, u_raw) + _count(v_new[active], v_raw[active])
-                + (_count(value[spikes], np.right_shift(v_new, ACT_SHIFT)[spikes]) if graded else 0))
+                + (_count(value[spikes], voltage[spikes]) if graded else 0))
     reset = v_new - vth6 if reset_subtract else np.zeros_like(v_new)
     u[...] = u_new
     v[...] = np.where(active, np.where(spikes, reset, v_new), 0)
@@ -325,7 +338,7 @@ def cuba_lif_reference(acc, payload, u, v, refractory_left, du, dv, vth6, bias, 
 
 
 def sigma_delta_reference(acc, payload, sigma, act_prev, vth, bias, relu, state_exp, saturate, payload_max):
-    a_in = acc[..., 0, :]
+    a_in = acc[..., 0, :].copy()
     a = np.clip(a_in, -STATE_MAX, STATE_MAX)
     s = sigma + a
     fixed = fix24(s, saturate)
@@ -335,8 +348,8 @@ def sigma_delta_reference(acc, payload, sigma, act_prev, vth, bias, relu, state_
         act = np.maximum(act, 0)
     delta = act - act_prev
     out = np.where(np.abs(delta) >= vth, np.right_shift(delta, state_exp), 0)
-    act_prev += np.left_shift(out, state_exp)
     clipped = np.clip(out, -payload_max, payload_max)
+    act_prev += np.left_shift(clipped, state_exp)
     payload[...] = clipped
     acc[...] = 0
     return _count(a, a_in) + _count(fixed, s) + _count(clipped, out)
@@ -370,7 +383,7 @@ def gate_product_reference(acc, payload, relu_a, relu_b, frac_bits, payload_max)
 
 def gated_recurrence_reference(acc, payload, h, frac_bits, saturate, payload_max):
     one = 1 << frac_bits
-    f_in, c_in = acc[..., 0, :], acc[..., 1, :]
+    f_in, c_in = acc[..., 0, :].copy(), acc[..., 1, :].copy()
     f = np.clip(f_in, 0, one)
     c = np.clip(c_in, -STATE_MAX, STATE_MAX)
     raw = np.right_shift(f * h + (one - f) * c, frac_bits)
@@ -528,10 +541,18 @@ def _value(raw: dict[str, Any], p: Spec, key: str) -> Any:
     return value if isinstance(value, np.ndarray) else getattr(p, key)
 
 
+class _ParameterError(ValueError):
+    """A parameter's per-neuron values out of range; names the parameter."""
+
+    def __init__(self, key: str, message: str):
+        super().__init__(message)
+        self.key = key
+
+
 def _per_neuron(value: Any, size: int, lo: int, hi: int, field: str) -> np.ndarray:
     array = np.broadcast_to(np.asarray(value, dtype=np.int64), (size,)).copy()
     if array.size and (array.min() < lo or array.max() > hi):
-        raise ValueError(f"{field} holds values outside [{lo}, {hi}]")
+        raise _ParameterError(field, f"holds values outside [{lo}, {hi}] (found {array.min()} to {array.max()})")
     return array
 
 
@@ -645,8 +666,8 @@ def build_state(kind: NeuronKind, params: dict[str, Any], size: int, *, file: st
     spec = validate(kind.params, scalars, file=file, lines=lines, prefix=prefix)
     try:
         return kind.build(spec, params, size)
-    except ValueError as err:
-        raise UserError(str(err), **where()) from None
+    except _ParameterError as err:
+        raise UserError(str(err), **where(err.key)) from None
 
 
 def check_populations(graph) -> None:

@@ -4,6 +4,12 @@ A model is a graph of populations (a neuron kind, a size, parameters) and projec
 (dense, sparse CSR or conv2d) between them. Weights live in the folder's HDF5 file,
 whose sha256 the header records. A parameter is a number, or ``{h5: path}`` naming a
 per-neuron dataset in the weights file.
+
+A model for performance studies may instead have its weights drawn at load time:
+``weights: {generated: {seed: N}}``, and every projection a ``generate`` block (sparse,
+``fan_in`` synapses per target drawn from a ``window`` of sources around the target's
+place in its layer, weights uniform in ``[weight_low, weight_high]``). The same seed
+gives the same weights, bit for bit.
 """
 
 from __future__ import annotations
@@ -17,14 +23,53 @@ from neurosim.spec.validate import Spec
 Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)]
 
 
+class GeneratedWeights(Spec):
+    seed: Annotated[int, Field(ge=0, le=2**32 - 1)]
+
+
 class WeightsRef(Spec):
-    file: str
-    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    """The weights file and its sha256, or ``generated`` for weights drawn at load time."""
+
+    file: str | None = None
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
+    generated: GeneratedWeights | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> "WeightsRef":
+        if (self.generated is None) == (self.file is None):
+            raise ValueError("expected either file and sha256, or generated: {seed: N}")
+        if self.file is not None and self.sha256 is None:
+            raise ValueError("a weights file needs its sha256")
+        return self
+
+
+class GenerateSpec(Spec):
+    """Sparse synapses drawn at load time: ``fan_in`` per target neuron, from a window of
+    ``window`` sources centred on the target's relative place (the whole source layer if
+    null), one per stratum of the window so that no two repeat."""
+
+    fan_in: Annotated[int, Field(ge=1, le=65536)]
+    window: Annotated[int, Field(ge=1)] | None = None
+    weight_low: Annotated[int, Field(ge=-128, le=127)]
+    weight_high: Annotated[int, Field(ge=-128, le=127)]
+    weight_exp: Annotated[int, Field(ge=-8, le=15)] = 0
+
+    @model_validator(mode="after")
+    def _check(self) -> "GenerateSpec":
+        if self.weight_low > self.weight_high:
+            raise ValueError(f"weight_low ({self.weight_low}) exceeds weight_high ({self.weight_high})")
+        if self.window is not None and self.window < self.fan_in:
+            raise ValueError(f"window ({self.window}) is smaller than fan_in ({self.fan_in})")
+        return self
+
+
+ENCODING_KINDS = {"graded_constant": "graded_source", "spike_constant": "spike_source"}
 
 
 class InputSpec(Spec):
     population: Name
-    encoding: Literal["graded_constant"]
+    encoding: Literal["graded_constant", "spike_constant"]   # every step: the values as graded spikes, or a
+                                                             # binary spike where a value is nonzero
 
 
 class ReadoutSpec(Spec):
@@ -51,6 +96,7 @@ class ProjectionSpec(Spec):
     port: Name | None = None                          # the target's input port (default: its kind's first)
     weight_bits: Annotated[int, Field(ge=1, le=8)] = 8
     sign_mode: Literal["mixed", "excitatory", "inhibitory"] = "mixed"
+    generate: GenerateSpec | None = None               # with generated weights (kind: sparse)
     in_shape: tuple[int, int, int] | None = None     # conv2d: (channels, height, width)
     stride: Annotated[int, Field(ge=1, le=16)] = 1
     padding: Annotated[int, Field(ge=0, le=16)] = 0
@@ -59,6 +105,8 @@ class ProjectionSpec(Spec):
     def _check(self) -> "ProjectionSpec":
         if self.kind == "conv2d" and self.in_shape is None:
             raise ValueError("a conv2d projection needs in_shape: [channels, height, width]")
+        if self.generate is not None and self.kind != "sparse":
+            raise ValueError("generated synapses are sparse: expected kind: sparse")
         return self
 
 
@@ -84,4 +132,10 @@ class ModelFile(Spec):
             for end in ("source", "target"):
                 if getattr(proj, end) not in pops:
                     raise ValueError(f"projection {name!r} {end} {getattr(proj, end)!r} is not a population")
+            if (proj.generate is None) != (self.weights.generated is None):
+                raise ValueError(f"projection {name!r}: with generated weights every projection has a generate "
+                                 f"block, with a weights file none has")
+            if proj.generate is not None and proj.generate.fan_in > pops[proj.source].size:
+                raise ValueError(f"projection {name!r}: fan_in {proj.generate.fan_in} exceeds its source's "
+                                 f"{pops[proj.source].size} neurons")
         return self
