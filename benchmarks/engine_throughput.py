@@ -43,7 +43,7 @@ from pathlib import Path
 import numba as nb
 import numpy as np
 
-from neurosim.cores.neurocore import step_cost, timing_costs
+from neurosim.cores.neurocore import ChipLinks, step_cost, timing_costs
 from neurosim.engine.engine import Engine
 from neurosim.graph.graph import Csr, Graph, Population, Sparse
 from neurosim.mapping.mapper import Mapping, map_graph
@@ -109,7 +109,7 @@ def loihi2_system(n: int) -> ChipFile:
     one_chip = chip_from_dict(data, file=str(CHIP_FILE))
     core, lim = one_chip.core, one_chip.core.limits
     state_bytes = KINDS["loihi_lif"].state_bytes
-    synapse_bytes = FAN_OUT * core.bytes_per_synapse_sparse
+    synapse_bytes = FAN_OUT * core.synapse_bytes(8, "sparse")
     per_core = min(lim.neurons, lim.neuron_state_bytes // state_bytes, int(lim.synapse_memory_bytes // synapse_bytes),
                    int(lim.memory_bytes // (state_bytes + synapse_bytes)), lim.fan_in // FAN_OUT,
                    lim.fan_out // FAN_OUT)
@@ -136,8 +136,8 @@ def held_bytes(mapping: Mapping, engines: list[Engine]) -> int:
 class Stepper:
     """Runs an engine's timesteps with the cost accounting a run does, and times them."""
 
-    def __init__(self, engine: Engine, chip: ChipFile, mapping: Mapping):
-        self.engine, self.chip, self.mapping = engine, chip, mapping
+    def __init__(self, engine: Engine, chip: ChipFile, mapping: Mapping, links: ChipLinks):
+        self.engine, self.chip, self.mapping, self.links = engine, chip, mapping, links
         used_chips, self.chip_index = np.unique(mapping.core_chip, return_inverse=True)
         self.n_chips = len(used_chips)
         self.neurons_per_core = (mapping.core_neuron_hi - mapping.core_neuron_lo).astype(np.float64)
@@ -151,7 +151,8 @@ class Stepper:
         for _ in range(steps):
             start = time.perf_counter()
             counters = self.engine.step()
-            step_cost(self.chip, self.mapping, counters, self.neurons_per_core, self.chip_index, self.n_chips)
+            step_cost(self.chip, self.mapping, self.links, counters, self.neurons_per_core, self.chip_index,
+                      self.n_chips)
             wall += time.perf_counter() - start
             synops += int(counters.synops.sum())
             events.append(counters.events)
@@ -198,8 +199,9 @@ def measure(n: int, steps: int, seed: int) -> Result:
     small, small_chip = random_network(1000, seed), loihi2_system(1000)
     small_mapping = map_graph(small, small_chip)
     for per_message in (True, False):
-        engine = Engine(small, small_mapping, timing_costs(small_chip, small_mapping), per_message=per_message)
-        Stepper(engine, small_chip, small_mapping).run(2)
+        small_costs, small_links = timing_costs(small_chip, small, small_mapping)
+        engine = Engine(small, small_mapping, small_costs, per_message=per_message)
+        Stepper(engine, small_chip, small_mapping, small_links).run(2)
     del small, small_mapping, engine
     baseline = max_rss_bytes()
 
@@ -207,9 +209,9 @@ def measure(n: int, steps: int, seed: int) -> Result:
     start = time.perf_counter()
     mapping = map_graph(graph, chip)
     map_s = time.perf_counter() - start
-    costs = timing_costs(chip, mapping)
+    costs, links = timing_costs(chip, graph, mapping)
     engines = {on: Engine(graph, mapping, costs, per_message=on) for on in (True, False)}
-    steppers = {on: Stepper(engine, chip, mapping) for on, engine in engines.items()}
+    steppers = {on: Stepper(engine, chip, mapping, links) for on, engine in engines.items()}
     for stepper in steppers.values():
         stepper.run(WARMUP_STEPS)
 

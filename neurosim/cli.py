@@ -35,11 +35,14 @@ def cli() -> None:
 @click.option("--out", "out_dir", default="traces", show_default=True, help="Directory for the trace.")
 @click.option("--seed", type=int, default=None, help="Override the scenario's seed.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
-def run(scenario: str, out_dir: str, seed: int | None, no_progress: bool) -> None:
+@click.option("--override", "overrides", multiple=True, metavar="FIELD=VALUE",
+              help="Replace a chip field, as the scenario's overrides do (repeatable), e.g. system.chips_x=4.")
+def run(scenario: str, out_dir: str, seed: int | None, no_progress: bool, overrides: tuple[str, ...]) -> None:
     """Run SCENARIO (default: the quickstart) and print its summary."""
     from neurosim.runner import run as run_scenario
 
-    result = run_scenario(scenario, out_dir=out_dir, seed=seed, progress=not no_progress and sys.stderr.isatty())
+    result = run_scenario(scenario, out_dir=out_dir, seed=seed, progress=not no_progress and sys.stderr.isatty(),
+                          overrides=_parse_overrides(overrides))
     s = result.summary
     click.echo(f"scenario        {scenario}")
     click.echo(f"samples         {s['samples']} x {s['timesteps']} timesteps on {s['cores_used']} cores, "
@@ -67,14 +70,33 @@ def run(scenario: str, out_dir: str, seed: int | None, no_progress: bool) -> Non
     click.echo(f"trace           {result.trace_path}")
 
 
+def _parse_overrides(items: tuple[str, ...]) -> dict:
+    """``FIELD=VALUE`` pairs; each value is read as YAML (numbers, booleans, strings)."""
+    import yaml
+
+    out = {}
+    for item in items:
+        field, sep, value = item.partition("=")
+        if not sep or not field:
+            raise UserError(f"--override {item!r}: expected FIELD=VALUE, e.g. system.chips_x=4")
+        out[field.strip()] = yaml.safe_load(value)
+    return out
+
+
 @cli.command()
 @click.argument("traces", nargs=-1, required=True)
 @click.option("--out", "out_dir", default=None,
               help="Directory for the PNGs (default: a folder beside each trace, named after it).")
-def plot(traces: tuple[str, ...], out_dir: str | None) -> None:
+@click.option("--scaling", is_flag=True,
+              help="One figure across the traces (one model on systems of different sizes): energy and latency "
+                   "against chip count, written to --out (default: traces/scaling).")
+def plot(traces: tuple[str, ...], out_dir: str | None, scaling: bool) -> None:
     """Write the figures of each TRACE as PNG files."""
-    from neurosim.plots.figures import plot_trace
+    from neurosim.plots.figures import plot_scaling, plot_trace
 
+    if scaling:
+        click.echo(str(plot_scaling(list(traces), out_dir or Path(traces[0]).parent / "scaling")))
+        return
     for trace in traces:
         target = Path(out_dir) / Path(trace).stem if out_dir and len(traces) > 1 else out_dir
         for path in plot_trace(trace, target):

@@ -92,8 +92,9 @@ def load_chip_with_overrides(path: Path, overrides: dict[str, Any], scenario_fil
                         field=err.field) from None
 
 
-def prepare(scenario: str | Path | dict, seed: int | None = None) -> Setup:
-    """Load, validate and map a scenario without running it."""
+def prepare(scenario: str | Path | dict, seed: int | None = None, overrides: dict[str, Any] | None = None) -> Setup:
+    """Load, validate and map a scenario without running it; ``overrides`` add to (and win
+    over) the scenario's own."""
     if isinstance(scenario, dict):
         import yaml
 
@@ -104,6 +105,8 @@ def prepare(scenario: str | Path | dict, seed: int | None = None) -> Setup:
         spec, text, lines = load_scenario(path)
     if seed is not None:
         spec = spec.model_copy(update={"seed": seed})
+    if overrides:
+        spec = spec.model_copy(update={"overrides": {**spec.overrides, **overrides}})
     bases = _search_bases(path)
     scenario_file = str(path or "<scenario>")
     chip_path = _resolve(resolve_chip_path, spec.chip, bases, "chip", scenario_file, lines)
@@ -179,13 +182,14 @@ def run_reference(graph: Graph, inputs: np.ndarray, timesteps: int) -> tuple[np.
 
 
 def run(scenario: str | Path | dict, *, out_dir: str | Path | None = None, seed: int | None = None,
-        progress: bool = False, write: bool = True) -> RunResult:
+        progress: bool = False, write: bool = True, overrides: dict[str, Any] | None = None) -> RunResult:
     """Run a scenario (a YAML path or a dict of its contents) and write its trace.
 
-    Returns the summary and the trace path (None when ``write`` is False).
+    ``seed`` and ``overrides`` (chip fields, as in the scenario's ``overrides``) change the
+    scenario for this run. Returns the summary and the trace path (None when ``write`` is False).
     """
     wall_start = time.perf_counter()
-    setup = prepare(scenario, seed)
+    setup = prepare(scenario, seed, overrides)
     spec, chip, graph, mapping = setup.scenario, setup.chip, setup.graph, setup.mapping
     data = _inputs(setup)
     T, n_samples, n_cores = spec.timesteps, len(data.labels), mapping.n_cores

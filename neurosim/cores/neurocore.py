@@ -4,8 +4,8 @@ Energy per timestep, per core, by component:
 
 - synapse: synaptic ops x ``synop`` + synaptic-memory words read x ``synmem_read``
 - neuron:  neurons x ``neuron_update`` + active updates x ``neuron_active`` + events x ``spike_out``
-- network: messages sent x ``message_out`` + messages received x ``message_in``, and per
-  message its on-chip hops (E-W and N-S
+- network: messages sent by cores x ``message_out`` + messages received x ``message_in``,
+  and per message its on-chip hops (E-W and N-S
   priced apart), its link crossings (its bits x the link's pJ/bit), or ``noc.local_pj``
   within one router
 - static:  added at the system level from the step's duration
@@ -127,7 +127,8 @@ def timing_costs(chip: ChipFile, graph: Graph, mapping: Mapping) -> tuple[Timing
               + chip_links * system.link.energy_pj_per_bit * bits + from_host * system.host.energy_pj_per_bit * bits)
     local = (hops_ew + hops_ns + chip_links + from_host) == 0
     latency = np.where(local, noc.local_ns, latency).astype(np.float64)
-    energy = np.where(local, noc.local_pj, energy).astype(np.float64) + core.energy_pj.message_out
+    # A core's axon-out stage sends every message but the host's.
+    energy = np.where(local, noc.local_pj, energy) + np.where(from_host == 1, 0.0, core.energy_pj.message_out)
 
     links = _chip_links(chip, p_src, p_dst, bits, from_host.astype(bool))
     host_bits = int(bits_of_neuron[mapping.core_of == HOST].max(initial=noc.message_bits))

@@ -1,4 +1,6 @@
-"""Figures from a trace file: energy by component, latency per step, core activity, spike raster."""
+"""Figures from trace files: per trace, energy by component, latency per step, core activity
+and a spike raster; across traces of one model on systems of different sizes, energy and
+latency against chip count."""
 
 from __future__ import annotations
 
@@ -11,7 +13,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from neurosim.traces.trace import Trace, read_trace  # noqa: E402
+from neurosim.errors import UserError  # noqa: E402
+from neurosim.traces.trace import Trace, read_summary, read_trace  # noqa: E402
 
 COMPONENTS = ("synapse", "neuron", "network", "static")
 COLOURS = {"synapse": "#4477aa", "neuron": "#66ccee", "network": "#228833", "static": "#bbbbbb"}
@@ -130,3 +133,45 @@ def plot_trace(path: str | Path, out_dir: str | Path | None = None) -> list[Path
         plt.close(fig)
         written.append(target)
     return written
+
+
+def plot_scaling(paths: list[str | Path], out_dir: str | Path) -> Path:
+    """Energy per inference (by component) and latency per inference against the number of
+    chips used, one point per trace; all traces must be of one model. Returns the PNG's path."""
+    traces = sorted((read_summary(p) for p in paths), key=lambda t: int(t.summary["chips_used"]))
+    models = {t.meta.get("model_name") for t in traces}
+    if len(models) > 1:
+        raise UserError(f"the traces are of different models ({', '.join(sorted(map(str, models)))}), "
+                        f"expected one model on systems of different sizes", file=str(paths[0]))
+    chips = [int(t.summary["chips_used"]) for t in traces]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
+    x = np.arange(len(traces))
+    bottom = np.zeros(len(traces))
+    for c in COMPONENTS:
+        values = np.array([float(t.summary[f"energy_{c}_per_inference_j"]) * 1e3 for t in traces])   # J -> mJ
+        left.bar(x, values, bottom=bottom, color=COLOURS[c], label=c)
+        bottom += values
+    left.set_xticks(x, [str(c) for c in chips])
+    left.set_xlabel("chips used")
+    left.set_ylabel("energy per inference (mJ)")
+    left.set_title("Energy per inference by component")
+    left.legend(fontsize=8)
+    latency = [float(t.summary["latency_per_inference_s"]) * 1e6 for t in traces]
+    right.plot(x, latency, marker="o", color="#aa3377")
+    for xi, t, lat in zip(x, traces, latency):
+        bound = max((k for k in t.summary if k.startswith("steps_bound_by_")), key=lambda k: t.summary[k])
+        right.annotate(bound.removeprefix("steps_bound_by_"), (xi, lat), textcoords="offset points", xytext=(0, 6),
+                       ha="center", fontsize=8)
+    right.set_xticks(x, [str(c) for c in chips])
+    right.set_xlabel("chips used")
+    right.set_ylabel("latency per inference (µs)")
+    right.set_ylim(bottom=0)
+    right.set_title("Latency per inference (label: the bound that sets most steps)")
+    fig.suptitle(f"{traces[0].meta.get('model_name', '?')}: energy and latency against chip count")
+    fig.tight_layout()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / "scaling.png"
+    fig.savefig(target, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return target

@@ -104,6 +104,21 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def read_summary(path: str | Path) -> Trace:
+    """A trace's meta and summary only, without its datasets (quick for large traces)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError("trace file not found", file=str(path))
+    try:
+        with h5py.File(path, "r") as h5:
+            if "meta" not in h5 or "summary" not in h5:
+                raise UserError("is not a neurosim trace (no /meta or /summary group)", file=str(path))
+            return Trace(path, {k: _plain(v) for k, v in h5["meta"].attrs.items()},
+                         {k: _plain(v) for k, v in h5["summary"].attrs.items()})
+    except OSError as err:
+        raise UserError(f"is not a readable HDF5 trace ({err})", file=str(path)) from None
+
+
 def read_trace(path: str | Path) -> Trace:
     """Read a whole trace; a missing, truncated or foreign file is a `UserError`."""
     path = Path(path)
