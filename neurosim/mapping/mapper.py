@@ -168,7 +168,44 @@ def _outputs_per_core(routes: Routes, core_of: np.ndarray, n_cores: int) -> tupl
     return fan_out.astype(np.int64), routes_used.astype(np.int64)
 
 
-def _spread_caps(graph: Graph, chip: ChipFile, placed: _Placed, caps: dict[str, int], share: float) -> dict[str, int]:
+def _place_and_route(graph: Graph, chip: ChipFile, incs: dict, caps: dict[str, int], offsets: dict[str, int],
+                     dend_offsets: dict[str, int]):
+    """Partition under ``caps``, route, and slice more finely where a core exceeds its fan_out
+    or routes limit, until every core fits; returns the placement, routes, per-core fan-out
+    and routing-table entries, and the caps used. Raises a `UserError` if it cannot fit."""
+    lim = chip.core.limits
+    caps = dict(caps)
+    n_neurons = sum(p.size for p in graph.populations.values())
+    placed = _partition(graph, chip, incs, caps, offsets)
+    for _attempt in range(12):
+        routes = _route(graph, offsets, dend_offsets, placed.core_of, n_neurons, chip)
+        fan_out, routes_used = _outputs_per_core(routes, placed.core_of, placed.n_cores)
+        over = {}
+        for s in placed.slices:
+            if s.core < 0:
+                continue
+            for limit_name, used in (("fan_out", fan_out), ("routes", routes_used)):
+                if used[s.core] > getattr(lim, limit_name):
+                    per_neuron = used[s.core] / (s.hi - s.lo)
+                    worst = over.get(s.population)
+                    if worst is None or per_neuron / getattr(lim, limit_name) > worst[1] / getattr(lim, worst[0]):
+                        over[s.population] = (limit_name, per_neuron)
+        if not over:
+            return placed, routes, fan_out, routes_used, caps
+        for name, (limit_name, per_neuron) in over.items():
+            limit = getattr(lim, limit_name)
+            new_cap = int(limit // per_neuron)
+            if new_cap < 1 or new_cap >= caps[name]:
+                need = int(np.ceil(per_neuron))
+                what = "output axons (fan_out)" if limit_name == "fan_out" else "destination cores (routes)"
+                raise _fail(graph, name, f"a single neuron needs {need:,} {what}, a core has {limit:,} "
+                                         f"(exceeded by {need - limit:,})")
+            caps[name] = new_cap
+        placed = _partition(graph, chip, incs, caps, offsets)
+    raise _fail(graph, next(iter(over)), "could not be sliced within the core's fan_out and routes limits")
+
+
+def _spread_caps(graph: Graph, placed: _Placed, caps: dict[str, int], share: float) -> dict[str, int]:
     """Neuron caps that give each population about ``share`` times its packed number of cores."""
     counts: dict[str, int] = {}
     for s in placed.slices:
@@ -195,52 +232,22 @@ def map_graph(graph: Graph, chip: ChipFile, placement: str = "pack") -> Mapping:
         offsets[name], dend_offsets[name] = pos, dpos
         pos += pop.size
         dpos += pop.size * len(KINDS[pop.kind].ports)
-    n_neurons = pos
     caps = {name: lim.neurons for name in graph.populations}
     incs = {name: incoming(graph, name, offsets, core)
             for name, pop in graph.populations.items() if not KINDS[pop.kind].on_host}
 
-    placed = _partition(graph, chip, incs, caps, offsets)
+    placed, routes, fan_out, routes_used, caps = _place_and_route(graph, chip, incs, caps, offsets, dend_offsets)
     if placement == "spread" and placed.n_cores:
         share = chip.total_cores / placed.n_cores
         while share > 1:
-            trial_caps = _spread_caps(graph, chip, placed, caps, share)
             try:
-                trial = _partition(graph, chip, incs, trial_caps, offsets)
+                trial = _place_and_route(graph, chip, incs, _spread_caps(graph, placed, caps, share), offsets,
+                                         dend_offsets)
             except UserError:
-                trial = None
-            if trial is not None and trial.n_cores <= chip.total_cores:
-                placed, caps = trial, trial_caps
-                break
-            share *= 0.9
-
-    for _attempt in range(12):
-        routes = _route(graph, offsets, dend_offsets, placed.core_of, n_neurons, chip)
-        fan_out, routes_used = _outputs_per_core(routes, placed.core_of, placed.n_cores)
-        over = {}
-        for s in placed.slices:
-            if s.core < 0:
+                share *= 0.9
                 continue
-            for limit_name, used in (("fan_out", fan_out), ("routes", routes_used)):
-                if used[s.core] > getattr(lim, limit_name):
-                    per_neuron = used[s.core] / (s.hi - s.lo)
-                    worst = over.get(s.population)
-                    if worst is None or per_neuron / getattr(lim, limit_name) > worst[1] / getattr(lim, worst[0]):
-                        over[s.population] = (limit_name, per_neuron)
-        if not over:
+            placed, routes, fan_out, routes_used, caps = trial
             break
-        for name, (limit_name, per_neuron) in over.items():
-            limit = getattr(lim, limit_name)
-            new_cap = int(limit // per_neuron)
-            if new_cap < 1 or new_cap >= caps[name]:
-                need = int(np.ceil(per_neuron))
-                what = "output axons (fan_out)" if limit_name == "fan_out" else "destination cores (routes)"
-                raise _fail(graph, name, f"a single neuron needs {need:,} {what}, a core has {limit:,} "
-                                         f"(exceeded by {need - limit:,})")
-            caps[name] = new_cap
-        placed = _partition(graph, chip, incs, caps, offsets)
-    else:
-        raise _fail(graph, next(iter(over)), "could not be sliced within the core's fan_out and routes limits")
 
     next_core, slices = placed.n_cores, placed.slices
     chip_idx, x, y = core_coordinates(chip, np.arange(next_core))

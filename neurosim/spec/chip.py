@@ -192,7 +192,7 @@ def resolve_chip_path(name_or_path: str, base: Path | None = None) -> Path:
     """A chip is a YAML path, or a name of a file in ``chips/``."""
     candidates = [Path(name_or_path)]
     if base is not None:
-        candidates.insert(0, base / name_or_path)
+        candidates[:0] = [base / name_or_path, base / f"{name_or_path}.yaml"]
     candidates += [CHIPS_DIR / name_or_path, CHIPS_DIR / f"{name_or_path}.yaml"]
     for path in candidates:
         if path.is_file():

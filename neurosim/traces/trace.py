@@ -106,21 +106,15 @@ def _plain(value: Any) -> Any:
 
 def read_summary(path: str | Path) -> Trace:
     """A trace's meta and summary only, without its datasets (quick for large traces)."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError("trace file not found", file=str(path))
-    try:
-        with h5py.File(path, "r") as h5:
-            if "meta" not in h5 or "summary" not in h5:
-                raise UserError("is not a neurosim trace (no /meta or /summary group)", file=str(path))
-            return Trace(path, {k: _plain(v) for k, v in h5["meta"].attrs.items()},
-                         {k: _plain(v) for k, v in h5["summary"].attrs.items()})
-    except OSError as err:
-        raise UserError(f"is not a readable HDF5 trace ({err})", file=str(path)) from None
+    return _read(path, datasets=False)
 
 
 def read_trace(path: str | Path) -> Trace:
     """Read a whole trace; a missing, truncated or foreign file is a `UserError`."""
+    return _read(path, datasets=True)
+
+
+def _read(path: str | Path, datasets: bool) -> Trace:
     path = Path(path)
     if not path.is_file():
         raise UserError("trace file not found", file=str(path))
@@ -130,8 +124,9 @@ def read_trace(path: str | Path) -> Trace:
                 raise UserError("is not a neurosim trace (no /meta or /summary group)", file=str(path))
             meta = {k: _plain(v) for k, v in h5["meta"].attrs.items()}
             summary = {k: _plain(v) for k, v in h5["summary"].attrs.items()}
-            groups = {g: _read_group(h5[g]) for g in GROUPS if g in h5}
-            attrs = {g: {k: _plain(v) for k, v in h5[g].attrs.items()} for g in GROUPS if g in h5}
+            present = [g for g in GROUPS if g in h5] if datasets else []
+            groups = {g: _read_group(h5[g]) for g in present}
+            attrs = {g: {k: _plain(v) for k, v in h5[g].attrs.items()} for g in present}
     except OSError as err:
         raise UserError(f"is not a readable HDF5 trace ({err})", file=str(path)) from None
     return Trace(path, meta, summary, groups, attrs)
