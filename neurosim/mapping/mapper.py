@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from neurosim.errors import UserError
-from neurosim.graph.graph import Dense, Graph
+from neurosim.graph.graph import Csr, Dense, Graph
 from neurosim.mapping.partition import LIMIT_NAMES, encoding_of, incoming, slice_population
-from neurosim.mapping.routes import Routes, build_axons
+from neurosim.mapping.routes import Routes, copy_synapses, split_rows
 from neurosim.numerics.neurons import (KINDS, check_populations, check_projections, payload_bits_of, port_index,
                                        state_bytes_of)
 from neurosim.spec.chip import ChipFile
@@ -278,33 +278,55 @@ def map_graph(graph: Graph, chip: ChipFile, placement: str = "pack") -> Mapping:
                    hi_arr, dend_offsets, dpos)
 
 
+def _sorted_rows(csr: Csr) -> Csr:
+    """The same synapses with targets ascending within each row."""
+    rows = np.repeat(np.arange(len(csr.indptr) - 1), np.diff(csr.indptr))
+    if csr.n_synapses < 2 or np.all((np.diff(csr.indices) > 0) | (np.diff(rows) > 0)):
+        return csr
+    order = np.lexsort((csr.indices, rows))
+    return Csr(csr.indptr, csr.indices[order], csr.weight[order])
+
+
 def _route(graph: Graph, offsets: dict[str, int], dend_offsets: dict[str, int], core_of: np.ndarray,
            n_neurons: int, chip: ChipFile) -> Routes:
-    srcs, tgts, dends, weights, projs, exps, syn_bits = [], [], [], [], [], [], []
+    """Axons per (source neuron, destination core, projection), each neuron's sorted by core
+    then projection, with their synapses laid out in that order.
+
+    Each projection's rows are split where their targets' core changes; the axons of all
+    projections are then ordered, and their synapses copied once into place.
+    """
+    csrs, tables = [], []
     for p_idx, proj in enumerate(graph.projections.values()):
-        csr = proj.to_csr()
+        csr = _sorted_rows(proj.to_csr())
+        row, core, lo, hi = split_rows(csr.indptr, csr.indices, offsets[proj.target], core_of)
+        csrs.append(csr)
+        tables.append((row + offsets[proj.source], core, np.full(len(row), p_idx, np.int32), lo, hi))
+    cat = (lambda i, dt: np.concatenate([t[i] for t in tables]).astype(dt) if tables else np.zeros(0, dt))
+    src, axon_core, axon_proj, lo, hi = (cat(0, np.int64), cat(1, np.int32), cat(2, np.int32), cat(3, np.int64),
+                                         cat(4, np.int64))
+    order = np.lexsort((axon_proj, axon_core, src))
+    src, axon_core, axon_proj, lo, hi = src[order], axon_core[order], axon_proj[order], lo[order], hi[order]
+    axon_ptr = np.zeros(n_neurons + 1, np.int64)
+    np.cumsum(np.bincount(src, minlength=n_neurons), out=axon_ptr[1:])
+    axon_syn_ptr = np.zeros(len(src) + 1, np.int64)
+    np.cumsum(hi - lo, out=axon_syn_ptr[1:])
+    syn_target = np.empty(axon_syn_ptr[-1], np.int32)
+    syn_weight = np.empty(axon_syn_ptr[-1], np.int8)
+    projections = list(graph.projections.values())
+    for p_idx, (proj, csr) in enumerate(zip(projections, csrs)):
+        mine = np.flatnonzero(axon_proj == p_idx)
         target = graph.populations[proj.target]
-        kind = KINDS[target.kind]
-        rows = np.repeat(np.arange(len(csr.indptr) - 1, dtype=np.int64), np.diff(csr.indptr))
-        srcs.append(rows + offsets[proj.source])
-        tgts.append(csr.indices.astype(np.int64) + offsets[proj.target])
-        dends.append(csr.indices.astype(np.int64) + dend_offsets[proj.target]
-                     + port_index(kind, proj.port) * target.size)
-        weights.append(csr.weight)
-        projs.append(np.full(csr.n_synapses, p_idx, np.int64))
-        exps.append(proj.weight_exp)
-        syn_bits.append(8 * chip.core.synapse_bytes(proj.weight_bits, encoding_of(proj)))
-    cat = (lambda xs, dt: np.concatenate(xs).astype(dt) if xs else np.zeros(0, dt))
-    axon_ptr, axon_core, axon_exp, axon_proj, axon_syn_ptr, syn_target, syn_weight = build_axons(
-        cat(srcs, np.int64), cat(tgts, np.int64), cat(dends, np.int64), cat(weights, np.int8), cat(projs, np.int64),
-        np.array(exps, np.int64) if exps else np.zeros(1, np.int64), max(len(exps), 1), core_of, n_neurons)
-    src_of_axon = np.repeat(np.arange(n_neurons), np.diff(axon_ptr))
-    ew, ns, links = _hops(chip, core_of[src_of_axon], axon_core)
+        dendrite = dend_offsets[proj.target] + port_index(KINDS[target.kind], proj.port) * target.size
+        copy_synapses(csr.indices, csr.weight, lo[mine], hi[mine], axon_syn_ptr[mine], dendrite, syn_target,
+                      syn_weight)
+    csrs.clear()
+    exps = np.array([p.weight_exp for p in projections] or [0], np.int64)
+    ew, ns, links = _hops(chip, core_of[src], axon_core)
     # A message reads the synaptic-memory words its synapses fill.
-    bits = np.array(syn_bits, np.float64)[axon_proj] if syn_bits else np.zeros(0)
-    reads = np.ceil(np.diff(axon_syn_ptr) * bits / chip.core.synapses.word_bits).astype(np.int64)
-    return Routes(axon_ptr, axon_core, axon_exp, axon_proj, axon_syn_ptr, syn_target, syn_weight, ew, ns, links,
-                  reads)
+    syn_bits = np.array([8 * chip.core.synapse_bytes(p.weight_bits, encoding_of(p)) for p in projections] or [0.0])
+    reads = np.ceil(np.diff(axon_syn_ptr) * syn_bits[axon_proj] / chip.core.synapses.word_bits).astype(np.int64)
+    return Routes(axon_ptr, axon_core, exps[axon_proj], axon_proj, axon_syn_ptr, syn_target, syn_weight, ew, ns,
+                  links, reads)
 
 
 def utilisation_table(mapping: Mapping) -> list[dict[str, object]]:

@@ -4,7 +4,9 @@ Slices are contiguous ranges of a population's neurons. A slice grows neuron by 
 while it stays within the core's neuron count, neuron-state memory, synapse memory, their
 shared total memory and fan-in (distinct source neurons). A synapse takes the bytes its
 projection's weight width and encoding give (``NeurocoreSpec.synapse_bytes``); shared conv
-kernels are charged once per slice. Fan-out and routing-table entries depend on where the
+kernels are charged once per slice. A dense projection is not listed synapse by synapse:
+each target neuron has one entry with its whole row's bytes, and its source population
+counts once per slice towards fan-in (as a fan-in key). Fan-out and routing-table entries depend on where the
 targets land, so the mapper checks them after placing (``neurosim.mapping.mapper``).
 """
 
@@ -30,10 +32,12 @@ class Incoming:
     """Synapses into one population, grouped by target neuron (CSC)."""
 
     ptr: np.ndarray        # int64 [size + 1]
-    src: np.ndarray        # int64 global source neuron
-    cost: np.ndarray       # float64 bytes charged per synapse (0 for shared kernels)
+    src: np.ndarray        # int64 global source neuron (-1: an entry of a dense projection)
+    cost: np.ndarray       # float64 bytes charged per entry (0 for shared kernels)
     key: np.ndarray        # int64 shared-kernel id (-1: none)
     key_cost: np.ndarray   # float64 bytes of each shared kernel
+    fan_key: np.ndarray    # int64 source population of a dense entry (-1: none)
+    fan_count: np.ndarray  # int64 sources of each fan key
 
 
 def encoding_of(proj: Projection) -> str:
@@ -42,10 +46,20 @@ def encoding_of(proj: Projection) -> str:
 
 def incoming(graph: Graph, target: str, offsets: dict[str, int], core: NeurocoreSpec) -> Incoming:
     size = graph.populations[target].size
-    srcs, tgts, costs, keys, key_costs = [], [], [], [], []
+    srcs, tgts, costs, keys, key_costs, fan_keys = [], [], [], [], [], []
+    pops = list(graph.populations)
+    fan_count = np.array([graph.populations[p].size for p in pops], np.int64)
     n_keys = 0
     for proj in graph.projections.values():
         if proj.target != target:
+            continue
+        if isinstance(proj, Dense):
+            n_target, n_source = proj.shape
+            srcs.append(np.full(n_target, -1, np.int64))
+            tgts.append(np.arange(n_target, dtype=np.int64))
+            costs.append(np.full(n_target, n_source * core.synapse_bytes(proj.weight_bits, "dense")))
+            keys.append(np.full(n_target, -1, np.int64))
+            fan_keys.append(np.full(n_target, pops.index(proj.source), np.int64))
             continue
         csr = proj.to_csr()
         rows = np.repeat(np.arange(len(csr.indptr) - 1, dtype=np.int64), np.diff(csr.indptr))
@@ -61,19 +75,21 @@ def incoming(graph: Graph, target: str, offsets: dict[str, int], core: Neurocore
         else:
             costs.append(np.full(csr.n_synapses, core.synapse_bytes(proj.weight_bits, encoding_of(proj))))
             keys.append(np.full(csr.n_synapses, -1, dtype=np.int64))
+        fan_keys.append(np.full(csr.n_synapses, -1, np.int64))
     if not srcs:
         return Incoming(np.zeros(size + 1, np.int64), np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64),
-                        np.zeros(0))
+                        np.zeros(0), np.zeros(0, np.int64), fan_count)
     tgt = np.concatenate(tgts)
     order = np.argsort(tgt, kind="stable")
     ptr = np.zeros(size + 1, np.int64)
     np.cumsum(np.bincount(tgt, minlength=size), out=ptr[1:])
     return Incoming(ptr, np.concatenate(srcs)[order], np.concatenate(costs)[order],
-                    np.concatenate(keys)[order], np.concatenate(key_costs) if key_costs else np.zeros(0))
+                    np.concatenate(keys)[order], np.concatenate(key_costs) if key_costs else np.zeros(0),
+                    np.concatenate(fan_keys)[order], fan_count)
 
 
 @nb.njit(cache=True)
-def _greedy(ptr, src, cost, key, key_cost, n_sources, max_neurons, state_bytes, max_state_bytes,
+def _greedy(ptr, src, cost, key, key_cost, fan_key, fan_count, n_sources, max_neurons, state_bytes, max_state_bytes,
             max_syn_bytes, max_memory_bytes, max_fan_in):
     """Slice one population; returns (starts, synapse bytes, fan-in) per slice and an error.
 
@@ -86,6 +102,8 @@ def _greedy(ptr, src, cost, key, key_cost, n_sources, max_neurons, state_bytes, 
     n_keys = max(key_cost.shape[0], 1)
     key_mark = np.full(n_keys, -1, np.int64)
     key_seen = np.full(n_keys, -1, np.int64)
+    fan_mark = np.full(fan_count.shape[0], -1, np.int64)
+    fan_seen = np.full(fan_count.shape[0], -1, np.int64)
     starts = [0]
     syn_out = [0.0]
     fan_out = [0]
@@ -97,9 +115,13 @@ def _greedy(ptr, src, cost, key, key_cost, n_sources, max_neurons, state_bytes, 
         add_bytes, add_fan_in = 0.0, 0
         for k in range(ptr[j], ptr[j + 1]):
             s = src[k]
-            if src_mark[s] != slice_id and src_seen[s] != trial:
+            if s >= 0 and src_mark[s] != slice_id and src_seen[s] != trial:
                 src_seen[s] = trial
                 add_fan_in += 1
+            f = fan_key[k]
+            if f >= 0 and fan_mark[f] != slice_id and fan_seen[f] != trial:
+                fan_seen[f] = trial
+                add_fan_in += fan_count[f]
             if key[k] >= 0:
                 if key_mark[key[k]] != slice_id and key_seen[key[k]] != trial:
                     key_seen[key[k]] = trial
@@ -113,7 +135,10 @@ def _greedy(ptr, src, cost, key, key_cost, n_sources, max_neurons, state_bytes, 
             syn_bytes += add_bytes
             fan_in += add_fan_in
             for k in range(ptr[j], ptr[j + 1]):
-                src_mark[src[k]] = slice_id
+                if src[k] >= 0:
+                    src_mark[src[k]] = slice_id
+                if fan_key[k] >= 0:
+                    fan_mark[fan_key[k]] = slice_id
                 if key[k] >= 0:
                     key_mark[key[k]] = slice_id
             j += 1
@@ -140,7 +165,7 @@ def slice_population(inc: Incoming, n_sources: int, max_neurons: int, state_byte
                      max_syn_bytes: float, max_memory_bytes: float, max_fan_in: int):
     """Numba greedy slicing; returns (starts, synapse bytes, fan-in) arrays and an error tuple."""
     starts, syn, fan, err = _greedy(inc.ptr, inc.src, inc.cost, inc.key,
-                                    inc.key_cost if inc.key_cost.size else np.zeros(1),
+                                    inc.key_cost if inc.key_cost.size else np.zeros(1), inc.fan_key, inc.fan_count,
                                     n_sources, max_neurons, state_bytes, max_state_bytes,
                                     float(max_syn_bytes), float(max_memory_bytes), max_fan_in)
     return np.array(starts, np.int64), np.array(syn, np.float64), np.array(fan, np.int64), err

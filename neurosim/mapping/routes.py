@@ -38,56 +38,48 @@ class Routes:
 
 
 @nb.njit(cache=True)
-def build_axons(src, tgt, dend, weight, proj, proj_exp, n_proj, core_of, n_neurons):
-    """Group synapses (given in any order) into axons per (source, destination core, projection).
+def split_rows(indptr, indices, target_offset, core_of):
+    """The axons of one projection: each row (source) split where its targets' core changes.
 
-    ``tgt`` is each synapse's target neuron (for its core), ``dend`` its target dendrite.
+    Targets are ascending within a row and a population's slices sit on ascending cores, so
+    a row's cores never decrease. Returns (row, core, first synapse, end) per axon.
     """
-    n_syn = src.shape[0]
-    counts = np.zeros(n_neurons + 1, np.int64)
-    for k in range(n_syn):
-        counts[src[k] + 1] += 1
-    row_ptr = np.cumsum(counts)
-    fill = row_ptr[:-1].copy()
-    order = np.empty(n_syn, np.int64)
-    for k in range(n_syn):
-        order[fill[src[k]]] = k
-        fill[src[k]] += 1
-
-    axon_ptr = np.zeros(n_neurons + 1, np.int64)
-    n_axons_max = n_syn
-    axon_core = np.empty(n_axons_max, np.int32)
-    axon_exp = np.empty(n_axons_max, np.int64)
-    axon_proj = np.empty(n_axons_max, np.int32)
-    axon_syn_ptr = np.empty(n_axons_max + 1, np.int64)
-    syn_target = np.empty(n_syn, np.int32)
-    syn_weight = np.empty(n_syn, np.int8)
-    a = 0
-    axon_syn_ptr[0] = 0
-    for s in range(n_neurons):
-        lo, hi = row_ptr[s], row_ptr[s + 1]
-        keys = np.empty(hi - lo, np.int64)
-        for k in range(lo, hi):
-            i = order[k]
-            keys[k - lo] = (np.int64(core_of[tgt[i]]) * n_proj + proj[i]) * n_neurons + tgt[i]
-        row = np.argsort(keys, kind="mergesort")
+    n_rows = indptr.shape[0] - 1
+    count = 0
+    for r in range(n_rows):
         prev = -1
-        for r in range(hi - lo):
-            i = order[lo + row[r]]
-            key = np.int64(core_of[tgt[i]]) * n_proj + proj[i]
-            if key != prev:
+        for k in range(indptr[r], indptr[r + 1]):
+            c = core_of[target_offset + indices[k]]
+            if c != prev:
+                count += 1
+                prev = c
+    row = np.empty(count, np.int64)
+    core = np.empty(count, np.int32)
+    lo = np.empty(count, np.int64)
+    hi = np.empty(count, np.int64)
+    a = 0
+    for r in range(n_rows):
+        prev = -1
+        for k in range(indptr[r], indptr[r + 1]):
+            c = core_of[target_offset + indices[k]]
+            if c != prev:
                 if prev != -1:
-                    a += 1
-                    axon_syn_ptr[a] = lo + r
-                axon_core[a] = core_of[tgt[i]]
-                axon_exp[a] = proj_exp[proj[i]]
-                axon_proj[a] = proj[i]
-                prev = key
-            syn_target[lo + r] = dend[i]
-            syn_weight[lo + r] = weight[i]
-        if hi > lo:
-            a += 1
-            axon_syn_ptr[a] = hi
-        axon_ptr[s + 1] = a
-    return (axon_ptr, axon_core[:a].copy(), axon_exp[:a].copy(), axon_proj[:a].copy(), axon_syn_ptr[:a + 1].copy(),
-            syn_target, syn_weight)
+                    hi[a - 1] = k
+                row[a], core[a], lo[a] = r, c, k
+                a += 1
+                prev = c
+        if indptr[r + 1] > indptr[r]:
+            hi[a - 1] = indptr[r + 1]
+    return row, core, lo, hi
+
+
+@nb.njit(cache=True)
+def copy_synapses(indices, weight, lo, hi, out_ptr, dendrite_offset, syn_target, syn_weight):
+    """Copy each axon's synapses (``lo:hi`` of one projection) to ``out_ptr`` in the routes'
+    arrays, targets as global dendrites."""
+    for a in range(lo.shape[0]):
+        o = out_ptr[a]
+        for k in range(lo[a], hi[a]):
+            syn_target[o] = dendrite_offset + indices[k]
+            syn_weight[o] = weight[k]
+            o += 1
