@@ -111,15 +111,16 @@ def timing_costs(chip: ChipFile, graph: Graph, mapping: Mapping) -> tuple[Timing
     chip-to-chip links each path crosses."""
     noc, system, core = chip.chip.noc, chip.system, chip.core
     r = mapping.routes
-    src = np.repeat(np.arange(mapping.n_neurons), np.diff(r.axon_ptr))
+    src = np.repeat(np.arange(mapping.n_neurons, dtype=np.int32), np.diff(r.axon_ptr))
     src_core = mapping.core_of[src]
-    from_host = (src_core == HOST).astype(np.int64)
+    from_host = (src_core == HOST).astype(np.int8)
     cores_per_chip = chip.cores_per_chip
-    src_chip = np.where(src_core == HOST, 0, src_core // cores_per_chip)
-    dst_chip = r.axon_core.astype(np.int64) // cores_per_chip
+    src_chip = (np.maximum(src_core, 0) // cores_per_chip).astype(np.int32)     # the host's messages enter chip 0
+    dst_chip = (r.axon_core // cores_per_chip).astype(np.int32)
     bits_of_neuron = message_bits(chip, graph, mapping)
     paths, axon_path = _distinct_rows((r.hops_ew, r.hops_ns, r.links - from_host, from_host, src_chip, dst_chip,
                                        bits_of_neuron[src]))
+    del src, src_core, src_chip, dst_chip
     hops_ew, hops_ns, chip_links, from_host, p_src, p_dst, bits = paths
     latency = (hops_ew * noc.hop_ns_east_west + hops_ns * noc.hop_ns_north_south
                + chip_links * system.link.latency_ns + from_host * system.host.latency_ns)
@@ -149,11 +150,11 @@ def _distinct_rows(columns: tuple[np.ndarray, ...]) -> tuple[tuple[np.ndarray, .
     Rows are numbered in mixed radix; a table over all numbers up to the largest marks those
     present, which for the few hop and link counts of a system is far quicker than sorting.
     """
-    columns = tuple(np.asarray(col, np.int64) for col in columns)
     radix = [int(col.max(initial=0)) + 1 for col in columns]
     key = np.zeros(len(columns[0]), np.int64)
     for col, base in zip(columns, radix):
-        key = key * base + col
+        key *= base
+        key += col
     if math.prod(radix) <= max(4 * len(key), 1 << 20):
         present = np.zeros(math.prod(radix), bool)
         present[key] = True

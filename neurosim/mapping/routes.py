@@ -27,7 +27,7 @@ class Routes:
     hops_ew: np.ndarray        # int32 [n_axons] on-chip east-west hops
     hops_ns: np.ndarray        # int32 [n_axons] on-chip north-south hops
     links: np.ndarray          # int32 [n_axons] chip-to-chip link crossings (the host link counts as one)
-    synmem_reads: np.ndarray   # int64 [n_axons] synaptic-memory words a message on it reads
+    synmem_reads: np.ndarray   # int32 [n_axons] synaptic-memory words a message on it reads
 
     @property
     def n_axons(self) -> int:
@@ -83,3 +83,33 @@ def copy_synapses(indices, weight, lo, hi, out_ptr, dendrite_offset, syn_target,
             syn_target[o] = dendrite_offset + indices[k]
             syn_weight[o] = weight[k]
             o += 1
+
+
+@nb.njit(cache=True)
+def sort_rows(indptr, indices, weight):
+    """Sort each row's synapses by target, in place (rows already sorted are left as they are)."""
+    for r in range(indptr.shape[0] - 1):
+        lo, hi = indptr[r], indptr[r + 1]
+        ordered = True
+        for k in range(lo + 1, hi):
+            if indices[k] < indices[k - 1]:
+                ordered = False
+                break
+        if not ordered:
+            order = np.argsort(indices[lo:hi], kind="mergesort")
+            indices[lo:hi] = indices[lo:hi][order]
+            weight[lo:hi] = weight[lo:hi][order]
+
+
+@nb.njit(cache=True)
+def destinations_per_core(axon_ptr, axon_core, core_lo, core_hi, n_cores):
+    """Per core: the distinct cores its neurons' axons go to (routing-table entries)."""
+    seen = np.full(max(n_cores, 1), -1, np.int64)
+    out = np.zeros(n_cores, np.int64)
+    for c in range(n_cores):
+        for a in range(axon_ptr[core_lo[c]], axon_ptr[core_hi[c]]):
+            d = axon_core[a]
+            if seen[d] != c:
+                seen[d] = c
+                out[c] += 1
+    return out
