@@ -121,11 +121,14 @@ def network_of(mapping: Mapping, costs: TimingCosts) -> tuple[Network, np.ndarra
     axons = np.zeros(r.n_axons, np.dtype([(k, narrow_int(v)) for k, v in columns.items()]))
     for k, v in columns.items():
         axons[k] = v
-    first_exp = r.axon_exp[np.minimum(r.axon_ptr[:-1], max(r.n_axons - 1, 0))] if r.n_axons else 0
-    one_exp = holds_within_neurons(r.axon_ptr, np.diff(r.axon_exp) == 0)
+    first = np.minimum(r.axon_ptr[:-1], max(r.n_axons - 1, 0))
+    first_exp = r.axon_exp[first] if r.n_axons else 0
+    first_delay = r.axon_delay[first] if r.n_axons else np.zeros(mapping.n_neurons, np.uint8)
+    one_exp = holds_within_neurons(r.axon_ptr, (np.diff(r.axon_exp) == 0) & (np.diff(r.axon_delay) == 0))
     net = Network(
         core_of=mapping.core_of, core_lo=mapping.core_neuron_lo, message_bits=costs.message_bits, axon_ptr=r.axon_ptr,
         neuron_exp=np.where(one_exp, first_exp, MIXED_EXP).astype(np.int64),
+        neuron_delay=np.asarray(first_delay, np.int64), axon_delay=r.axon_delay,
         neuron_hops=per_neuron_sum(r.axon_ptr, r.hops_ew + r.hops_ns), neuron_links=per_neuron_sum(r.axon_ptr, r.links),
         axon_core=axons["core"], axon_path=axons["path"], axon_synapses=axons["synapses"], axon_reads=axons["reads"],
         axon_exp=r.axon_exp, axon_syn_ptr=r.axon_syn_ptr, syn_target=r.syn_target, syn_weight=r.syn_weight,
@@ -144,18 +147,24 @@ class Engine:
         self.costs = costs
         self.per_message = per_message
         n = mapping.n_neurons
-        self.acc = np.zeros(mapping.n_dendrites, np.int64)
+        # Dendritic accumulators, one row per delay slot: step t reads slot t mod slots.
+        self.acc = np.zeros((mapping.delay_slots, mapping.n_dendrites), np.int64)
+        self.steps_done = 0
         self.payload = np.zeros(n, np.int64)
         self.pops: list[tuple[str, int, int, object, NeuronState]] = []
-        self._dendrites: list[np.ndarray] = []     # each population's accumulators as [ports, size]
+        self._dendrites: list[list[np.ndarray]] = []   # per slot, each population's accumulators as [ports, size]
         for name, pop in graph.populations.items():
             lo = mapping.offsets[name]
             kind = KINDS[pop.kind]
             state = build_state(kind, pop.params, pop.size, file=graph.source_file,
                                 prefix=("populations", name, "params"), lines=graph.lines)
             self.pops.append((name, lo, lo + pop.size, kind, state))
-            d0 = mapping.dend_offsets[name]
-            self._dendrites.append(self.acc[d0:d0 + pop.size * len(kind.ports)].reshape(len(kind.ports), pop.size))
+        for slot in range(mapping.delay_slots):
+            views = []
+            for name, *_, kind, _state in self.pops:
+                d0, size, ports = mapping.dend_offsets[name], graph.populations[name].size, len(kind.ports)
+                views.append(self.acc[slot, d0:d0 + size * ports].reshape(ports, size))
+            self._dendrites.append(views)
         self.n_cores = mapping.n_cores
         self._net, self._axons = network_of(mapping, costs)
         self._neurons_per_core = (mapping.core_neuron_hi - mapping.core_neuron_lo).astype(np.float64)
@@ -179,6 +188,7 @@ class Engine:
     def reset(self) -> None:
         """Every neuron back to its initial state; no input pending."""
         self.acc[:] = 0
+        self.steps_done = 0
         self.payload[:] = 0
         for *_, state in self.pops:
             state.reset()
@@ -191,7 +201,8 @@ class Engine:
 
     def accumulators(self, population: str) -> np.ndarray:
         """A population's dendritic accumulators, [ports, size]: the input its next step reads."""
-        return self._dendrites[[name for name, *_ in self.pops].index(population)]
+        slot = self.steps_done % self.mapping.delay_slots
+        return self._dendrites[slot][[name for name, *_ in self.pops].index(population)]
 
     def set_input(self, population: str, values: np.ndarray) -> None:
         self.state_of(population)["values"][:] = values
@@ -202,15 +213,20 @@ class Engine:
             self._messages = np.zeros(cap, self._messages.dtype)
 
     def step(self) -> StepCounters:
+        slots = self.mapping.delay_slots
+        dendrites = self._dendrites[self.steps_done % slots]
         if self.costs.count_active:
-            for (_name, lo, hi, kind, state), acc in zip(self.pops, self._dendrites):
+            for (_name, lo, hi, kind, state), acc in zip(self.pops, dendrites):
                 self._active[lo:hi] = active_neurons(kind, acc, state)
             np.cumsum(self._active, out=self._active_prefix[1:])
         self.overflow_per_population = [run_step(kind, acc, self.payload[lo:hi], state)
-                                        for (_name, lo, hi, kind, state), acc in zip(self.pops, self._dendrites)]
-        return self._deliver(sum(self.overflow_per_population))
+                                        for (_name, lo, hi, kind, state), acc in zip(self.pops, dendrites)]
+        # An input of delay d is read d + 1 steps from now.
+        slot_of_delay = (self.steps_done + 1 + np.arange(slots)) % slots
+        self.steps_done += 1
+        return self._deliver(sum(self.overflow_per_population), slot_of_delay)
 
-    def _deliver(self, overflow: int) -> StepCounters:
+    def _deliver(self, overflow: int, slot_of_delay: np.ndarray) -> StepCounters:
         net, n_cores = self._net, self.n_cores
         n_events = find_events(self.payload, self._events)
         events = self._events
@@ -242,7 +258,8 @@ class Engine:
         bits_in = np.zeros(n_cores, np.int64)
         synapse_done = np.zeros(n_cores, np.float64)
         deliver(net, events, n_events, self._core_bounds, self._axon_split, self._syn_split, self._t_emit,
-                self.payload, self.per_message, bucket_ptr, self.acc, synops, reads, bits_in, msgs_in, synapse_done,
+                self.payload, self.per_message, bucket_ptr, self.acc, slot_of_delay, synops, reads, bits_in, msgs_in,
+                synapse_done,
                 self._messages["arrival"], self._messages["synapses"])
         self._core_bounds = balanced_ranges(msgs_in, self._n_parts)
         neuron_done = (self._neurons_per_core * net.t_update_ns + active * net.t_active_ns

@@ -10,7 +10,7 @@ One timestep's traffic is handled in passes over flat arrays:
    destination core and per path.
 3. ``deliver`` (parallel over ranges of destination cores): every event's messages into
    the range are delivered. A message applies its axon's synapses to the accumulators of
-   its core's dendrites (each core's dendrites belong to one range, so no two threads touch
+   its core's dendrites in the delay slot its axon's delay names (each core's dendrites belong to one range, so no two threads touch
    one accumulator), counts its synaptic ops, synaptic-memory reads and bits and, with
    per-message timing, is put in its core's bucket with its arrival time (emission + path
    latency). Each core's synapse unit is then timed as a first-in first-out server: messages
@@ -35,7 +35,7 @@ from numba.extending import intrinsic
 CACHE_LINE_BYTES = 64
 PREFETCH_AHEAD = 2          # events: how far ahead their axons are asked for
 KEY_MAX = (1 << 16) - 1     # arrival_order's keys
-MIXED_EXP = -(1 << 62)      # a neuron's weight exponent when its axons have different ones
+MIXED_EXP = -(1 << 62)      # a neuron's weight exponent when its axons have different exponents or delays
 MAX_INSERTION_MOVES = 8     # per message; beyond, a core's messages are merge-sorted instead
 
 
@@ -51,6 +51,7 @@ class Network(NamedTuple):
     message_bits: np.ndarray      # [n_neurons] bits of each message it sends
     axon_ptr: np.ndarray          # [n_neurons + 1]
     neuron_exp: np.ndarray        # [n_neurons] weight exponent of all its axons, or MIXED_EXP
+    neuron_delay: np.ndarray      # [n_neurons] delay of all its axons (when neuron_exp is not MIXED_EXP)
     neuron_hops: np.ndarray       # [n_neurons] on-chip hops summed over its axons
     neuron_links: np.ndarray      # [n_neurons] link crossings summed over its axons
     axon_core: np.ndarray         # [n_axons] destination core
@@ -58,6 +59,7 @@ class Network(NamedTuple):
     axon_synapses: np.ndarray     # [n_axons] synapse count
     axon_reads: np.ndarray        # [n_axons] synaptic-memory words read per message
     axon_exp: np.ndarray          # [n_axons] weight exponent
+    axon_delay: np.ndarray        # [n_axons] extra timesteps
     axon_syn_ptr: np.ndarray      # [n_axons + 1]
     syn_target: np.ndarray        # [n_synapses] global dendrite index
     syn_weight: np.ndarray        # [n_synapses] int8
@@ -220,7 +222,7 @@ def apply_synapses(net, lo, hi, payload, exp, acc):
 
 @nb.njit(cache=True, nogil=True)
 def deliver_to_range(net, k, events, n_events, core_bounds, axon_split, syn_split, t_emit, payload, per_message,
-                     bucket_ptr, acc, synops, reads, bits_in, msg_arrival, msg_synapses):
+                     bucket_ptr, acc, slot_of_delay, synops, reads, bits_in, msg_arrival, msg_synapses):
     """Every event's messages into range ``k`` of cores: apply their synapses, count their
     synaptic ops, memory reads and bits and, with ``per_message``, put them in their cores'
     buckets in sending order."""
@@ -238,10 +240,12 @@ def deliver_to_range(net, k, events, n_events, core_bounds, axon_split, syn_spli
             continue
         p = payload[n]
         if net.neuron_exp[n] != MIXED_EXP:
-            apply_synapses(net, syn_split[k, e], syn_split[k + 1, e], p, net.neuron_exp[n], acc)
+            apply_synapses(net, syn_split[k, e], syn_split[k + 1, e], p, net.neuron_exp[n],
+                           acc[slot_of_delay[net.neuron_delay[n]]])
         else:
             for a in range(a0, a1):
-                apply_synapses(net, net.axon_syn_ptr[a], net.axon_syn_ptr[a + 1], p, net.axon_exp[a], acc)
+                apply_synapses(net, net.axon_syn_ptr[a], net.axon_syn_ptr[a + 1], p, net.axon_exp[a],
+                               acc[slot_of_delay[net.axon_delay[a]]])
         step_ns = net.host_message_ns if net.core_of[n] < 0 else net.t_message_ns
         for a in range(a0, a1):
             dst = net.axon_core[a]
@@ -320,18 +324,19 @@ def synapse_unit_done_ns(msg_arrival, msg_synapses, t_message_in_ns, t_synop_ns,
 
 @nb.njit(cache=True, nogil=True, parallel=True)
 def deliver(net, events, n_events, core_bounds, axon_split, syn_split, t_emit, payload, per_message, bucket_ptr, acc,
-            synops, reads, bits_in, msgs_in, synapse_done_ns, msg_arrival, msg_synapses):
+            slot_of_delay, synops, reads, bits_in, msgs_in, synapse_done_ns, msg_arrival, msg_synapses):
     """Deliver every event's messages to each range of cores and time their synapse units (see module doc).
 
     Range ``k`` is the cores ``core_bounds[k]:core_bounds[k+1]``; event ``e``'s axons into it
     are ``axon_split[k, e]:axon_split[k+1, e]`` and their synapses ``syn_split[k, e]:syn_split[k+1, e]``
     (from `count_sent`). Core ``c``'s messages, their arrival times and synapse counts, go to
-    ``bucket_ptr[c]:bucket_ptr[c+1]``. A neuron whose axons share one weight exponent has its
-    synapses into a range applied in one sweep.
+    ``bucket_ptr[c]:bucket_ptr[c+1]``. ``acc`` holds the dendrites' accumulators per delay
+    slot; an axon of delay ``d`` adds to slot ``slot_of_delay[d]``. A neuron whose axons share
+    one weight exponent and one delay has its synapses into a range applied in one sweep.
     """
     for k in nb.prange(core_bounds.shape[0] - 1):
         deliver_to_range(net, k, events, n_events, core_bounds, axon_split, syn_split, t_emit, payload, per_message,
-                         bucket_ptr, acc, synops, reads, bits_in, msg_arrival, msg_synapses)
+                         bucket_ptr, acc, slot_of_delay, synops, reads, bits_in, msg_arrival, msg_synapses)
         c0, c1 = core_bounds[k], core_bounds[k + 1]
         if not per_message:
             for c in range(c0, c1):

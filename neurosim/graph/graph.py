@@ -8,6 +8,8 @@ stored as int8) in a sign mode (``mixed``: two's complement; ``excitatory``: 0 t
 2^bits - 1; ``inhibitory``: -(2^bits - 1) to 0) with one power-of-two exponent per
 projection: a synaptic op adds ``shift(weight * payload, weight_exp)`` to the dendritic
 accumulator of the target neuron's input ``port`` (one of its kind's ports; empty: the first).
+A projection's ``delay`` holds its input back that many extra timesteps: with delay 0 an
+event of step t is read by its target's update in step t + 1, with delay k in step t + 1 + k.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ class Dense:
     port: str = ""
     weight_bits: int = 8
     sign_mode: str = "mixed"
+    delay: int = 0
 
     def __post_init__(self) -> None:
         assert self.weight.ndim == 2 and self.weight.dtype == np.int8
@@ -92,6 +95,7 @@ class Sparse:
     port: str = ""
     weight_bits: int = 8
     sign_mode: str = "mixed"
+    delay: int = 0
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -118,6 +122,7 @@ class Conv2d:
     port: str = ""
     weight_bits: int = 8
     sign_mode: str = "mixed"
+    delay: int = 0
 
     @property
     def out_shape(self) -> tuple[int, int, int]:

@@ -96,7 +96,7 @@ def _generated_graph(spec: ModelFile, yaml_path: Path, lines) -> Graph:
         n_src, n_tgt = spec.populations[p.source].size, spec.populations[p.target].size
         csr = local_sparse(n_src, n_tgt, g.fan_in, g.window, g.weight_low, g.weight_high, seed, index)
         projections[name] = Sparse(name, p.source, p.target, csr, n_tgt, g.weight_exp, port=p.port or "",
-                                   weight_bits=p.weight_bits, sign_mode=p.sign_mode)
+                                   weight_bits=p.weight_bits, sign_mode=p.sign_mode, delay=p.delay)
     return Graph(name=spec.name, populations=populations, projections=projections,
                  input_population=spec.input.population, readout_population=spec.readout.population,
                  readout_mode=spec.readout.mode, dataset=spec.dataset, source_file=str(yaml_path),
@@ -144,7 +144,7 @@ def load_model(name_or_path: str | Path, base: Path | None = None) -> tuple[Grap
             n_src, n_tgt = spec.populations[p.source].size, spec.populations[p.target].size
             exp = _weight_exp(h5, name, wfile)
             base_path = f"projections/{name}"
-            fmt = dict(port=p.port or "", weight_bits=p.weight_bits, sign_mode=p.sign_mode)
+            fmt = dict(port=p.port or "", weight_bits=p.weight_bits, sign_mode=p.sign_mode, delay=p.delay)
             if p.kind == "dense":
                 w = _int8(_dataset(h5, f"{base_path}/weight", wfile), f"{base_path}/weight", wfile)
                 if w.shape != (n_tgt, n_src):

@@ -46,6 +46,7 @@ class Mapping:
     core_neuron_hi: np.ndarray = field(default=None)
     dend_offsets: dict[str, int] = field(default_factory=dict)   # first global dendrite of each population
     n_dendrites: int = 0                                         # neurons x their kinds' input ports
+    delay_slots: int = 1                                         # 1 + the longest synaptic delay
 
     @property
     def n_neurons(self) -> int:
@@ -96,6 +97,17 @@ def _check_targets(graph: Graph) -> None:
             where = ("projections", name, "target")
             raise UserError(f"{proj.target!r} is a {target.kind} population on the host, which takes no synaptic "
                             f"input; expected an on-chip population", file=graph.source_file,
+                            field=".".join(where), line=graph.lines.find(where) if graph.lines is not None else None)
+
+
+def _check_delays(graph: Graph, chip: ChipFile) -> None:
+    """A projection's delay must fit the core's delay slots."""
+    most = chip.core.limits.synaptic_delay_steps
+    for name, proj in graph.projections.items():
+        if proj.delay > most:
+            where = ("projections", name, "delay")
+            raise UserError(f"a delay of {proj.delay} steps, a core holds at most {most} "
+                            f"(core_kinds.{chip.chip.core_kind}.limits.synaptic_delay_steps)", file=graph.source_file,
                             field=".".join(where), line=graph.lines.find(where) if graph.lines is not None else None)
 
 
@@ -228,6 +240,7 @@ def map_graph(graph: Graph, chip: ChipFile, placement: str = "pack") -> Mapping:
     check_projections(graph)
     _check_targets(graph)
     _check_payloads(graph, chip)
+    _check_delays(graph, chip)
     core = chip.core
     lim = core.limits
     offsets, dend_offsets, pos, dpos = {}, {}, 0, 0
@@ -277,8 +290,9 @@ def map_graph(graph: Graph, chip: ChipFile, placement: str = "pack") -> Mapping:
         "routes": routes_used,
     }
     limits = {k: float(getattr(lim, k)) for k in LIMIT_NAMES}
+    slots = 1 + max((p.delay for p in graph.projections.values()), default=0)
     return Mapping(offsets, placed.core_of, slices, next_core, chip_idx, x, y, utilisation, limits, routes, lo_arr,
-                   hi_arr, dend_offsets, dpos)
+                   hi_arr, dend_offsets, dpos, slots)
 
 
 def _sorted_rows(csr: Csr) -> Csr:
@@ -328,8 +342,9 @@ def _route(graph: Graph, offsets: dict[str, int], dend_offsets: dict[str, int], 
     # A message reads the synaptic-memory words its synapses fill.
     syn_bits = np.array([8 * chip.core.synapse_bytes(p.weight_bits, encoding_of(p)) for p in projections] or [0.0])
     reads = np.ceil(np.diff(axon_syn_ptr) * syn_bits[axon_proj] / chip.core.synapses.word_bits).astype(np.int32)
-    return Routes(axon_ptr, axon_core, exps[axon_proj], axon_proj, axon_syn_ptr, syn_target, syn_weight, ew, ns,
-                  links, reads)
+    delays = np.array([p.delay for p in projections] or [0], np.uint8)
+    return Routes(axon_ptr, axon_core, exps[axon_proj], axon_proj, delays[axon_proj], axon_syn_ptr, syn_target,
+                  syn_weight, ew, ns, links, reads)
 
 
 def utilisation_table(mapping: Mapping) -> list[dict[str, object]]:

@@ -21,6 +21,7 @@ class Routes:
     axon_core: np.ndarray      # int32 [n_axons]
     axon_exp: np.ndarray       # int64 [n_axons]
     axon_proj: np.ndarray      # int32 [n_axons] index of its projection
+    axon_delay: np.ndarray     # uint8 [n_axons] extra timesteps its input is held back
     axon_syn_ptr: np.ndarray   # int64 [n_axons + 1]
     syn_target: np.ndarray     # int32 [n_synapses], global dendrite index
     syn_weight: np.ndarray     # int8  [n_synapses]

@@ -2,7 +2,8 @@
 
 It shares nothing with the engine but the neuron kinds' numpy reference steps: synapses
 are applied per projection from CSR arrays with ``np.add.at``, with no cores, axons or
-messages. The engine must reproduce its events and state exactly.
+messages; a projection's delay puts its input into a later step's accumulators. The engine
+must reproduce its events and state exactly.
 """
 
 from __future__ import annotations
@@ -26,13 +27,21 @@ class Reference:
             ns = build_state(self.kinds[name], pop.params, pop.size)
             ns.state = {k: np.tile(v, (batch, 1)) for k, v in ns.initial.items()}
             self.states[name] = ns
-        self.acc = {name: np.zeros((batch, len(self.kinds[name].ports), p.size), np.int64)
-                    for name, p in graph.populations.items()}
+        self.slots = 1 + max((p.delay for p in graph.projections.values()), default=0)
+        # accumulators per delay slot: step t reads slot t mod slots
+        self.accs = [{name: np.zeros((batch, len(self.kinds[name].ports), p.size), np.int64)
+                      for name, p in graph.populations.items()} for _ in range(self.slots)]
+        self.steps_done = 0
         self.payload = {name: np.zeros((batch, p.size), np.int64) for name, p in graph.populations.items()}
         self.csr = {name: proj.to_csr() for name, proj in graph.projections.items()}
 
     def set_input(self, population: str, values: np.ndarray) -> None:
         self.states[population].state["values"][:] = values
+
+    @property
+    def acc(self) -> dict[str, np.ndarray]:
+        """Each population's accumulators, [batch, ports, size]: the input its next step reads."""
+        return self.accs[self.steps_done % self.slots]
 
     def step(self) -> dict[str, np.ndarray]:
         for name, kind in self.kinds.items():
@@ -44,7 +53,9 @@ class Reference:
             contrib = shift(csr.weight.astype(np.int64)[None, :] * self.payload[proj.source][:, src],
                             proj.weight_exp)
             port = port_index(self.kinds[proj.target], proj.port)
-            np.add.at(self.acc[proj.target], (slice(None), port, csr.indices), contrib)
+            later = self.accs[(self.steps_done + 1 + proj.delay) % self.slots]
+            np.add.at(later[proj.target], (slice(None), port, csr.indices), contrib)
+        self.steps_done += 1
         return self.payload
 
     def state_of(self, population: str) -> dict[str, np.ndarray]:

@@ -95,6 +95,7 @@ class NeurocoreLimits(Spec):
     fan_in: Annotated[int, Field(ge=1, le=1 << 30)]      # input axons (source neurons) per core
     fan_out: Annotated[int, Field(ge=1, le=1 << 30)]     # output axons (core-to-core edges) per core
     routes: Annotated[int, Field(ge=1, le=1 << 30)]      # routing-table entries: destination cores per core
+    synaptic_delay_steps: Annotated[int, Field(ge=0, le=255)] = 0   # the longest synaptic delay it can hold
 
     @model_validator(mode="after")
     def _check(self) -> "NeurocoreLimits":

@@ -96,6 +96,7 @@ class ProjectionSpec(Spec):
     port: Name | None = None                          # the target's input port (default: its kind's first)
     weight_bits: Annotated[int, Field(ge=1, le=8)] = 8
     sign_mode: Literal["mixed", "excitatory", "inhibitory"] = "mixed"
+    delay: Annotated[int, Field(ge=0, le=255)] = 0     # extra timesteps its input is held back
     generate: GenerateSpec | None = None               # with generated weights (kind: sparse)
     in_shape: tuple[int, int, int] | None = None     # conv2d: (channels, height, width)
     stride: Annotated[int, Field(ge=1, le=16)] = 1
