@@ -750,7 +750,7 @@ def test_build_state_refuses_an_array_for_a_scalar_parameter(name, params, field
 @pytest.mark.parametrize("name", list(KINDS))
 def test_build_state_rejects_unknown_params(name):
     """An unknown parameter of any program is a UserError naming it."""
-    params = {"vth": 1} if name in ("loihi_lif", "cuba_lif", "sigma_delta") else {}
+    params = {"vth": 1} if name in ("loihi_lif", "cuba_lif", "sigma_delta") else {"count": 4} if name == "rsqrt" else {}
     with pytest.raises(UserError, match="unknown field") as err:
         build_state(KINDS[name], params | {"threshold": 3}, 4, file="m.yaml", prefix=PREFIX)
     assert err.value.field == "populations.hid.params.threshold"

@@ -58,6 +58,26 @@ Programs
         f = clip(acc_f, 0, 2^frac_bits)
         h = fix24((f * h + (2^frac_bits - f) * acc_c) >> frac_bits)
         payload = clip(h, payload_bits)
+
+    A step with no input on either port is idle: h is kept and nothing is sent.
+``lut_activation``
+    A fixed-point function of a scaled input, for the nonlinearities of language models::
+
+        x = clip32(acc) * mult >> shift                         (mult per neuron)
+        y = x | max(x, 0) | sigmoid(x) | silu(x) | x * x >> in_frac    (function)
+        payload = clip((y * gain >> out_frac) + offset, payload_bits)  (gain, offset per neuron)
+
+    x has ``in_frac`` fractional bits, y ``out_frac``. sigmoid and silu read a table of
+    2^in_frac entries per unit of x over [-8, 8), built once from float64 math and rounded
+    to nearest; beyond it sigmoid is 0 or 1 and silu is 0 or x. An input of exactly 0 is an
+    idle step and sends nothing, whatever the function's value at 0.
+``rsqrt``
+    The inverse root mean square of a sum of squares, as an RMSNorm's scale: with the sum S
+    of ``count`` squares with ``in_frac`` fractional bits::
+
+        r = floor(sqrt(floor(count * 2^(in_frac + 2 * out_frac) / (S + eps))))
+
+    so that r / 2^out_frac = 1 / sqrt(S / 2^in_frac / count). An input of 0 is idle.
 ``graded_source``
     A host-driven input: each step it sends the current input value of every neuron with
     a nonzero value as a graded spike (clipped to ``payload_bits``). It lives on the host,
@@ -90,6 +110,10 @@ from neurosim.spec.validate import Spec, validate
 
 WORD_BYTES = 4     # one neuron-state word on a neurocore
 MAX_PAYLOAD_BITS = 32
+INPUT32_MAX = (1 << 31) - 1
+FN_IDENTITY, FN_RELU, FN_SIGMOID, FN_SILU, FN_SQUARE = range(5)
+FUNCTIONS = {"identity": FN_IDENTITY, "relu": FN_RELU, "sigmoid": FN_SIGMOID, "silu": FN_SILU, "square": FN_SQUARE}
+TABLE_RANGE = 8          # sigmoid and silu tables cover x in [-8, 8)
 
 # A per-neuron parameter is an integer (checked by the kind's Params spec) or an int64 array of the
 # population's size from the weights file (checked by `_per_neuron`, the spec sees a placeholder 0).
@@ -255,6 +279,9 @@ def gated_recurrence_step(acc, payload, h, frac_bits, saturate, payload_max):
     overflow = 0
     for i in range(payload.shape[0]):
         f = acc[0, i]
+        if f == 0 and acc[1, i] == 0:
+            payload[i] = 0
+            continue
         if f < 0:
             f, overflow = 0, overflow + 1
         elif f > one:
@@ -267,6 +294,76 @@ def gated_recurrence_step(acc, payload, h, frac_bits, saturate, payload_max):
         out, o2 = _clip(hh, payload_max)
         payload[i] = out
         overflow += o0 + o1 + o2
+    return overflow
+
+
+@nb.njit(cache=True, nogil=True)
+def lut_activation_step(acc, payload, mult, shift_bits, function, in_frac, out_frac, table, table_lo, gain, offset,
+                        payload_max):
+    overflow = 0
+    for i in range(payload.shape[0]):
+        a = acc[0, i]
+        acc[0, i] = 0
+        if a == 0:
+            payload[i] = 0
+            continue
+        a, o0 = _clip(a, INPUT32_MAX)
+        x = (a * mult[i]) >> shift_bits
+        if function == FN_IDENTITY:
+            y = x
+        elif function == FN_RELU:
+            y = max(x, 0)
+        elif function == FN_SQUARE:
+            x, o1 = _clip(x, INPUT32_MAX)
+            o0 += o1
+            y = (x * x) >> in_frac
+        else:
+            k = x - table_lo
+            if k < 0:
+                y = 0
+            elif k >= table.shape[0]:
+                y = (1 << out_frac) if function == FN_SIGMOID else _rescale(x, in_frac, out_frac)
+            else:
+                y = table[k]
+        out, o2 = _clip(((y * gain[i]) >> out_frac) + offset[i], payload_max)
+        payload[i] = out
+        overflow += o0 + o2
+    return overflow
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _rescale(x, in_frac, out_frac):
+    """x with ``in_frac`` fractional bits re-expressed with ``out_frac`` (toward minus infinity)."""
+    return (x << (out_frac - in_frac)) if out_frac >= in_frac else (x >> (in_frac - out_frac))
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _isqrt(n):
+    """floor(sqrt(n)) of a non-negative int64, exactly."""
+    if n < 2:
+        return n
+    r = np.int64(np.sqrt(np.float64(n)))
+    while r * r > n:
+        r -= 1
+    while (r + 1) * (r + 1) <= n:
+        r += 1
+    return r
+
+
+@nb.njit(cache=True, nogil=True)
+def rsqrt_step(acc, payload, numerator, eps, payload_max):
+    overflow = 0
+    for i in range(payload.shape[0]):
+        s = acc[0, i]
+        acc[0, i] = 0
+        if s == 0:
+            payload[i] = 0
+            continue
+        if s < 0:
+            s, overflow = 0, overflow + 1
+        out, o = _clip(_isqrt(numerator // (s + eps)), payload_max)
+        payload[i] = out
+        overflow += o
     return overflow
 
 
@@ -384,15 +481,59 @@ def gate_product_reference(acc, payload, relu_a, relu_b, frac_bits, payload_max)
 def gated_recurrence_reference(acc, payload, h, frac_bits, saturate, payload_max):
     one = 1 << frac_bits
     f_in, c_in = acc[..., 0, :].copy(), acc[..., 1, :].copy()
+    busy = (f_in != 0) | (c_in != 0)
     f = np.clip(f_in, 0, one)
     c = np.clip(c_in, -STATE_MAX, STATE_MAX)
     raw = np.right_shift(f * h + (one - f) * c, frac_bits)
     fixed = fix24(raw, saturate)
     clipped = np.clip(fixed, -payload_max, payload_max)
-    h[...] = fixed
-    payload[...] = clipped
+    h[...] = np.where(busy, fixed, h)
+    payload[...] = np.where(busy, clipped, 0)
     acc[...] = 0
-    return _count(f, f_in) + _count(c, c_in) + _count(fixed, raw) + _count(clipped, fixed)
+    return (_count(f[busy], f_in[busy]) + _count(c[busy], c_in[busy]) + _count(fixed[busy], raw[busy])
+            + _count(clipped[busy], fixed[busy]))
+
+
+def lut_activation_reference(acc, payload, mult, shift_bits, function, in_frac, out_frac, table, table_lo, gain,
+                             offset, payload_max):
+    a_in = acc[..., 0, :].copy()
+    busy = a_in != 0
+    a = np.clip(a_in, -INPUT32_MAX, INPUT32_MAX)
+    x = np.right_shift(a * mult, shift_bits)
+    overflow = _count(a[busy], a_in[busy])
+    if function == FN_IDENTITY:
+        y = x
+    elif function == FN_RELU:
+        y = np.maximum(x, 0)
+    elif function == FN_SQUARE:
+        xc = np.clip(x, -INPUT32_MAX, INPUT32_MAX)
+        overflow += _count(xc[busy], x[busy])
+        y = np.right_shift(xc * xc, in_frac)
+    else:
+        k = x - table_lo
+        inside = table[np.clip(k, 0, len(table) - 1)]
+        high = (1 << out_frac) if function == FN_SIGMOID else (
+            np.left_shift(x, out_frac - in_frac) if out_frac >= in_frac else np.right_shift(x, in_frac - out_frac))
+        y = np.where(k < 0, 0, np.where(k >= len(table), high, inside))
+    raw = np.right_shift(y * gain, out_frac) + offset
+    clipped = np.clip(raw, -payload_max, payload_max)
+    payload[...] = np.where(busy, clipped, 0)
+    acc[...] = 0
+    return overflow + _count(clipped[busy], raw[busy])
+
+
+def rsqrt_reference(acc, payload, numerator, eps, payload_max):
+    s_in = acc[..., 0, :].copy()
+    busy = s_in != 0
+    s = np.maximum(s_in, 0)
+    q = numerator // (s + eps)
+    r = np.floor(np.sqrt(q.astype(np.float64))).astype(np.int64)
+    r -= (r * r > q)                                    # exact floor of the square root
+    r += ((r + 1) * (r + 1) <= q)
+    clipped = np.clip(r, -payload_max, payload_max)
+    payload[...] = np.where(busy, clipped, 0)
+    acc[...] = 0
+    return _count(s[busy], s_in[busy]) + _count(clipped[busy], r[busy])
 
 
 def spike_source_reference(acc, payload, values):
@@ -465,6 +606,25 @@ class GateProductParams(Spec):
 class GatedRecurrenceParams(Spec):
     frac_bits: Annotated[int, Field(ge=1, le=16)] = 8
     overflow: Overflow = "wrap"
+    payload_bits: PayloadBits = 24
+
+
+class LutActivationParams(Spec):
+    mult: Annotated[int, Field(ge=-(1 << 23), le=1 << 23)] = 1
+    shift: Annotated[int, Field(ge=0, le=62)] = 0
+    function: Literal["identity", "relu", "sigmoid", "silu", "square"] = "identity"
+    in_frac: Annotated[int, Field(ge=0, le=12)] = 0
+    out_frac: Annotated[int, Field(ge=0, le=23)] = 0
+    gain: Annotated[int, Field(ge=-(1 << 23), le=1 << 23)] | None = None     # default: 2^out_frac, i.e. 1
+    offset: Annotated[int, Field(ge=-STATE_MAX, le=STATE_MAX)] = 0
+    payload_bits: PayloadBits = 24
+
+
+class RsqrtParams(Spec):
+    count: Annotated[int, Field(ge=1, le=1 << 20)]
+    in_frac: Annotated[int, Field(ge=0, le=30)] = 0
+    out_frac: Annotated[int, Field(ge=0, le=23)] = 12
+    eps: Annotated[int, Field(ge=1, le=1 << 40)] = 1
     payload_bits: PayloadBits = 24
 
 
@@ -612,6 +772,38 @@ def _build_gated_recurrence(p: GatedRecurrenceParams, raw: dict[str, Any], size:
     return NeuronState(state, (p.frac_bits, p.overflow == "saturate", _payload_max(p.payload_bits)), initial)
 
 
+def function_table(function: str, in_frac: int, out_frac: int) -> tuple[np.ndarray, int]:
+    """A sigmoid or silu table over [-TABLE_RANGE, TABLE_RANGE) at 2^-in_frac steps, values rounded
+    to nearest at 2^-out_frac; and the x (in input units) of its first entry."""
+    lo = -TABLE_RANGE << in_frac
+    x = np.arange(lo, -lo, dtype=np.float64) / (1 << in_frac)
+    sigmoid = 1.0 / (1.0 + np.exp(-x))
+    y = sigmoid if function == "sigmoid" else x * sigmoid
+    return np.floor(y * (1 << out_frac) + 0.5).astype(np.int64), lo
+
+
+def _build_lut_activation(p: LutActivationParams, raw: dict[str, Any], size: int) -> NeuronState:
+    mult = _per_neuron(_value(raw, p, "mult"), size, -(1 << 23), 1 << 23, "mult")
+    gain_value = raw.get("gain") if isinstance(raw.get("gain"), np.ndarray) else (
+        p.gain if p.gain is not None else 1 << p.out_frac)
+    gain = _per_neuron(gain_value, size, -(1 << 23), 1 << 23, "gain")
+    offset = _per_neuron(_value(raw, p, "offset"), size, -STATE_MAX, STATE_MAX, "offset")
+    if p.function in ("sigmoid", "silu"):
+        table, lo = function_table(p.function, p.in_frac, p.out_frac)
+    else:
+        table, lo = np.zeros(1, np.int64), 0
+    return NeuronState({}, (mult, p.shift, FUNCTIONS[p.function], p.in_frac, p.out_frac, table, lo, gain, offset,
+                            _payload_max(p.payload_bits)), {})
+
+
+def _build_rsqrt(p: RsqrtParams, raw: dict[str, Any], size: int) -> NeuronState:
+    exponent = p.in_frac + 2 * p.out_frac
+    if p.count.bit_length() + exponent > 62:
+        raise _ParameterError("out_frac", f"count x 2^(in_frac + 2 out_frac) = {p.count} x 2^{exponent} needs more "
+                                          f"than 62 bits; expected fewer fractional bits")
+    return NeuronState({}, (np.int64(p.count) << exponent, p.eps, _payload_max(p.payload_bits)), {})
+
+
 def _build_spike_source(p: SpikeSourceParams, raw: dict[str, Any], size: int) -> NeuronState:
     state, initial = _state(size, values=0)
     return NeuronState(state, (), initial)
@@ -636,6 +828,9 @@ KINDS: dict[str, NeuronKind] = {
                    gate_product_reference, _build_gate_product, (), ("a", "b")),
         NeuronKind("gated_recurrence", GatedRecurrenceParams, 2 * WORD_BYTES, False, True, gated_recurrence_step,
                    gated_recurrence_reference, _build_gated_recurrence, (), ("f", "c")),
+        NeuronKind("lut_activation", LutActivationParams, WORD_BYTES, False, True, lut_activation_step,
+                   lut_activation_reference, _build_lut_activation, ("mult", "gain", "offset")),
+        NeuronKind("rsqrt", RsqrtParams, WORD_BYTES, False, True, rsqrt_step, rsqrt_reference, _build_rsqrt),
         NeuronKind("graded_source", SourceParams, 0, True, True, source_step, source_reference, _build_source),
         NeuronKind("spike_source", SpikeSourceParams, 0, True, False, spike_source_step, spike_source_reference,
                    _build_spike_source),
