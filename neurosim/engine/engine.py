@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import numba as nb
 import numpy as np
 
-from neurosim.engine.kernels import (MIXED_EXP, Network, count_sent, deliver, emission_times, find_events,
-                                     split_events)
+from neurosim.engine.kernels import (MIXED_EXP, SERIAL_MESSAGES, Network, count_sent, count_sent_serial, deliver,
+                                     deliver_serial, emission_times, find_events, split_events)
 from neurosim.graph.graph import Graph
 from neurosim.mapping.mapper import Mapping
 from neurosim.numerics.neurons import KINDS, NeuronState, active_neurons, build_state, run_step
@@ -246,8 +246,10 @@ class Engine:
         msgs_to = np.zeros((self._n_parts, n_cores), np.int64)
         path_msgs = np.zeros((self._n_parts, len(net.path_latency_ns)), np.int64)
         split_events(net, events, n_events, self._chunk_bounds)
-        count_sent(net, events, self._chunk_bounds, self._core_bounds, msgs_out, bits_out, hops, links, network_pj,
-                   msgs_to, path_msgs, self._axon_split, self._syn_split)
+        few = int(msgs_before.sum()) < SERIAL_MESSAGES
+        (count_sent_serial if few else count_sent)(
+            net, events, self._chunk_bounds, self._core_bounds, msgs_out, bits_out, hops, links, network_pj, msgs_to,
+            path_msgs, self._axon_split, self._syn_split)
 
         msgs_in = msgs_to.sum(axis=0)
         bucket_ptr = np.zeros(n_cores + 1, np.int64)
@@ -257,10 +259,10 @@ class Engine:
         reads = np.zeros(n_cores, np.int64)
         bits_in = np.zeros(n_cores, np.int64)
         synapse_done = np.zeros(n_cores, np.float64)
-        deliver(net, events, n_events, self._core_bounds, self._axon_split, self._syn_split, self._t_emit,
-                self.payload, self.per_message, bucket_ptr, self.acc, slot_of_delay, synops, reads, bits_in, msgs_in,
-                synapse_done,
-                self._messages["arrival"], self._messages["synapses"])
+        (deliver_serial if few else deliver)(
+            net, events, n_events, self._core_bounds, self._axon_split, self._syn_split, self._t_emit, self.payload,
+            self.per_message, bucket_ptr, self.acc, slot_of_delay, synops, reads, bits_in, msgs_in, synapse_done,
+            self._messages["arrival"], self._messages["synapses"])
         self._core_bounds = balanced_ranges(msgs_in, self._n_parts)
         neuron_done = (self._neurons_per_core * net.t_update_ns + active * net.t_active_ns
                        + spikes[:n_cores] * net.t_spike_ns + msgs_out[:n_cores] * net.t_message_ns)

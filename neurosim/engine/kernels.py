@@ -351,3 +351,10 @@ def deliver(net, events, n_events, core_bounds, axon_split, syn_split, t_emit, p
             lo, hi = bucket_ptr[c], bucket_ptr[c + 1]
             synapse_done_ns[c] = synapse_unit_done_ns(msg_arrival[lo:hi], msg_synapses[lo:hi], net.t_message_in_ns,
                                                       net.t_synop_ns, order, scratch)
+
+
+# The same passes on one thread: for steps with few messages, where waking the other threads
+# would cost more than the work (``prange`` runs as ``range`` without ``parallel``).
+count_sent_serial = nb.njit(cache=True, nogil=True)(count_sent.py_func)
+deliver_serial = nb.njit(cache=True, nogil=True)(deliver.py_func)
+SERIAL_MESSAGES = 4096      # steps sending fewer messages than this run on one thread

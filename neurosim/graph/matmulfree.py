@@ -1,0 +1,188 @@
+"""The MatMul-free language model (Zhu et al. 2024, as the released code ridgerchu/matmulfreellm
+defines it): its weights, and its forward pass as trained, token by token.
+
+Every linear layer is a BitLinear: its own RMSNorm with a gain, ternary weights with one
+absmean scale, and (as trained) int8 activations with a per-token absmax scale::
+
+    x̂   = x / sqrt(mean(x²) + 1e-8) * g
+    s_x = 127 / max(max|x̂|, 1e-5)                 x_q = clip(round(x̂ · s_x), -128, 127)
+    y   = (x_q @ W_tᵀ) · w_scale / s_x             W_t ∈ {-1, 0, 1}
+
+A block is ``x += MLGRU(RMSNorm(x)); x += GLU(RMSNorm(x))`` with the MLGRU token mixer::
+
+    f = lb + (1 - lb) σ(f_proj x);   h = f h + (1 - f) SiLU(i_proj x)
+    out = o_proj(RMSNorm(g_proj x) · SiLU(h))
+
+and the GLU channel mixer ``down_proj(SiLU(gate) · up)``, ``[gate, up] = gate_proj x``. The
+embedding and the head (a BitLinear after a final RMSNorm) make the logits.
+
+`step` runs one token in one of two `MODES`: ``quantized`` (as trained) or ``float`` (the
+ternary weights with their scale and float activations, no activation quantisation).
+Weights come from a trained file (`load`) or are drawn from a seed for a shape (`generate`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+MODES = ("float", "quantized")
+NORM_EPS = 1e-6            # block, final and output-gate RMSNorms
+BITLINEAR_EPS = 1e-8       # a BitLinear's own RMSNorm
+ACT_MAX_MIN = 1e-5         # floor of a token's absmax before its int8 scale is taken
+INT8_MAX = 127
+BLOCK_LAYERS = ("i_proj", "f_proj", "g_proj", "o_proj", "gate_proj", "down_proj")
+
+# The published shapes (Zhu et al. 2024, the released configurations): layers, width, GLU width.
+SHAPES = {"370m": (24, 1024, 2816), "1.3b": (24, 2048, 5632), "2.7b": (32, 2560, 6912)}
+
+
+@dataclass(frozen=True)
+class BitLinear:
+    """A ternary linear layer with its own RMSNorm gain: ``[..., n_in] -> [..., n_out]``."""
+
+    norm_gain: np.ndarray        # float [n_in]
+    weight_ternary: np.ndarray   # int8 [n_out, n_in], values in {-1, 0, 1}
+    weight_scale: float          # absmean of the trained weights
+
+    def __post_init__(self):
+        n_out, n_in = self.weight_ternary.shape
+        if self.norm_gain.shape != (n_in,):
+            raise ValueError(f"norm_gain has shape {self.norm_gain.shape}, expected ({n_in},)")
+
+
+@dataclass(frozen=True)
+class Block:
+    attn_norm: np.ndarray        # [d]
+    i_proj: BitLinear            # d -> d
+    f_proj: BitLinear            # d -> d
+    g_proj: BitLinear            # d -> d
+    o_proj: BitLinear            # d -> d
+    g_norm: np.ndarray           # [d], the output gate's RMSNorm
+    lower_bound: np.ndarray      # [d], the forget gate's floor (zero in layer 0)
+    mlp_norm: np.ndarray         # [d]
+    gate_proj: BitLinear         # d -> 2 I
+    down_proj: BitLinear         # I -> d
+
+
+@dataclass(frozen=True)
+class Model:
+    vocab: str
+    embedding: np.ndarray        # float [V, d]
+    blocks: tuple[Block, ...]
+    final_norm: np.ndarray       # [d]
+    head: BitLinear              # d -> V
+    config: dict
+
+    @property
+    def d(self) -> int:
+        return self.embedding.shape[1]
+
+    def bitlinears(self) -> dict[str, BitLinear]:
+        layers = {f"blocks/{n}/{name}": getattr(b, name) for n, b in enumerate(self.blocks) for name in BLOCK_LAYERS}
+        return layers | {"head": self.head}
+
+
+# ---------------------------------------------------------------------------------------------
+# the forward pass as trained
+
+
+def rms_norm(x: np.ndarray, gain: np.ndarray, eps: float) -> np.ndarray:
+    return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * gain
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def silu(x: np.ndarray) -> np.ndarray:
+    return x * sigmoid(x)
+
+
+def quantize_activations(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-token (last axis) absmax int8 codes and their scale ``s_x``: ``x ≈ codes / s_x``."""
+    s_x = INT8_MAX / np.maximum(np.abs(x).max(axis=-1, keepdims=True), ACT_MAX_MIN)
+    return np.clip(np.round(x * s_x), -INT8_MAX - 1, INT8_MAX), s_x
+
+
+def bitlinear(layer: BitLinear, x: np.ndarray, mode: str) -> np.ndarray:
+    x_hat = rms_norm(x, layer.norm_gain, BITLINEAR_EPS)
+    if mode == "float":
+        return x_hat @ (layer.weight_ternary.T * np.float64(layer.weight_scale))
+    codes, s_x = quantize_activations(x_hat)
+    return (codes @ layer.weight_ternary.T.astype(np.float64)) * (np.float64(layer.weight_scale) / s_x)
+
+
+def step(model: Model, tokens: np.ndarray, state: list[np.ndarray], mode: str) -> tuple[np.ndarray, list[np.ndarray]]:
+    """One token per batch row: ``tokens[batch]`` -> (next-token logits ``[batch, V]``, new state)."""
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}, expected one of {', '.join(MODES)}")
+    x = model.embedding[tokens].astype(np.float64)
+    new_state = []
+    for block, h in zip(model.blocks, state):
+        u = rms_norm(x, block.attn_norm, NORM_EPS)
+        f = block.lower_bound + (1.0 - block.lower_bound) * sigmoid(bitlinear(block.f_proj, u, mode))
+        h = f * h + (1.0 - f) * silu(bitlinear(block.i_proj, u, mode))
+        gate = rms_norm(bitlinear(block.g_proj, u, mode), block.g_norm, NORM_EPS)
+        x = x + bitlinear(block.o_proj, gate * silu(h), mode)
+        g, up = np.split(bitlinear(block.gate_proj, rms_norm(x, block.mlp_norm, NORM_EPS), mode), 2, axis=-1)
+        x = x + bitlinear(block.down_proj, silu(g) * up, mode)
+        new_state.append(h)
+    return head_logits(model, x, mode), new_state
+
+
+def head_logits(model: Model, x: np.ndarray, mode: str = "quantized") -> np.ndarray:
+    """The logits of the last block's output ``x`` (the final RMSNorm and the head)."""
+    return bitlinear(model.head, rms_norm(x, model.final_norm, NORM_EPS), mode)
+
+
+def initial_state(model: Model, batch: int) -> list[np.ndarray]:
+    """The MLGRU state of every layer, zero: ``[layer][batch, d]``."""
+    return [np.zeros((batch, model.d)) for _ in model.blocks]
+
+
+# ---------------------------------------------------------------------------------------------
+# weights: a trained file, or drawn from a seed
+
+
+def _bitlinear_from(group: h5py.Group) -> BitLinear:
+    return BitLinear(group["norm_gain"][()], group["weight_ternary"][()], float(group["weight_scale"][()]))
+
+
+def load(path: str | Path) -> Model:
+    """A trained model's weights file (the format of models/matmulfree_lm/README.md)."""
+    with h5py.File(path, "r") as h5:
+        config = json.loads(h5.attrs["config"])
+        blocks = []
+        for n in range(config["n_layers"]):
+            g = h5[f"blocks/{n}"]
+            blocks.append(Block(attn_norm=g["attn_norm"][()], g_norm=g["g_norm"][()],
+                                lower_bound=g["lower_bound"][()], mlp_norm=g["mlp_norm"][()],
+                                **{name: _bitlinear_from(g[name]) for name in BLOCK_LAYERS}))
+        return Model(vocab=json.loads(h5.attrs["vocab"]), embedding=h5["embedding"][()], blocks=tuple(blocks),
+                     final_norm=h5["final_norm"][()], head=_bitlinear_from(h5["head"]), config=config)
+
+
+def generate(n_layers: int, d: int, glu: int, vocab: int, seed: int) -> Model:
+    """A model of a given shape with weights drawn from ``seed``, for performance runs.
+
+    Ternary weights are drawn with a third each of -1, 0 and +1; gains are 1, lower bounds
+    rise with depth as HGRN's do at initialisation; the embedding is normal(0, 1). Its
+    predictions mean nothing; its activity and costs are those of a model of its shape.
+    """
+    rng = np.random.default_rng(seed)
+
+    def layer(n_out: int, n_in: int) -> BitLinear:
+        return BitLinear(np.ones(n_in), rng.integers(-1, 2, (n_out, n_in)).astype(np.int8), 0.02)
+
+    blocks = tuple(Block(attn_norm=np.ones(d), i_proj=layer(d, d), f_proj=layer(d, d), g_proj=layer(d, d),
+                         o_proj=layer(d, d), g_norm=np.ones(d), lower_bound=np.full(d, n / n_layers),
+                         mlp_norm=np.ones(d), gate_proj=layer(2 * glu, d), down_proj=layer(d, glu))
+                   for n in range(n_layers))
+    symbols = "".join(chr(32 + k % 95) for k in range(vocab))
+    return Model(symbols, rng.standard_normal((vocab, d)), blocks, np.ones(d), layer(vocab, d),
+                 {"n_layers": n_layers, "d": d, "glu": glu, "seed": seed})
