@@ -45,6 +45,9 @@ def run(scenario: str, out_dir: str, seed: int | None, no_progress: bool, overri
                           overrides=_parse_overrides(overrides))
     s = result.summary
     click.echo(f"scenario        {scenario}")
+    if "tokens_per_s" in s:
+        _print_language(s, result.trace_path)
+        return
     click.echo(f"samples         {s['samples']} x {s['timesteps']} timesteps on {s['cores_used']} cores, "
                f"{s['chips_used']} chip(s)")
     labelled = s["accuracy"] == s["accuracy"]           # NaN for unlabelled inputs
@@ -68,6 +71,34 @@ def run(scenario: str, out_dir: str, seed: int | None, no_progress: bool, overri
                   if s["chips_used"] > 1 else ""))
     click.echo(f"wall time       {s['wall_time_s']:.1f} s")
     click.echo(f"trace           {result.trace_path}")
+
+
+def _print_language(s: dict, trace_path) -> None:
+    click.echo(f"tokens          {s['prompt_tokens_simulated']} prompt + {s['generated_tokens']} generated, "
+               f"{s['depth_steps']} steps deep, on {s['cores_used']} cores, {s['chips_used']} chip(s)")
+    if s["accuracy"] == s["accuracy"]:
+        click.echo(f"accuracy        {s['accuracy']:.2%} next character, {s['bits_per_char']:.3f} bits/char over "
+                   f"{s['scored_chars']:,} chars (float activations {s['float_bits_per_char']:.3f}, as trained "
+                   f"{s['trained_bits_per_char']:.3f})")
+    if "matches_reference" in s:
+        click.echo(f"reference       on-chip integer execution "
+                   f"{'equals' if s['matches_reference'] else 'DIFFERS FROM'} the integer reference")
+    click.echo(f"generation      {s['tokens_per_s']:,.1f} tokens/s, {_fmt_si(s['energy_per_token_j'], 'J')} per token")
+    click.echo(f"prefill         {s['prefill_tokens_per_s']:,.1f} tokens/s, "
+               f"{_fmt_si(s['prefill_energy_per_token_j'], 'J')} per token, time to first token "
+               f"{_fmt_si(s['ttft_s'], 's')} ({s['prompt_tokens_reported']}-token prompt)")
+    if "mean_sparsity" in s:
+        click.echo(f"power           {s['power_w']:.3g} W; sparsity {s['mean_sparsity']:.1%} of neurons silent per step")
+        bound = max((k for k in s if k.startswith("steps_bound_by_")), key=lambda k: s[k])
+        click.echo(f"step time       set by {bound.removeprefix('steps_bound_by_')} in {s[bound]:.0%} of steps")
+    else:
+        parts = ", ".join(f"{k.removeprefix('energy_').removesuffix('_per_token_j')} "
+                          f"{_fmt_si(v, 'J')}" for k, v in s.items() if k.endswith("_per_token_j")
+                          and k.startswith("energy_") and k != "energy_per_token_j")
+        click.echo(f"power           {s['power_w']:.3g} W; per generated token {parts}"
+                   + ("; weights stream from off-chip memory" if s.get("weights_stream") else ""))
+    click.echo(f"wall time       {s['wall_time_s']:.1f} s")
+    click.echo(f"trace           {trace_path}")
 
 
 def _parse_overrides(items: tuple[str, ...]) -> dict:

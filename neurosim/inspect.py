@@ -10,7 +10,7 @@ from neurosim.graph.loader import load_model
 from neurosim.mapping.mapper import utilisation_table
 from neurosim.mapping.partition import LIMIT_NAMES
 from neurosim.numerics.neurons import check_populations
-from neurosim.spec.chip import ChipFile, load_chip
+from neurosim.spec.chip import ChipFile, TernaryPipelineSpec, load_chip
 from neurosim.spec.yamlio import load_yaml
 
 
@@ -32,7 +32,26 @@ def _kind_of_file(path: Path) -> str:
     return "scenario"
 
 
+def pipeline_report(chip: ChipFile) -> str:
+    core, host = chip.core, chip.system.host
+    lines = [
+        f"{chip.name}: {chip.description}",
+        f"chip     {core.cores} matrix cores x {core.ternary_units} ternary units at {core.clock_hz / 1e6:g} MHz "
+        f"({core.cores * core.ternary_units * core.clock_hz / 1e9:.3g} G adds/s), {core.elementwise_units} "
+        f"element-wise lanes; static {chip.chip.static_power_w} W",
+        f"memory   {core.bits_per_weight:g} bits per weight, streamed at {core.weight_memory_bits_per_s:.3g} b/s "
+        f"unless they fit {core.on_chip_buffer_bytes:,} bytes on chip",
+        f"host     {host.latency_ns} ns, {host.energy_pj_per_bit} pJ/bit, {host.bandwidth_bits_per_s:.3g} b/s",
+        "", "per-operation energy (pJ)",
+    ]
+    for op in type(core.energy_pj).model_fields:
+        lines.append(f"  {op:<22} {getattr(core.energy_pj, op):>10g}")
+    return "\n".join(lines)
+
+
 def chip_report(chip: ChipFile) -> str:
+    if isinstance(chip.core, TernaryPipelineSpec):
+        return pipeline_report(chip)
     core, mesh, sysm = chip.core, chip.chip.mesh, chip.system
     lim = core.limits
     lines = [

@@ -15,10 +15,11 @@ from neurosim.cores.neurocore import BOUNDS, COMPONENTS, binding_bound, step_cos
 from neurosim.engine.engine import Engine
 from neurosim.errors import UserError
 from neurosim.graph.graph import Graph
-from neurosim.graph.loader import load_model, resolve_model_dir
+from neurosim.graph.loader import LanguageModel, load_model, resolve_model_dir
+from neurosim.language_model import LoweredLanguageModel, lower_language_model
 from neurosim.mapping.mapper import Mapping, map_graph
 from neurosim.numerics.reference import Reference
-from neurosim.spec.chip import ChipFile, chip_from_dict, load_chip_data, resolve_chip_path
+from neurosim.spec.chip import ChipFile, TernaryPipelineSpec, chip_from_dict, load_chip_data, resolve_chip_path
 from neurosim.spec.scenario import (ScenarioFile, apply_overrides, load_scenario, override_path,
                                     scenario_from_dict)
 from neurosim.spec.yamlio import LineMap
@@ -44,11 +45,13 @@ class Setup:
     scenario_text: str
     chip: ChipFile
     chip_text: str
-    graph: Graph
+    graph: Graph | None                  # None on a pipeline accelerator
     model_text: str
-    mapping: Mapping
+    mapping: Mapping | None
     scenario_file: str = "<scenario>"
     lines: LineMap | None = None         # of the scenario file, for error messages
+    lm: LanguageModel | None = None                  # a language model, and for neurocores its lowering
+    language: LoweredLanguageModel | None = None
 
 
 def _search_bases(scenario_path: Path | None) -> list[Path]:
@@ -112,9 +115,27 @@ def prepare(scenario: str | Path | dict, seed: int | None = None, overrides: dic
     chip_path = _resolve(resolve_chip_path, spec.chip, bases, "chip", scenario_file, lines)
     chip, chip_text = load_chip_with_overrides(chip_path, spec.overrides, scenario_file, lines)
     model_dir = _resolve(resolve_model_dir, spec.model, bases, "model", scenario_file, lines)
-    graph, model_text = load_model(model_dir)
-    mapping = map_graph(graph, chip, spec.mapping.placement)
-    return Setup(spec, text, chip, chip_text, graph, model_text, mapping, scenario_file, lines)
+    model, model_text = load_model(model_dir)
+    pipeline = isinstance(chip.core, TernaryPipelineSpec)
+    if isinstance(model, LanguageModel):
+        _require(spec.language is not None, "a language model is driven by a language section "
+                                             "(prompt_tokens, generate_tokens)", "language", scenario_file, lines)
+        if pipeline:
+            return Setup(spec, text, chip, chip_text, None, model_text, None, scenario_file, lines, lm=model)
+        language = lower_language_model(model)
+        mapping = map_graph(language.graph, chip, spec.mapping.placement)
+        return Setup(spec, text, chip, chip_text, language.graph, model_text, mapping, scenario_file, lines,
+                     lm=model, language=language)
+    _require(not pipeline, f"a {chip.chip.core_kind} chip runs language models; {model.name!r} is a spiking graph",
+             "model", scenario_file, lines)
+    _require(spec.timesteps is not None, "expected timesteps per sample", "timesteps", scenario_file, lines)
+    mapping = map_graph(model, chip, spec.mapping.placement)
+    return Setup(spec, text, chip, chip_text, model, model_text, mapping, scenario_file, lines)
+
+
+def _require(condition: bool, message: str, field: str, scenario_file: str, lines: LineMap | None) -> None:
+    if not condition:
+        raise UserError(message, file=scenario_file, field=field, line=lines.find((field,)) if lines else None)
 
 
 def _inputs(setup: Setup) -> datasets.Dataset:
@@ -190,6 +211,13 @@ def run(scenario: str | Path | dict, *, out_dir: str | Path | None = None, seed:
     """
     wall_start = time.perf_counter()
     setup = prepare(scenario, seed, overrides)
+    if setup.lm is not None:
+        from neurosim.language_runner import run_language, run_pipeline_language
+
+        summary, groups, meta = (run_language(setup, progress) if setup.language is not None
+                                 else run_pipeline_language(setup))
+        return _finish(setup, summary | {"wall_time_s": time.perf_counter() - wall_start}, groups, meta, out_dir,
+                       write)
     spec, chip, graph, mapping = setup.scenario, setup.chip, setup.graph, setup.mapping
     data = _inputs(setup)
     T, n_samples, n_cores = spec.timesteps, len(data.labels), mapping.n_cores
@@ -324,13 +352,6 @@ def run(scenario: str | Path | dict, *, out_dir: str | Path | None = None, seed:
     }
     if not write:
         return RunResult(summary, None)
-
-    meta = {
-        "neurosim_version": __version__, "scenario_name": spec.name, "scenario_yaml": setup.scenario_text,
-        "chip_yaml": setup.chip_text, "model_yaml": setup.model_text, "model_name": graph.name,
-        "chip_name": chip.name, "weights_sha256": graph.weights_sha256, "seed": spec.seed,
-        "overrides": repr(dict(spec.overrides)), "created": datetime.now(timezone.utc).isoformat(),
-    }
     util = mapping.utilisation
     population_of_core = np.array([s.population for s in mapping.slices if s.core >= 0])
     groups: dict[str, dict[str, Any]] = {
@@ -359,6 +380,23 @@ def run(scenario: str | Path | dict, *, out_dir: str | Path | None = None, seed:
                    "node_ids": np.concatenate(ids).astype(np.int64) if ids else np.zeros(0, np.int64),
                    "@attrs": {"sorting": "by_time", "units": "timestep"}}
             for name, (ts, ids) in spikes_rec.items()}
+    return _finish(setup, summary, groups, {}, out_dir, write)
+
+
+def _finish(setup: Setup, summary: dict[str, Any], groups: dict[str, Any], meta: dict[str, Any],
+            out_dir: str | Path | None, write: bool) -> RunResult:
+    """Write the trace (meta, summary, groups) unless ``write`` is False."""
+    if not write:
+        return RunResult(summary, None)
+    spec = setup.scenario
+    meta = {
+        "neurosim_version": __version__, "scenario_name": spec.name, "scenario_yaml": setup.scenario_text,
+        "chip_yaml": setup.chip_text, "model_yaml": setup.model_text,
+        "model_name": setup.lm.name if setup.lm is not None else setup.graph.name, "chip_name": setup.chip.name,
+        "weights_sha256": setup.lm.weights_sha256 if setup.lm is not None else setup.graph.weights_sha256,
+        "seed": spec.seed,
+        "overrides": repr(dict(spec.overrides)), "created": datetime.now(timezone.utc).isoformat(), **meta,
+    }
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
     out = Path(out_dir) if out_dir is not None else Path("traces")
     path = write_trace(out / f"{spec.name}-{stamp}.h5", meta, summary, groups)

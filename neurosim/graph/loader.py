@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
 
+from neurosim import datasets
 from neurosim.errors import UserError
+from neurosim.graph import matmulfree
 from neurosim.graph.generate import local_sparse
 from neurosim.graph.graph import Conv2d, Csr, Dense, Graph, Population, Sparse
-from neurosim.spec.model import ENCODING_KINDS, ModelFile
+from neurosim.graph.matmulfree_chip import FixedPoint
+from neurosim.spec.model import ENCODING_KINDS, LanguageModelFile, ModelFile
 from neurosim.spec.validate import validate
 from neurosim.spec.yamlio import load_yaml
 
@@ -103,13 +107,60 @@ def _generated_graph(spec: ModelFile, yaml_path: Path, lines) -> Graph:
                  weights_sha256=f"generated, seed {seed}", lines=lines)
 
 
-def load_model(name_or_path: str | Path, base: Path | None = None) -> tuple[Graph, str]:
-    """Load and check a model folder; returns the graph and the model.yaml text."""
+@dataclass
+class LanguageModel:
+    """A language model folder: the model, the text it reads and how to lower it to a chip."""
+
+    name: str
+    model: matmulfree.Model
+    fixed_point: FixedPoint
+    dataset: str
+    calibration_chars: int
+    source_file: str
+    weights_sha256: str
+    generated: bool = False         # weights drawn for a shape: its predictions mean nothing
+
+
+def load_language_model(folder: Path, data: dict, lines, yaml_path: Path) -> LanguageModel:
+    spec = validate(LanguageModelFile, data, file=str(yaml_path), lines=lines)
+    if spec.dataset not in datasets.text_names():
+        raise UserError(f"unknown text dataset {spec.dataset!r}, expected one of {', '.join(datasets.text_names())}",
+                        file=str(yaml_path), field="dataset", line=lines.find(("dataset",)))
+    if spec.generated is not None:
+        n_layers, d, glu = matmulfree.SHAPES[spec.generated.shape]
+        vocab = len(datasets.load_text(spec.dataset, "test").vocab)
+        model = matmulfree.generate(n_layers, d, glu, vocab, spec.generated.seed)
+        sha = f"generated, seed {spec.generated.seed}"
+    else:
+        weights_path = folder / spec.weights.file
+        sha = _checked_sha256(weights_path, spec.weights.sha256)
+        try:
+            model = matmulfree.load(weights_path)
+        except (OSError, KeyError, ValueError) as err:
+            raise UserError(f"is not a readable MatMul-free weights file ({err})", file=str(weights_path)) from None
+    return LanguageModel(spec.name, model, FixedPoint(**spec.fixed_point.model_dump()), spec.dataset,
+                         spec.calibration_chars, str(yaml_path), sha, spec.generated is not None)
+
+
+def _checked_sha256(path: Path, expected: str) -> str:
+    if not path.is_file():
+        raise UserError("weights file not found", file=str(path))
+    actual = sha256_of(path)
+    if actual != expected:
+        raise UserError(f"sha256 is {actual[:12]}..., model.yaml expects {expected[:12]}...: "
+                        f"the weights file is corrupt or was changed", file=str(path))
+    return actual
+
+
+def load_model(name_or_path: str | Path, base: Path | None = None) -> tuple[Graph | LanguageModel, str]:
+    """Load and check a model folder; returns the graph (or a language model) and the model.yaml text."""
     folder = resolve_model_dir(str(name_or_path), base)
     yaml_path = folder / "model.yaml"
     data, lines, text = load_yaml(yaml_path)
     if not isinstance(data, dict):
         raise UserError("expected a mapping describing the model", file=str(yaml_path))
+    if data.get("kind") == "matmulfree_lm":
+        return load_language_model(folder, data, lines, yaml_path), text
     spec = validate(ModelFile, data, file=str(yaml_path), lines=lines)
     input_kind = spec.populations[spec.input.population].kind
     expected_kind = ENCODING_KINDS[spec.input.encoding]
@@ -123,12 +174,7 @@ def load_model(name_or_path: str | Path, base: Path | None = None) -> tuple[Grap
 
     weights_path = folder / spec.weights.file
     wfile = str(weights_path)
-    if not weights_path.is_file():
-        raise UserError("weights file not found", file=wfile)
-    actual = sha256_of(weights_path)
-    if actual != spec.weights.sha256:
-        raise UserError(f"sha256 is {actual[:12]}..., model.yaml expects {spec.weights.sha256[:12]}...: "
-                        f"the weights file is corrupt or was changed", file=wfile)
+    actual = _checked_sha256(weights_path, spec.weights.sha256)
     try:
         h5 = h5py.File(weights_path, "r")
     except OSError as err:

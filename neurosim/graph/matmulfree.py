@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import h5py
 import numpy as np
@@ -34,6 +35,7 @@ MODES = ("float", "quantized")
 NORM_EPS = 1e-6            # block, final and output-gate RMSNorms
 BITLINEAR_EPS = 1e-8       # a BitLinear's own RMSNorm
 ACT_MAX_MIN = 1e-5         # floor of a token's absmax before its int8 scale is taken
+WEIGHT_MEAN_MIN = 1e-5     # floor of a matrix's absmean before its ternary scale is taken
 INT8_MAX = 127
 BLOCK_LAYERS = ("i_proj", "f_proj", "g_proj", "o_proj", "gate_proj", "down_proj")
 
@@ -106,38 +108,55 @@ def silu(x: np.ndarray) -> np.ndarray:
 def quantize_activations(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-token (last axis) absmax int8 codes and their scale ``s_x``: ``x ≈ codes / s_x``."""
     s_x = INT8_MAX / np.maximum(np.abs(x).max(axis=-1, keepdims=True), ACT_MAX_MIN)
-    return np.clip(np.round(x * s_x), -INT8_MAX - 1, INT8_MAX), s_x
+    return np.clip(np.round(x * s_x), -INT8_MAX - 1, INT8_MAX).astype(np.int8), s_x
 
 
-def bitlinear(layer: BitLinear, x: np.ndarray, mode: str) -> np.ndarray:
+def quantize_weights(w: np.ndarray) -> tuple[np.ndarray, np.float32]:
+    """Per-tensor absmean ternary weights and their scale: ``w ≈ ternary * scale``."""
+    scale = np.float32(max(np.abs(w).mean(), WEIGHT_MEAN_MIN))
+    return np.clip(np.round(w / scale), -1, 1).astype(np.int8), scale
+
+
+# Called with a BitLinear's name and its int8 input codes (quantized mode), e.g. to count zeros.
+Observer = Callable[[str, np.ndarray], None] | None
+
+
+def bitlinear(layer: BitLinear, x: np.ndarray, mode: str, observe: Observer = None, name: str = "") -> np.ndarray:
     x_hat = rms_norm(x, layer.norm_gain, BITLINEAR_EPS)
     if mode == "float":
         return x_hat @ (layer.weight_ternary.T * np.float64(layer.weight_scale))
     codes, s_x = quantize_activations(x_hat)
-    return (codes @ layer.weight_ternary.T.astype(np.float64)) * (np.float64(layer.weight_scale) / s_x)
+    if observe is not None:
+        observe(name, codes)
+    acc = codes.astype(np.int32) @ layer.weight_ternary.T.astype(np.int32)     # integer accumulate
+    return acc * (np.float64(layer.weight_scale) / s_x)
 
 
-def step(model: Model, tokens: np.ndarray, state: list[np.ndarray], mode: str) -> tuple[np.ndarray, list[np.ndarray]]:
+def step(model: Model, tokens: np.ndarray, state: list[np.ndarray], mode: str,
+         observe: Observer = None) -> tuple[np.ndarray, list[np.ndarray]]:
     """One token per batch row: ``tokens[batch]`` -> (next-token logits ``[batch, V]``, new state)."""
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}, expected one of {', '.join(MODES)}")
     x = model.embedding[tokens].astype(np.float64)
     new_state = []
-    for block, h in zip(model.blocks, state):
+    for n, (block, h) in enumerate(zip(model.blocks, state)):
+        def linear(layer: str, value: np.ndarray) -> np.ndarray:
+            return bitlinear(getattr(block, layer), value, mode, observe, f"blocks/{n}/{layer}")
+
         u = rms_norm(x, block.attn_norm, NORM_EPS)
-        f = block.lower_bound + (1.0 - block.lower_bound) * sigmoid(bitlinear(block.f_proj, u, mode))
-        h = f * h + (1.0 - f) * silu(bitlinear(block.i_proj, u, mode))
-        gate = rms_norm(bitlinear(block.g_proj, u, mode), block.g_norm, NORM_EPS)
-        x = x + bitlinear(block.o_proj, gate * silu(h), mode)
-        g, up = np.split(bitlinear(block.gate_proj, rms_norm(x, block.mlp_norm, NORM_EPS), mode), 2, axis=-1)
-        x = x + bitlinear(block.down_proj, silu(g) * up, mode)
+        f = block.lower_bound + (1.0 - block.lower_bound) * sigmoid(linear("f_proj", u))
+        h = f * h + (1.0 - f) * silu(linear("i_proj", u))
+        gate = rms_norm(linear("g_proj", u), block.g_norm, NORM_EPS)
+        x = x + linear("o_proj", gate * silu(h))
+        g, up = np.split(linear("gate_proj", rms_norm(x, block.mlp_norm, NORM_EPS)), 2, axis=-1)
+        x = x + linear("down_proj", silu(g) * up)
         new_state.append(h)
-    return head_logits(model, x, mode), new_state
+    return head_logits(model, x, mode, observe), new_state
 
 
-def head_logits(model: Model, x: np.ndarray, mode: str = "quantized") -> np.ndarray:
+def head_logits(model: Model, x: np.ndarray, mode: str = "quantized", observe: Observer = None) -> np.ndarray:
     """The logits of the last block's output ``x`` (the final RMSNorm and the head)."""
-    return bitlinear(model.head, rms_norm(x, model.final_norm, NORM_EPS), mode)
+    return bitlinear(model.head, rms_norm(x, model.final_norm, NORM_EPS), mode, observe, "head")
 
 
 def initial_state(model: Model, batch: int) -> list[np.ndarray]:
@@ -186,3 +205,24 @@ def generate(n_layers: int, d: int, glu: int, vocab: int, seed: int) -> Model:
     symbols = "".join(chr(32 + k % 95) for k in range(vocab))
     return Model(symbols, rng.standard_normal((vocab, d)), blocks, np.ones(d), layer(vocab, d),
                  {"n_layers": n_layers, "d": d, "glu": glu, "seed": seed})
+
+
+def save(model: Model, path: str | Path) -> None:
+    """Write a model's weights in the format `load` reads."""
+    def bitlinear_group(group: h5py.Group, layer: BitLinear) -> None:
+        group["norm_gain"] = np.asarray(layer.norm_gain, np.float32)
+        group["weight_ternary"] = np.asarray(layer.weight_ternary, np.int8)
+        group["weight_scale"] = np.float32(layer.weight_scale)
+
+    with h5py.File(path, "w") as h5:
+        h5.attrs["config"] = json.dumps({**model.config, "n_layers": len(model.blocks)})
+        h5.attrs["vocab"] = json.dumps(model.vocab)
+        h5["embedding"] = np.asarray(model.embedding, np.float32)
+        h5["final_norm"] = np.asarray(model.final_norm, np.float32)
+        bitlinear_group(h5.create_group("head"), model.head)
+        for n, block in enumerate(model.blocks):
+            g = h5.create_group(f"blocks/{n}")
+            for name in ("attn_norm", "g_norm", "lower_bound", "mlp_norm"):
+                g[name] = np.asarray(getattr(block, name), np.float32)
+            for name in BLOCK_LAYERS:
+                bitlinear_group(g.create_group(name), getattr(block, name))

@@ -1,8 +1,8 @@
 """The MatMul-free LM as a graph of neuron programs: ternary synapses, integer activations as
 graded spikes, gating and normalisation in neuron programs, for chips that run such graphs.
 
-A token enters as the host's graded spikes (its embedding in fixed point) and leaves as the
-last block's residual values, which the host turns into logits (the head runs on the host,
+A token enters as the host's graded spikes (its embedding in fixed point, sent once to a
+relay population that fans it out on the chip) and leaves as the last block's residual values, which the host turns into logits (the head runs on the host,
 as the embedding does). Every block is a pipeline of populations; each population's inputs
 are delayed so that all of them arrive in the same timestep, so a new token can enter every
 timestep (prefill) and a population that hears nothing in a step sends nothing.
@@ -127,7 +127,9 @@ def lower(model: Model, exponents: dict[str, int], fp: FixedPoint = FixedPoint()
     """The model's blocks as a graph, and its depth: the timestep after a token's entry at which
     the last block sends its output. ``exponents`` gives each BitLinear's code scale 2^k (`calibrate`)."""
     b = _Builder()
-    x = b.source("embedding", model.d, fp.payload_bits)
+    # The host sends each token once; a relay on the chip fans it out to the first block.
+    x = b.add("embedding_relay", "graded_relu", model.d, {"activation": "identity", "payload_bits": fp.payload_bits},
+              [(b.source("embedding", model.d, fp.payload_bits), "diagonal", 1, "")])
     ones = np.ones(model.d)
     for n, blk in enumerate(model.blocks):
         t = f"b{n}"

@@ -75,10 +75,13 @@ class NocSpec(Spec):
 
 
 class ChipSpec(Spec):
-    mesh: MeshSpec
+    """One chip. A chip of neurocores has a router mesh, its NoC's costs and a barrier; a
+    pipeline accelerator has none of these."""
+
+    mesh: MeshSpec | None = None
     core_kind: str
-    noc: NocSpec
-    barrier_ns: NonNegative
+    noc: NocSpec | None = None
+    barrier_ns: NonNegative | None = None
     static_power_w: NonNegative
 
 
@@ -145,7 +148,32 @@ class NeurocoreSpec(Spec):
         return (weight_bits + index) / 8
 
 
-CoreKindSpec = Annotated[NeurocoreSpec, Field(discriminator="kind")]
+class TernaryPipelineOps(Spec):
+    ternary_add: NonNegative           # one add or subtract of an activation code (a weight of +-1 or 0)
+    elementwise_op: NonNegative        # one fixed-point operation of a norm, gate or nonlinearity
+    activation_byte: NonNegative       # one byte of activations moved through on-chip buffers
+    weight_bit_offchip: NonNegative    # one bit of weights streamed from off-chip memory
+
+
+class TernaryPipelineSpec(Spec):
+    """A ternary matrix accelerator (an FPGA running a MatMul-free model): ``cores`` matrix
+    cores of ``ternary_units`` add/subtract units each at ``clock_hz``, weights packed at
+    ``bits_per_weight`` and streamed from off-chip memory at ``weight_memory_bits_per_s``
+    unless all of them fit ``on_chip_buffer_bytes``; ``elementwise_units`` lanes for the
+    norms, gates and nonlinearities. See `neurosim.cores.ternary_pipeline`."""
+
+    kind: Literal["ternary_pipeline"]
+    clock_hz: Positive
+    cores: Annotated[int, Field(ge=1, le=1_000_000)]
+    ternary_units: Annotated[int, Field(ge=1, le=1_000_000)]
+    elementwise_units: Annotated[int, Field(ge=1, le=1_000_000)]
+    bits_per_weight: Positive
+    weight_memory_bits_per_s: Positive
+    on_chip_buffer_bytes: Annotated[int, Field(ge=0)]
+    energy_pj: TernaryPipelineOps
+
+
+CoreKindSpec = Annotated[NeurocoreSpec | TernaryPipelineSpec, Field(discriminator="kind")]
 
 
 class ChipFile(Spec):
@@ -169,11 +197,13 @@ class ChipFile(Spec):
         return self
 
     @property
-    def core(self) -> NeurocoreSpec:
+    def core(self) -> NeurocoreSpec | TernaryPipelineSpec:
         return self.core_kinds[self.chip.core_kind]
 
     @property
     def cores_per_chip(self) -> int:
+        if isinstance(self.core, TernaryPipelineSpec):
+            return self.core.cores
         m = self.chip.mesh
         return m.routers_x * m.routers_y * m.cores_per_router
 
@@ -205,7 +235,13 @@ def chip_from_dict(data: object, *, file: str, lines: LineMap | None = None) -> 
     if not isinstance(data, dict):
         raise UserError(f"expected a mapping with system, chip and core_kinds, found {type(data).__name__}",
                         file=file)
-    return validate(ChipFile, data, file=file, lines=lines)
+    chip = validate(ChipFile, data, file=file, lines=lines)
+    if isinstance(chip.core, NeurocoreSpec):
+        for name in ("mesh", "noc", "barrier_ns"):
+            if getattr(chip.chip, name) is None:
+                raise UserError(f"missing, expected a value (a chip of {chip.chip.core_kind} cores needs it)",
+                                file=file, field=f"chip.{name}", line=lines.find(("chip",)) if lines else None)
+    return chip
 
 
 def merge(base: dict, changes: dict) -> dict:

@@ -140,3 +140,44 @@ class ModelFile(Spec):
                 raise ValueError(f"projection {name!r}: fan_in {proj.generate.fan_in} exceeds its source's "
                                  f"{pops[proj.source].size} neurons")
         return self
+
+
+class FixedPointSpec(Spec):
+    """Fractional bits of a lowered language model (`neurosim.graph.matmulfree_chip.FixedPoint`)."""
+
+    frac: Annotated[int, Field(ge=4, le=16)] = 12
+    gain_frac: Annotated[int, Field(ge=4, le=16)] = 12
+    rsqrt_frac: Annotated[int, Field(ge=4, le=16)] = 12
+    code_bits: Annotated[int, Field(ge=2, le=24)] = 12
+    payload_bits: Annotated[int, Field(ge=8, le=32)] = 24
+
+
+class ShapeSpec(Spec):
+    """A published shape, with weights drawn from ``seed`` (`neurosim.graph.matmulfree.SHAPES`)."""
+
+    shape: Literal["370m", "1.3b", "2.7b"]
+    seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 0
+
+
+class LanguageModelFile(Spec):
+    """``model.yaml`` of a MatMul-free language model: trained weights (``weights``) or a
+    published shape with generated weights (``generated``), the text it reads, and the fixed
+    point of its lowering; its code scales are calibrated on ``calibration_chars`` of the
+    training split."""
+
+    name: Name
+    kind: Literal["matmulfree_lm"]
+    description: str = ""
+    weights: WeightsRef | None = None
+    generated: ShapeSpec | None = None
+    dataset: str
+    fixed_point: FixedPointSpec = FixedPointSpec()
+    calibration_chars: Annotated[int, Field(ge=256, le=1_000_000)] = 8192
+
+    @model_validator(mode="after")
+    def _check(self) -> "LanguageModelFile":
+        if (self.weights is None) == (self.generated is None):
+            raise ValueError("expected either weights (a trained file) or generated (a shape and a seed)")
+        if self.weights is not None and self.weights.file is None:
+            raise ValueError("a language model's weights are a file: expected weights: {file, sha256}")
+        return self

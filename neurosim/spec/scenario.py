@@ -49,13 +49,27 @@ class MappingSpec(Spec):
     placement: Literal["pack", "spread"] = "pack"   # spread: smaller slices over all of the system's cores
 
 
+class LanguageSpec(Spec):
+    """How a language model is driven: a prompt from the dataset's split, processed a token
+    per timestep (prefill), then tokens generated one at a time, each from the previous one's
+    output. Figures for a prompt of ``report_prompt_tokens`` extend the simulated prompt by its
+    steady per-token cost when it is longer. ``accuracy_chars`` of the split are scored with
+    the integer reference (0: none)."""
+
+    prompt_tokens: Annotated[int, Field(ge=1, le=100_000)] = 64
+    generate_tokens: Annotated[int, Field(ge=1, le=100_000)] = 16
+    report_prompt_tokens: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
+    accuracy_chars: Annotated[int, Field(ge=0, le=10_000_000)] = 0
+
+
 class ScenarioFile(Spec):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=100)]
     description: str = ""
     chip: str
     model: str
     input: InputSpec
-    timesteps: Annotated[int, Field(ge=1, le=1_000_000)]
+    timesteps: Annotated[int, Field(ge=1, le=1_000_000)] | None = None     # per sample (not for language models)
+    language: LanguageSpec | None = None                                   # for language models
     overrides: dict[str, Any] = {}
     record: RecordSpec = RecordSpec()
     timing: TimingSpec = TimingSpec()

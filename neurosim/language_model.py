@@ -1,0 +1,83 @@
+"""A language model made ready for a chip: its code scales calibrated, its blocks lowered to a
+graph of neuron programs, and its text; the host's part (embedding, head, scoring) as well."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from neurosim import datasets
+from neurosim.graph import matmulfree
+from neurosim.graph.graph import Graph
+from neurosim.graph.loader import LanguageModel
+from neurosim.graph.matmulfree_chip import calibrate, embed, lower
+from neurosim.numerics.reference import DataflowReference
+
+RESET_EVERY = 256        # characters between state resets when scoring a text
+
+
+@dataclass
+class LoweredLanguageModel:
+    lm: LanguageModel
+    graph: Graph
+    depth: int                      # timesteps from a token's entry to its output
+    exponents: dict[str, int]       # each BitLinear's code scale 2^k
+
+    @property
+    def output(self) -> str:
+        return self.graph.readout_population
+
+    def embed(self, tokens: np.ndarray) -> np.ndarray:
+        return embed(self.lm.model, tokens, self.lm.fixed_point)
+
+    def logits(self, output: np.ndarray) -> np.ndarray:
+        """The host's head on the last block's output values (fixed point), as trained."""
+        x = np.asarray(output, np.float64) / (1 << self.lm.fixed_point.frac)
+        return matmulfree.head_logits(self.lm.model, x, "quantized")
+
+
+def lower_language_model(lm: LanguageModel) -> LoweredLanguageModel:
+    """Calibrate on the start of the training text and lower the blocks."""
+    text = datasets.load_text(lm.dataset, "train")
+    exponents = calibrate(lm.model, text.codes[:lm.calibration_chars].astype(np.int64), lm.fixed_point)
+    graph, depth = lower(lm.model, exponents, lm.fixed_point, name=lm.name)
+    graph.source_file, graph.weights_sha256 = lm.source_file, lm.weights_sha256
+    return LoweredLanguageModel(lm, graph, depth, exponents)
+
+
+@dataclass(frozen=True)
+class Score:
+    bits_per_char: float
+    accuracy: float
+    chars: int
+
+
+def score(model: matmulfree.Model | LoweredLanguageModel, codes: np.ndarray, mode: str) -> Score:
+    """Bits per character and next-character accuracy over ``codes``: ``mode`` is ``chip`` (a
+    lowered model's integer graph, token by token, with the host's head) or a mode of the model
+    as trained (``float``, ``quantized``). The text is cut into segments of `RESET_EVERY`
+    characters that start from the zero state and run side by side."""
+    codes = np.asarray(codes, np.int64)
+    n_seg = (len(codes) - 1) // RESET_EVERY
+    inputs = codes[:n_seg * RESET_EVERY].reshape(n_seg, RESET_EVERY)
+    targets = codes[1:n_seg * RESET_EVERY + 1].reshape(n_seg, RESET_EVERY)
+    lowered = model if isinstance(model, LoweredLanguageModel) else None
+    model = lowered.lm.model if lowered is not None else model
+    if mode == "chip":
+        reference = DataflowReference(lowered.graph, n_seg)
+    else:
+        state = matmulfree.initial_state(model, n_seg)
+    nll, correct = 0.0, 0
+    for t in range(RESET_EVERY):
+        if mode == "chip":
+            reference.set_input(lowered.graph.input_population, lowered.embed(inputs[:, t]))
+            logits = lowered.logits(reference.step()[lowered.output])
+        else:
+            logits, state = matmulfree.step(model, inputs[:, t], state, mode)
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        log_prob = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        nll -= log_prob[np.arange(n_seg), targets[:, t]].sum()
+        correct += int(np.count_nonzero(logits.argmax(axis=1) == targets[:, t]))
+    n = n_seg * RESET_EVERY
+    return Score(float(nll / n / np.log(2.0)), correct / n, n)
