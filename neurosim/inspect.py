@@ -2,23 +2,53 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from neurosim.errors import UserError
-from neurosim.graph.graph import Graph
+from neurosim.graph.matmulfree import SHAPES
 from neurosim.graph.loader import load_model
 from neurosim.mapping.mapper import utilisation_table
 from neurosim.mapping.partition import LIMIT_NAMES
 from neurosim.numerics.neurons import check_populations
 from neurosim.spec.chip import ChipFile, TernaryPipelineSpec, load_chip
+from neurosim.spec.model import LanguageModelFile
+from neurosim.spec.validate import validate
 from neurosim.spec.yamlio import load_yaml
 
 
-def _checked_model(folder: Path) -> Graph:
-    """Load a model folder and check its neuron kinds and parameters, as a run would."""
+@dataclass(frozen=True)
+class ModelSummary:
+    name: str
+    dataset: str
+    lines: list[str]           # what `describe` prints under the name
+    size: str                  # neurons and synapses, or layers and parameters
+
+
+def _checked_model(folder: Path) -> ModelSummary:
+    """Check a model folder as a run would (a language model with generated weights by its
+    header alone: drawing billions of weights to list it would take minutes)."""
+    yaml_path = folder / "model.yaml"
+    data, lines, _ = load_yaml(yaml_path)
+    if isinstance(data, dict) and data.get("kind") == "matmulfree_lm":
+        spec = validate(LanguageModelFile, data, file=str(yaml_path), lines=lines)
+        if spec.generated is not None:
+            n_layers, d, glu = SHAPES[spec.generated.shape]
+            what = f"generated weights, {spec.generated.shape} shape"
+        else:
+            model = load_model(folder)[0].model
+            n_layers, d, glu = len(model.blocks), model.d, model.blocks[0].down_proj.weight_ternary.shape[1]
+            what = "trained weights"
+        ternary = n_layers * (4 * d * d + 3 * d * glu)
+        return ModelSummary(spec.name, spec.dataset,
+                            [f"  MatMul-free LM, {what}: {n_layers} blocks, d = {d}, GLU {glu}, "
+                             f"{ternary:,} ternary weights in the blocks"],
+                            f"{n_layers} x d {d}, {ternary / 1e6:,.1f} M ternary")
     graph, _ = load_model(folder)
     check_populations(graph)
-    return graph
+    return ModelSummary(graph.name, graph.dataset,
+                        [f"  {p.name:<14} {p.kind:<14} {p.size:>8,}" for p in graph.populations.values()],
+                        f"{graph.n_neurons:>9,} neurons {graph.n_synapses:>12,} synapses")
 
 
 def _kind_of_file(path: Path) -> str:
@@ -125,9 +155,8 @@ def describe(path_str: str) -> str:
     if kind == "chip":
         return chip_report(load_chip(path)[0])
     if kind == "model":
-        graph = _checked_model(path if path.is_dir() else path.parent)
-        return "\n".join([f"{graph.name}: {graph.n_neurons:,} neurons, {graph.n_synapses:,} synapses"] + [
-            f"  {p.name:<14} {p.kind:<14} {p.size:>8,}" for p in graph.populations.values()])
+        model = _checked_model(path if path.is_dir() else path.parent)
+        return "\n".join([f"{model.name}: {model.size.strip()}"] + model.lines)
     return scenario_report(path)
 
 
@@ -156,11 +185,11 @@ def list_chips(directory: Path) -> str:
 
 
 def list_models(directory: Path) -> str:
-    lines = [f"{'folder':<28} {'neurons':>9} {'synapses':>10}  dataset"]
+    lines = [f"{'folder':<28} {'size':<40} dataset"]
     for folder in sorted(p for p in directory.iterdir() if (p / "model.yaml").is_file()):
         try:
-            g = _checked_model(folder)
-            lines.append(f"{str(folder):<28} {g.n_neurons:>9,} {g.n_synapses:>10,}  {g.dataset}")
+            m = _checked_model(folder)
+            lines.append(f"{str(folder):<28} {m.size:<40} {m.dataset}")
         except UserError as err:
             lines.append(f"{str(folder):<28} invalid: {err.message}")
     return "\n".join(lines)

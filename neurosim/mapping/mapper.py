@@ -157,11 +157,12 @@ def _partition(graph: Graph, chip: ChipFile, incs: dict, caps: dict[str, int], o
                                      f"{limit:,} (exceeded by {amount - limit:,})")
         bounds = list(starts) + [pop.size]
         if next_core + len(starts) > chip.total_cores:
-            later = sum(1 for p in list(graph.populations)[list(graph.populations).index(name) + 1:]
-                        if not KINDS[graph.populations[p].kind].on_host)
-            needed = next_core + len(starts)
-            raise _fail(graph, name, f"does not fit: the model needs at least {needed + later:,} cores, the system "
-                                     f"has {chip.total_cores:,} (exceeded by {needed + later - chip.total_cores:,})")
+            needed = next_core + _cores_of_the_rest(graph, chip, incs, caps, list(graph.populations).index(name))
+            chips = -(-needed // chip.cores_per_chip)
+            raise _fail(graph, name, f"does not fit: the model needs {needed:,} cores ({chips:,} chips of "
+                                     f"{chip.cores_per_chip:,}), the system has {chip.total_cores:,} "
+                                     f"(exceeded by {needed - chip.total_cores:,}); this population is the first "
+                                     f"that does not fit")
         for lo, hi in zip(bounds[:-1], bounds[1:]):
             slices.append(CoreSlice(name, int(lo), int(hi), next_core))
             core_of[offsets[name] + lo: offsets[name] + hi] = next_core
@@ -169,6 +170,22 @@ def _partition(graph: Graph, chip: ChipFile, incs: dict, caps: dict[str, int], o
         syn_bytes.extend(sb)
         fan_in.extend(fi)
     return _Placed(slices, syn_bytes, fan_in, core_of, next_core, offsets)
+
+
+def _cores_of_the_rest(graph: Graph, chip: ChipFile, incs: dict, caps: dict[str, int], first: int) -> int:
+    """The cores the on-chip populations from the ``first``-th on take, sliced as `_partition` does."""
+    lim = chip.core.limits
+    n_neurons = sum(p.size for p in graph.populations.values())
+    total = 0
+    for name in list(graph.populations)[first:]:
+        pop = graph.populations[name]
+        kind = KINDS[pop.kind]
+        if not kind.on_host:
+            starts, *_ = slice_population(incs[name], n_neurons, caps[name], state_bytes_of(kind, pop.params),
+                                          lim.neuron_state_bytes, lim.synapse_memory_bytes, lim.memory_bytes,
+                                          lim.fan_in)
+            total += len(starts)
+    return total
 
 
 def _outputs_per_core(routes: Routes, placed: "_Placed") -> tuple[np.ndarray, np.ndarray]:
