@@ -192,7 +192,7 @@ def test_too_few_cores_names_population_and_excess():
         map_graph(graph, chip)
     e = err.value
     assert e.field == "populations.d"
-    assert "needs 4 cores (4 chips of 1), the system has 1 (exceeded by 3)" in e.message
+    assert "needs at least 4 cores (4 chips of 1), the system has 1 (exceeded by 3)" in e.message
 
 
 @pytest.mark.parametrize("graph, limits, population, limit, amount", [

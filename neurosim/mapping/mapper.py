@@ -159,7 +159,7 @@ def _partition(graph: Graph, chip: ChipFile, incs: dict, caps: dict[str, int], o
         if next_core + len(starts) > chip.total_cores:
             needed = next_core + _cores_of_the_rest(graph, chip, incs, caps, list(graph.populations).index(name))
             chips = -(-needed // chip.cores_per_chip)
-            raise _fail(graph, name, f"does not fit: the model needs {needed:,} cores ({chips:,} chips of "
+            raise _fail(graph, name, f"does not fit: the model needs at least {needed:,} cores ({chips:,} chips of "
                                      f"{chip.cores_per_chip:,}), the system has {chip.total_cores:,} "
                                      f"(exceeded by {needed - chip.total_cores:,}); this population is the first "
                                      f"that does not fit")
