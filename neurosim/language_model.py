@@ -29,19 +29,22 @@ class LoweredLanguageModel:
         return self.graph.readout_population
 
     def embed(self, tokens: np.ndarray) -> np.ndarray:
-        return embed(self.lm.model, tokens, self.lm.fixed_point)
+        """What the host sends for tokens: embeddings, or one-hot inputs with the embedding on the chip."""
+        return embed(self.lm.model, tokens, self.lm.fixed_point, self.lm.embedding_on_chip)
 
     def logits(self, output: np.ndarray) -> np.ndarray:
-        """The host's head on the last block's output values (fixed point), as trained."""
+        """The logits of the graph's output (fixed point): the chip's own with the head on the chip,
+        else the host's head (as trained) on the last block's output."""
         x = np.asarray(output, np.float64) / (1 << self.lm.fixed_point.frac)
-        return matmulfree.head_logits(self.lm.model, x, "quantized")
+        return x if self.lm.head_on_chip else matmulfree.head_logits(self.lm.model, x, "quantized")
 
 
 def lower_language_model(lm: LanguageModel) -> LoweredLanguageModel:
     """Calibrate on the start of the training text and lower the blocks."""
     text = datasets.load_text(lm.dataset, "train")
     exponents = calibrate(lm.model, text.codes[:lm.calibration_chars].astype(np.int64), lm.fixed_point)
-    graph, depth = lower(lm.model, exponents, lm.fixed_point, name=lm.name)
+    graph, depth = lower(lm.model, exponents, lm.fixed_point, name=lm.name, embedding_on_chip=lm.embedding_on_chip,
+                         head_on_chip=lm.head_on_chip)
     graph.source_file, graph.weights_sha256 = lm.source_file, lm.weights_sha256
     return LoweredLanguageModel(lm, graph, depth, exponents)
 

@@ -77,6 +77,33 @@ def test_pipelined_chip_equals_the_token_by_token_reference(lowered, chip, mode)
     assert any(e.any() for e in expected)
 
 
+def test_embedding_and_head_on_the_chip_equal_the_reference():
+    """With the embedding (one-hot spikes into 8-bit weights) and the head on the chip, the chip's
+    logits for every token equal the reference's, and the host sends one spike per token."""
+    model = tiny_model(seed=4)
+    exponents = calibrate(model, np.random.default_rng(0).integers(0, len(VOCAB), 256))
+    graph, depth = lower(model, exponents, embedding_on_chip=True, head_on_chip=True)
+    assert graph.populations["embedding"].kind == "spike_source"
+    assert graph.populations[graph.readout_population].size == len(VOCAB)
+    tokens = np.random.default_rng(3).integers(0, len(VOCAB), 5)
+    reference = DataflowReference(graph, 1)
+    expected = []
+    for token in tokens:
+        reference.set_input("embedding", embed(model, np.array([token]), on_chip=True))
+        expected.append(reference.step()[graph.readout_population][0])
+    chip = make_chip()
+    mapping = map_graph(graph, chip)
+    engine = Engine(graph, mapping, timing_costs(chip, graph, mapping)[0])
+    lo = mapping.offsets[graph.readout_population]
+    for step in range(len(tokens) + depth):
+        one_hot = embed(model, np.array([tokens[step]]), on_chip=True)[0] if step < len(tokens) else 0
+        engine.set_input("embedding", np.broadcast_to(one_hot, (len(VOCAB),)))
+        counters = engine.step()
+        assert counters.spikes[-1] == (1 if step < len(tokens) else 0), "the host sends one spike per token"
+        if step >= depth:
+            np.testing.assert_array_equal(engine.payload[lo:lo + len(VOCAB)], expected[step - depth])
+
+
 def test_trained_model_bits_per_char_within_two_percent_of_float_activations():
     """On held-out text the chip's integer arithmetic scores within 2 % of the same ternary model with
     float activations (2,048 characters here; the scenario scores more)."""

@@ -119,6 +119,8 @@ class LanguageModel:
     source_file: str
     weights_sha256: str
     generated: bool = False         # weights drawn for a shape: its predictions mean nothing
+    embedding_on_chip: bool = False
+    head_on_chip: bool = False
 
 
 def load_language_model(folder: Path, data: dict, lines, yaml_path: Path) -> LanguageModel:
@@ -139,7 +141,8 @@ def load_language_model(folder: Path, data: dict, lines, yaml_path: Path) -> Lan
         except (OSError, KeyError, ValueError) as err:
             raise UserError(f"is not a readable MatMul-free weights file ({err})", file=str(weights_path)) from None
     return LanguageModel(spec.name, model, FixedPoint(**spec.fixed_point.model_dump()), spec.dataset,
-                         spec.calibration_chars, str(yaml_path), sha, spec.generated is not None)
+                         spec.calibration_chars, str(yaml_path), sha, spec.generated is not None,
+                         spec.embedding == "chip", spec.head == "chip")
 
 
 def _checked_sha256(path: Path, expected: str) -> str:

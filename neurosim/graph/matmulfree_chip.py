@@ -60,12 +60,13 @@ class _Builder:
         return name
 
     def add(self, name: str, kind: str, size: int, params: dict, inputs: list[tuple]) -> str:
-        """A population reading ``inputs``: ``(source, connection, weight, port)`` with the
+        """A population reading ``inputs``: ``(source, connection, weight, port[, exp])`` with the
         connection ``diagonal`` (per-channel int8 weights), ``broadcast`` (one source to all),
-        ``sum`` (all to one) or ``dense`` (a ternary matrix [target, source])."""
+        ``sum`` (all to one), ``dense`` (a ternary matrix [target, source]) or ``dense8`` (an
+        8-bit matrix with the weight exponent ``exp``)."""
         self.populations[name] = Population(name, kind, size, params)
         self.time[name] = 1 + max(self.time[src] for src, *_ in inputs)
-        for src, connection, weight, port in inputs:
+        for src, connection, weight, port, *exp in inputs:
             delay = self.time[name] - self.time[src] - 1
             proj_name = f"{src}__{name}" + (f"_{port}" if port else "")
             n_src = self.populations[src].size
@@ -74,10 +75,10 @@ class _Builder:
                 csr = Csr(np.arange(size + 1, dtype=np.int64), np.arange(size, dtype=np.int32), w)
                 proj = Sparse(proj_name, src, name, csr, size, 0, port=port, weight_bits=8, delay=delay)
             else:
-                w = {"broadcast": np.ones((size, 1), np.int8), "sum": np.ones((1, n_src), np.int8),
-                     "dense": weight}[connection]
-                proj = Dense(proj_name, src, name, np.ascontiguousarray(w, np.int8), 0, port=port, weight_bits=2,
-                             delay=delay)
+                w = {"broadcast": np.ones((size, 1), np.int8), "sum": np.ones((1, n_src), np.int8)}.get(connection,
+                                                                                                         weight)
+                proj = Dense(proj_name, src, name, np.ascontiguousarray(w, np.int8), exp[0] if exp else 0, port=port,
+                             weight_bits=8 if connection == "dense8" else 2, delay=delay)
             self.projections[proj_name] = proj
         return name
 
@@ -123,13 +124,26 @@ def _ternary(b: _Builder, fp: FixedPoint, codes: str, weight: np.ndarray, w_scal
     return b.add(tag, "lut_activation", weight.shape[0], params, [(codes, "dense", weight, "")])
 
 
-def lower(model: Model, exponents: dict[str, int], fp: FixedPoint = FixedPoint(), name: str = "") -> tuple[Graph, int]:
+def lower(model: Model, exponents: dict[str, int], fp: FixedPoint = FixedPoint(), name: str = "",
+          embedding_on_chip: bool = False, head_on_chip: bool = False) -> tuple[Graph, int]:
     """The model's blocks as a graph, and its depth: the timestep after a token's entry at which
-    the last block sends its output. ``exponents`` gives each BitLinear's code scale 2^k (`calibrate`)."""
+    the graph's output leaves. ``exponents`` gives each BitLinear's code scale 2^k (`calibrate`).
+
+    The host sends each token's embedding once to a relay on the chip, which fans it out; with
+    ``embedding_on_chip`` the host sends the token as one spike of a one-hot input instead and
+    the embedding is a projection of 8-bit weights (`embedding_weights`). The output is the last
+    block's residual values, or with ``head_on_chip`` the logits (``frac`` bits) of the head.
+    """
     b = _Builder()
-    # The host sends each token once; a relay on the chip fans it out to the first block.
-    x = b.add("embedding_relay", "graded_relu", model.d, {"activation": "identity", "payload_bits": fp.payload_bits},
-              [(b.source("embedding", model.d, fp.payload_bits), "diagonal", 1, "")])
+    if embedding_on_chip:
+        weight, exp = embedding_weights(model, fp)
+        b.populations["embedding"] = Population("embedding", "spike_source", len(model.vocab), {})
+        b.time["embedding"] = 0
+        x = b.add("embedding_relay", "graded_relu", model.d, {"activation": "identity", "payload_bits": fp.payload_bits},
+                  [("embedding", "dense8", weight, "", exp)])
+    else:
+        x = b.add("embedding_relay", "graded_relu", model.d, {"activation": "identity", "payload_bits": fp.payload_bits},
+                  [(b.source("embedding", model.d, fp.payload_bits), "diagonal", 1, "")])
     ones = np.ones(model.d)
     for n, blk in enumerate(model.blocks):
         t = f"b{n}"
@@ -173,13 +187,30 @@ def lower(model: Model, exponents: dict[str, int], fp: FixedPoint = FixedPoint()
                      f"{t}_down_out")
         x = b.add(f"{t}_out", "graded_relu", model.d, {"activation": "identity", "payload_bits": fp.payload_bits},
                   [(x, "diagonal", 1, ""), (m, "diagonal", 1, "")])
+    if head_on_chip:
+        head, k = model.head, exponents["head"]
+        q = _codes(b, fp, x, model.final_norm * head.norm_gain, _norm_scale(b, fp, x, model.final_norm, "head"), k,
+                   "head")
+        x = _ternary(b, fp, q, head.weight_ternary, head.weight_scale, k, "logits")
     graph = Graph(name=name or "matmulfree_lm", populations=b.populations, projections=b.projections,
                   input_population="embedding", readout_population=x, readout_mode="membrane", dataset="")
     return graph, b.time[x]
 
 
-def embed(model: Model, tokens: np.ndarray, fp: FixedPoint = FixedPoint()) -> np.ndarray:
-    """The host's input for tokens: their embeddings in fixed point, ``[..., d]``."""
+def embedding_weights(model: Model, fp: FixedPoint) -> tuple[np.ndarray, int]:
+    """The embedding as 8-bit weights ``[d, V]`` and their exponent: ``w 2^exp`` is the embedding
+    in ``frac`` fractional bits, rounded to the 8 bits its largest value allows."""
+    largest = max(float(np.abs(model.embedding).max()), 1e-9)
+    e = int(np.floor(np.log2(127 / largest)))
+    weight = np.clip(np.round(model.embedding.T * 2.0 ** e), -127, 127).astype(np.int8)
+    return np.ascontiguousarray(weight), fp.frac - e
+
+
+def embed(model: Model, tokens: np.ndarray, fp: FixedPoint = FixedPoint(), on_chip: bool = False) -> np.ndarray:
+    """The host's input for tokens: their embeddings in fixed point, ``[..., d]``; or, with the
+    embedding on the chip, one-hot vectors ``[..., V]``."""
+    if on_chip:
+        return (np.asarray(tokens)[..., None] == np.arange(len(model.vocab))).astype(np.int64)
     limit = (1 << (fp.payload_bits - 1)) - 1
     return np.clip(_fixed(model.embedding[tokens], fp.frac), -limit, limit)
 
@@ -211,6 +242,8 @@ def calibrate(model: Model, tokens: np.ndarray, fp: FixedPoint = FixedPoint(), q
             g, up = np.split(v @ (blk.gate_proj.weight_ternary.T * blk.gate_proj.weight_scale), 2, axis=-1)
             z = seen("down_proj", rms_norm(silu(g) * up, blk.down_proj.norm_gain, 1e-8))
             x = x + z @ (blk.down_proj.weight_ternary.T * blk.down_proj.weight_scale)
+        samples.setdefault("head", []).append(
+            np.abs(rms_norm(rms_norm(x, model.final_norm, NORM_EPS), model.head.norm_gain, 1e-8)).ravel())
     code_max = (1 << (fp.code_bits - 1)) - 1
     return {name: int(np.floor(np.log2(code_max / max(np.quantile(np.concatenate(v), quantile), 1e-9))))
             for name, v in samples.items()}

@@ -173,6 +173,8 @@ class LanguageModelFile(Spec):
     dataset: str
     fixed_point: FixedPointSpec = FixedPointSpec()
     calibration_chars: Annotated[int, Field(ge=256, le=1_000_000)] = 8192
+    embedding: Literal["host", "chip"] = "host"    # where the embedding runs on a chip of neurocores
+    head: Literal["host", "chip"] = "host"         # where the head runs on a chip of neurocores
 
     @model_validator(mode="after")
     def _check(self) -> "LanguageModelFile":
