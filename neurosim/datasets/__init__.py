@@ -73,12 +73,17 @@ def _arrays(name: str) -> dict[str, np.ndarray]:
         return {key: npz[key] for key in npz.files}
 
 
-def load(name: str, split: str) -> Dataset:
-    """One split of a shipped dataset; raises ValueError for an unknown name or split."""
-    if name not in _FILES:
-        raise ValueError(f"unknown dataset {name!r}, expected one of {', '.join(names())}")
+def _check(name: str, split: str, known: dict, what: str, listing: list[str]) -> None:
+    """A ValueError for an unknown name or split."""
+    if name not in known:
+        raise ValueError(f"unknown {what} {name!r}, expected one of {', '.join(listing)}")
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r} of dataset {name!r}, expected one of {', '.join(SPLITS)}")
+
+
+def load(name: str, split: str) -> Dataset:
+    """One split of a shipped dataset; raises ValueError for an unknown name or split."""
+    _check(name, split, _FILES, "dataset", names())
     arrays = _arrays(name)
     idx = arrays[f"{split}_idx"]
     inputs = arrays["images"][idx].astype(np.int64)
@@ -141,10 +146,7 @@ def _corpus(name: str) -> str:
 
 def load_text(name: str, split: str) -> TextDataset:
     """One split of a shipped text (see the module docstring); ValueError for an unknown name or split."""
-    if name not in _TEXT_FILES:
-        raise ValueError(f"unknown text dataset {name!r}, expected one of {', '.join(text_names())}")
-    if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r} of dataset {name!r}, expected one of {', '.join(SPLITS)}")
+    _check(name, split, _TEXT_FILES, "text dataset", text_names())
     corpus = _corpus(name)
     vocab = "".join(sorted(set(corpus)))
     wanted = text_block_is_test(len(corpus)) == (split == "test")
