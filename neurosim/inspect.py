@@ -119,10 +119,25 @@ SHORT_LIMIT_NAMES = {"neurons": "neurons", "memory_bytes": "memory", "neuron_sta
                      "routes": "routes"}
 
 
+def pipeline_scenario_report(setup) -> str:
+    """A language model on a ternary pipeline: each block's weights and what sets its time per token."""
+    from neurosim.cores.ternary_pipeline import block_costs
+
+    blocks = block_costs(setup.chip.core, setup.lm.model)
+    lines = [f"{setup.scenario.name}: model {setup.lm.name} on {setup.chip.name}: {len(blocks)} blocks",
+             f"{'block':>5} {'weights':>14} {'compute us':>11} {'stream us':>10}  per token set by"]
+    for n, b in enumerate(blocks):
+        lines.append(f"{n:>5} {b.weights:>14,} {b.compute_ns / 1e3:>11.1f} {b.stream_ns / 1e3:>10.1f}  "
+                     f"{'weight stream' if b.stream_ns > b.compute_ns else 'matrix cores'}")
+    return "\n".join(lines)
+
+
 def scenario_report(path: Path) -> str:
     from neurosim.runner import prepare
 
     setup = prepare(path)
+    if setup.mapping is None:
+        return pipeline_scenario_report(setup)
     m, g = setup.mapping, setup.graph
     rows = utilisation_table(m)
     names = list(m.limits)
