@@ -156,12 +156,18 @@ def test_language_run_on_loihi2(tmp_path):
     assert np.all(np.diff(tokens["output_time_ns"]) > 0)
     assert trace["layers"]["sparsity"].shape[1] == len(trace["layers"]["names"])
     assert len(trace.meta["generated_text"]) == 3
+    from neurosim.plots.figures import plot_trace
+    assert [p.name for p in plot_trace(result.trace_path, tmp_path / "figures")] == ["tokens.png",
+                                                                                       "layer_sparsity.png"]
 
 
 def test_language_run_on_the_ternary_pipeline(tmp_path):
     """The same model on the FPGA accelerator: its figures follow from the block costs."""
-    result = run(_scenario(_model_folder(tmp_path), chip=REPO / "chips" / "ternary_fpga.yaml"), write=False)
+    result = run(_scenario(_model_folder(tmp_path), chip=REPO / "chips" / "ternary_fpga.yaml"),
+                 out_dir=tmp_path / "traces")
     s = result.summary
+    from neurosim.plots.figures import plot_trace
+    assert [p.name for p in plot_trace(result.trace_path, tmp_path / "figures")] == ["block_times.png"]
     assert LANGUAGE_KEYS <= set(s) and s["tokens_per_s"] > 0
     chip, _ = load_chip(REPO / "chips" / "ternary_fpga.yaml")
     blocks = block_costs(chip.core, tiny_model())

@@ -114,14 +114,61 @@ def spike_raster(trace: Trace, ax) -> None:
     ax.set_xlim(-0.5, T - 0.5)
 
 
+def token_timeline(trace: Trace, ax) -> None:
+    """A language model's tokens: when each one's output left the chip, prompt and generated apart."""
+    tokens = trace["tokens"]
+    phase = tokens["phase"]
+    times = tokens["output_time_ns"] * 1e-6
+    for code, label, colour in ((0, "prompt (prefill)", "#4477aa"), (1, "generated", "#aa3377")):
+        ax.plot(np.flatnonzero(phase == code), times[phase == code], ".", color=colour, label=label)
+    ax.set_xlabel("token")
+    ax.set_ylabel("output time (ms)")
+    s = trace.summary
+    ax.set_title(f"Tokens\n{_title(trace)}: {s['tokens_per_s']:,.1f} tokens/s generated, "
+                 f"{s['prefill_tokens_per_s']:,.0f} tokens/s prefill")
+    ax.legend(fontsize=8)
+
+
+def layer_sparsity(trace: Trace, ax) -> None:
+    """Mean fraction of each population's neurons silent per step: the activation sparsity per stage."""
+    layers = trace["layers"]
+    sparsity = layers["sparsity"].mean(axis=0)
+    ax.bar(np.arange(len(sparsity)), sparsity, color="#228833")
+    ax.set_xticks(np.arange(len(sparsity)), layers["names"], rotation=90, fontsize=5)
+    ax.set_ylabel("silent fraction per step")
+    ax.set_ylim(0, 1)
+    ax.set_title(f"Activation sparsity per population\n{_title(trace)}")
+
+
+def block_times(trace: Trace, ax) -> None:
+    """A ternary pipeline's blocks: the matrix cores' time and the weight stream's, per token."""
+    layers = trace["layers"]
+    x = np.arange(len(layers["names"]))
+    ax.bar(x - 0.2, layers["compute_ns"] * 1e-3, 0.4, label="matrix cores", color="#4477aa")
+    ax.bar(x + 0.2, layers["stream_ns"] * 1e-3, 0.4, label="weight stream", color="#bbbbbb")
+    ax.set_xlabel("block")
+    ax.set_ylabel("time per token (µs)")
+    ax.set_title(f"Time per token by block\n{_title(trace)}")
+    ax.legend(fontsize=8)
+
+
+def _figures(trace: Trace) -> list[tuple[str, object]]:
+    """The figures a trace has data for: a classification run's, or a language model's."""
+    if "tokens" not in trace.groups:
+        return [("energy_by_component", energy_by_component), ("latency_per_timestep", latency_per_timestep),
+                ("core_activity", None), ("spike_raster", spike_raster)]
+    if "output_time_ns" in trace["tokens"]:
+        return [("tokens", token_timeline), ("layer_sparsity", layer_sparsity)]
+    return [("block_times", block_times)]
+
+
 def plot_trace(path: str | Path, out_dir: str | Path | None = None) -> list[Path]:
-    """Write the four figures of a trace as PNGs; returns their paths."""
+    """Write the figures of a trace as PNGs; returns their paths."""
     trace = read_trace(path)
     out = Path(out_dir) if out_dir else Path(path).with_suffix("")
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, draw in (("energy_by_component", energy_by_component), ("latency_per_timestep", latency_per_timestep),
-                       ("core_activity", None), ("spike_raster", spike_raster)):
+    for name, draw in _figures(trace):
         fig, ax = plt.subplots(figsize=(7, 4.5))
         if draw is None:
             core_activity(trace, ax, fig)
