@@ -262,7 +262,7 @@ def evaluate(model: Model, codes: np.ndarray, reset_every: int = RESET_EVERY) ->
         synops += int(stats.synops[rows].sum())
     n = int(valid.sum())
     rates = [float(k / (n * layer.units)) for k, layer in zip(events, model.layers)]
-    return Metrics(nll / n / np.log(2.0), correct / n, rates, synops / n, n)
+    return Metrics(float(nll / n / np.log(2.0)), correct / n, rates, synops / n, n)
 
 
 # ---------------------------------------------------------------------------------------------
