@@ -35,7 +35,7 @@ def model():
     return reference.load(WEIGHTS)
 
 
-def _pruned_matrices(h5: h5py.File, n_layers: int) -> list[str]:
+def _pruned_matrices(n_layers: int) -> list[str]:
     return [f"layers/{n}/{name}" for n in range(n_layers) for name in ("input_weight", "recurrent_weight")]
 
 
@@ -80,7 +80,7 @@ def test_weights_file_holds_the_documented_datasets():
 def test_pruned_matrices_are_80_to_90_percent_sparse_as_the_metrics_say():
     with h5py.File(WEIGHTS, "r") as h5:
         config, metrics = json.loads(h5.attrs["config"]), json.loads(h5.attrs["metrics"])
-        for path in _pruned_matrices(h5, config["n_layers"]):
+        for path in _pruned_matrices(config["n_layers"]):
             sparsity = float(np.mean(h5[path][()] == 0))
             assert 0.8 <= sparsity <= 0.9, path
             assert sparsity == pytest.approx(metrics["weight_sparsity"][path], abs=1e-6), path
@@ -89,7 +89,7 @@ def test_pruned_matrices_are_80_to_90_percent_sparse_as_the_metrics_say():
 def test_csr_and_dense_weights_agree():
     with h5py.File(WEIGHTS, "r") as h5:
         config = json.loads(h5.attrs["config"])
-        for path in _pruned_matrices(h5, config["n_layers"]):
+        for path in _pruned_matrices(config["n_layers"]):
             dense, csr = h5[path][()], reference.read_csr(h5[f"{path}_csr"])
             np.testing.assert_array_equal(csr.to_dense(), dense, err_msg=path)
             assert csr.nnz == np.count_nonzero(dense) and np.all(csr.values != 0), path
@@ -162,6 +162,21 @@ def test_an_event_needs_the_state_strictly_above_the_threshold():
     state, e, _ = reference.egru_step(layer, np.zeros((1, 1), np.float32), LayerState(at, np.zeros_like(at)))
     np.testing.assert_array_equal(e, [[False, True]])
     np.testing.assert_array_equal(state.c, [[at[0, 0], at[0, 1] - np.float32(0.3)]])
+
+
+def test_non_negative_thresholds_keep_the_state_and_the_events_in_range(model):
+    """With ϑ ≥ 0 the state stays in (-1, 1) and every event carries a value in (ϑ, 1)."""
+    assert all(np.all(layer.threshold >= 0) for layer in model.layers)
+    with h5py.File(WEIGHTS, "r") as h5:
+        inputs = h5["golden/inputs"][()].astype(np.int64)
+    state = reference.initial_state(model, len(inputs))
+    for t in range(inputs.shape[1]):
+        _, state, stats = reference.step(model, inputs[:, t], state)
+        for layer, layer_state, e in zip(model.layers, state, stats.events):
+            threshold = np.broadcast_to(layer.threshold, e.shape)
+            assert np.all(np.abs(layer_state.c) < 1)
+            assert np.all(layer_state.y[e] > threshold[e]) and np.all(layer_state.y[e] < 1)
+            assert np.all(layer_state.y[~e] == 0)
 
 
 def test_event_matvec_reads_only_the_rows_of_nonzero_inputs():

@@ -18,6 +18,8 @@ README.md) runs token by token. Per layer, with gates in the order z, r, g along
 
 ``x_t`` is the embedding of the character for layer 0 and the layer below's ``y_t`` above it;
 ``logits_t = y_t Wo + bo`` from the top layer. Every state starts at zero (``c_0 = y_0 = 0``).
+The trained thresholds are all ≥ 0, so ``|c| < 1`` throughout and an event carries a value in
+``(ϑ, 1)``.
 
 Event-driven arithmetic: a projection is a scatter of the rows of the inputs that are not zero.
 For input ``j`` with value ``v_j ≠ 0`` (an event ``y_j``, or an embedding component) the row
@@ -127,7 +129,8 @@ class Model:
     def __post_init__(self):
         n_in = self.embedding.shape[1]
         for n, layer in enumerate(self.layers):
-            assert layer.input_weight.shape[0] == n_in, f"layer {n}: W has {layer.input_weight.shape[0]} rows, expected {n_in}"
+            rows = layer.input_weight.shape[0]
+            assert rows == n_in, f"layer {n}: W has {rows} rows, expected {n_in}"
             n_in = layer.units
         assert self.readout_weight.shape == (n_in, self.embedding.shape[0]), "readout must be [H, V]"
 
@@ -204,7 +207,7 @@ def step(model: Model, codes_t: np.ndarray, state: list[LayerState]) -> tuple[np
 
 
 def forward(model: Model, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Logits ``[batch, T, V]`` and events per step ``[batch, T, layer]`` of ``codes [batch, T]`` from the zero state."""
+    """Logits ``[batch, T, V]`` and events per step ``[batch, T, layer]`` of ``codes [batch, T]``, from zero."""
     state = initial_state(model, len(codes))
     logits, counts = [], []
     for t in range(codes.shape[1]):
@@ -270,7 +273,8 @@ def evaluate(model: Model, codes: np.ndarray, reset_every: int = RESET_EVERY) ->
 
 
 def read_csr(group: h5py.Group) -> Csr:
-    return Csr(group["indptr"][()], group["indices"][()], group["values"][()], tuple(int(s) for s in group.attrs["shape"]))
+    shape = tuple(int(s) for s in group.attrs["shape"])
+    return Csr(group["indptr"][()], group["indices"][()], group["values"][()], shape)
 
 
 def load(path: Path = WEIGHTS) -> Model:
