@@ -168,6 +168,42 @@ def split_events(net, events, n_events, bounds):
         sent += axon_ptr[events[e] + 1] - axon_ptr[events[e]]
 
 
+@nb.njit(cache=True, nogil=True)
+def count_chunk(net, k, events, bounds, core_bounds, msgs_out, bits_out, hops_out, links_out, net_pj, msgs_to,
+                path_msgs, axon_split, syn_split):
+    """`count_sent` for chunk ``k`` of the events."""
+    axon_ptr, axon_core = net.axon_ptr, net.axon_core
+    host = msgs_out.shape[0] - 1
+    n_ranges = core_bounds.shape[0] - 1
+    for e in range(bounds[k], bounds[k + 1]):
+        if e + PREFETCH_AHEAD < bounds[k + 1]:
+            ahead = events[e + PREFETCH_AHEAD]
+            prefetch_range(axon_core, axon_ptr[ahead], axon_ptr[ahead + 1])
+            prefetch(net.axon_syn_ptr, axon_ptr[ahead])
+        n = events[e]
+        src = net.core_of[n] if net.core_of[n] >= 0 else host
+        msgs_out[src] += axon_ptr[n + 1] - axon_ptr[n]
+        bits_out[src] += (axon_ptr[n + 1] - axon_ptr[n]) * net.message_bits[n]
+        hops_out[src] += net.neuron_hops[n]
+        links_out[src] += net.neuron_links[n]
+        syn = net.axon_syn_ptr[axon_ptr[n]]
+        axon_split[0, e] = axon_ptr[n]
+        syn_split[0, e] = syn
+        j = 1
+        for a in range(axon_ptr[n], axon_ptr[n + 1]):
+            dst = axon_core[a]
+            while j < n_ranges and dst >= core_bounds[j]:
+                axon_split[j, e] = a
+                syn_split[j, e] = syn
+                j += 1
+            net_pj[src] += net.path_energy_pj[net.axon_path[a]]
+            msgs_to[k, dst] += 1
+            path_msgs[k, net.axon_path[a]] += 1
+            syn += net.axon_synapses[a]
+        axon_split[j:, e] = axon_ptr[n + 1]
+        syn_split[j:, e] = syn
+
+
 @nb.njit(cache=True, nogil=True, parallel=True)
 def count_sent(net, events, bounds, core_bounds, msgs_out, bits_out, hops_out, links_out, net_pj, msgs_to, path_msgs,
                axon_split, syn_split):
@@ -179,37 +215,18 @@ def count_sent(net, events, bounds, core_bounds, msgs_out, bits_out, hops_out, l
     to the first of them into core ``core_bounds[j]`` or later, and ``syn_split[j, e]`` to
     that axon's first synapse, for `deliver`.
     """
-    axon_ptr, axon_core = net.axon_ptr, net.axon_core
-    host = msgs_out.shape[0] - 1
-    n_ranges = core_bounds.shape[0] - 1
     for k in nb.prange(bounds.shape[0] - 1):
-        for e in range(bounds[k], bounds[k + 1]):
-            if e + PREFETCH_AHEAD < bounds[k + 1]:
-                ahead = events[e + PREFETCH_AHEAD]
-                prefetch_range(axon_core, axon_ptr[ahead], axon_ptr[ahead + 1])
-                prefetch(net.axon_syn_ptr, axon_ptr[ahead])
-            n = events[e]
-            src = net.core_of[n] if net.core_of[n] >= 0 else host
-            msgs_out[src] += axon_ptr[n + 1] - axon_ptr[n]
-            bits_out[src] += (axon_ptr[n + 1] - axon_ptr[n]) * net.message_bits[n]
-            hops_out[src] += net.neuron_hops[n]
-            links_out[src] += net.neuron_links[n]
-            syn = net.axon_syn_ptr[axon_ptr[n]]
-            axon_split[0, e] = axon_ptr[n]
-            syn_split[0, e] = syn
-            j = 1
-            for a in range(axon_ptr[n], axon_ptr[n + 1]):
-                dst = axon_core[a]
-                while j < n_ranges and dst >= core_bounds[j]:
-                    axon_split[j, e] = a
-                    syn_split[j, e] = syn
-                    j += 1
-                net_pj[src] += net.path_energy_pj[net.axon_path[a]]
-                msgs_to[k, dst] += 1
-                path_msgs[k, net.axon_path[a]] += 1
-                syn += net.axon_synapses[a]
-            axon_split[j:, e] = axon_ptr[n + 1]
-            syn_split[j:, e] = syn
+        count_chunk(net, k, events, bounds, core_bounds, msgs_out, bits_out, hops_out, links_out, net_pj, msgs_to,
+                    path_msgs, axon_split, syn_split)
+
+
+@nb.njit(cache=True, nogil=True)
+def count_sent_serial(net, events, bounds, core_bounds, msgs_out, bits_out, hops_out, links_out, net_pj, msgs_to,
+                      path_msgs, axon_split, syn_split):
+    """`count_sent` on one thread."""
+    for k in range(bounds.shape[0] - 1):
+        count_chunk(net, k, events, bounds, core_bounds, msgs_out, bits_out, hops_out, links_out, net_pj, msgs_to,
+                    path_msgs, axon_split, syn_split)
 
 
 @nb.njit(cache=True, nogil=True)
@@ -322,6 +339,29 @@ def synapse_unit_done_ns(msg_arrival, msg_synapses, t_message_in_ns, t_synop_ns,
     return t
 
 
+@nb.njit(cache=True, nogil=True)
+def deliver_range(net, k, events, n_events, core_bounds, axon_split, syn_split, t_emit, payload, per_message,
+                  bucket_ptr, acc, slot_of_delay, synops, reads, bits_in, msgs_in, synapse_done_ns, msg_arrival,
+                  msg_synapses):
+    """`deliver` for range ``k`` of the cores: its messages, then its synapse units' timing."""
+    deliver_to_range(net, k, events, n_events, core_bounds, axon_split, syn_split, t_emit, payload, per_message,
+                     bucket_ptr, acc, slot_of_delay, synops, reads, bits_in, msg_arrival, msg_synapses)
+    c0, c1 = core_bounds[k], core_bounds[k + 1]
+    if not per_message:
+        for c in range(c0, c1):
+            synapse_done_ns[c] = msgs_in[c] * net.t_message_in_ns + synops[c] * net.t_synop_ns
+        return
+    longest = 0
+    for c in range(c0, c1):
+        longest = max(longest, bucket_ptr[c + 1] - bucket_ptr[c])
+    order = np.empty(longest, np.int64)
+    scratch = np.empty(2 * longest + 257, np.int64)
+    for c in range(c0, c1):
+        lo, hi = bucket_ptr[c], bucket_ptr[c + 1]
+        synapse_done_ns[c] = synapse_unit_done_ns(msg_arrival[lo:hi], msg_synapses[lo:hi], net.t_message_in_ns,
+                                                  net.t_synop_ns, order, scratch)
+
+
 @nb.njit(cache=True, nogil=True, parallel=True)
 def deliver(net, events, n_events, core_bounds, axon_split, syn_split, t_emit, payload, per_message, bucket_ptr, acc,
             slot_of_delay, synops, reads, bits_in, msgs_in, synapse_done_ns, msg_arrival, msg_synapses):
@@ -335,26 +375,20 @@ def deliver(net, events, n_events, core_bounds, axon_split, syn_split, t_emit, p
     one weight exponent and one delay has its synapses into a range applied in one sweep.
     """
     for k in nb.prange(core_bounds.shape[0] - 1):
-        deliver_to_range(net, k, events, n_events, core_bounds, axon_split, syn_split, t_emit, payload, per_message,
-                         bucket_ptr, acc, slot_of_delay, synops, reads, bits_in, msg_arrival, msg_synapses)
-        c0, c1 = core_bounds[k], core_bounds[k + 1]
-        if not per_message:
-            for c in range(c0, c1):
-                synapse_done_ns[c] = msgs_in[c] * net.t_message_in_ns + synops[c] * net.t_synop_ns
-            continue
-        longest = 0
-        for c in range(c0, c1):
-            longest = max(longest, bucket_ptr[c + 1] - bucket_ptr[c])
-        order = np.empty(longest, np.int64)
-        scratch = np.empty(2 * longest + 257, np.int64)
-        for c in range(c0, c1):
-            lo, hi = bucket_ptr[c], bucket_ptr[c + 1]
-            synapse_done_ns[c] = synapse_unit_done_ns(msg_arrival[lo:hi], msg_synapses[lo:hi], net.t_message_in_ns,
-                                                      net.t_synop_ns, order, scratch)
+        deliver_range(net, k, events, n_events, core_bounds, axon_split, syn_split, t_emit, payload, per_message,
+                      bucket_ptr, acc, slot_of_delay, synops, reads, bits_in, msgs_in, synapse_done_ns, msg_arrival,
+                      msg_synapses)
 
 
-# The same passes on one thread: for steps with few messages, where waking the other threads
-# would cost more than the work (``prange`` runs as ``range`` without ``parallel``).
-count_sent_serial = nb.njit(cache=True, nogil=True)(count_sent.py_func)
-deliver_serial = nb.njit(cache=True, nogil=True)(deliver.py_func)
+@nb.njit(cache=True, nogil=True)
+def deliver_serial(net, events, n_events, core_bounds, axon_split, syn_split, t_emit, payload, per_message, bucket_ptr,
+                   acc, slot_of_delay, synops, reads, bits_in, msgs_in, synapse_done_ns, msg_arrival, msg_synapses):
+    """`deliver` on one thread, for steps with few messages, where waking the other threads
+    would cost more than the work."""
+    for k in range(core_bounds.shape[0] - 1):
+        deliver_range(net, k, events, n_events, core_bounds, axon_split, syn_split, t_emit, payload, per_message,
+                      bucket_ptr, acc, slot_of_delay, synops, reads, bits_in, msgs_in, synapse_done_ns, msg_arrival,
+                      msg_synapses)
+
+
 SERIAL_MESSAGES = 4096      # steps sending fewer messages than this run on one thread
