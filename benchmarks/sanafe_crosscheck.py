@@ -233,8 +233,8 @@ def zero_sum_inputs(net: Network, graph: Graph, engine: Engine, mapping: Mapping
             received[mapping.offsets[proj.target] + csr.indices[csr.indptr[s]:csr.indptr[s + 1]]] = True
     count = 0
     for name in net.lif_layers:
-        lo, d0, size = mapping.offsets[name], mapping.dend_offsets[name], graph.populations[name].size
-        at_rest = (engine.acc[d0:d0 + size] == 0) & (engine.state_of(name)["v"] == 0)
+        lo, size = mapping.offsets[name], graph.populations[name].size
+        at_rest = (engine.accumulators(name)[0] == 0) & (engine.state_of(name)["v"] == 0)
         count += int(np.count_nonzero(received[lo:lo + size] & at_rest))
     return count
 
