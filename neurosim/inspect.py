@@ -106,7 +106,7 @@ def chip_report(chip: ChipFile) -> str:
     bits = fmt.max_weight_bits
     lines.append(f"  bytes per synapse      {bits}-bit weights: dense {core.synapse_bytes(bits, 'dense'):g}, "
                  f"sparse {core.synapse_bytes(bits, 'sparse'):g}; memory read in {fmt.word_bits}-bit words")
-    lines.append(f"  graded payloads        " + (f"up to {core.graded_payload_bits} bits" if core.graded_payload_bits
+    lines.append("  graded payloads        " + (f"up to {core.graded_payload_bits} bits" if core.graded_payload_bits
                                                  else "none (binary spikes only)"))
     lines += ["", "per-operation costs        energy (pJ)   time (ns)"]
     for op in type(core.energy_pj).model_fields:

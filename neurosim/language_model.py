@@ -14,7 +14,7 @@ from neurosim.graph.loader import LanguageModel
 from neurosim.graph.matmulfree_chip import calibrate, embed, lower
 from neurosim.numerics.reference import DataflowReference
 
-RESET_EVERY = 256        # characters between state resets when scoring a text
+RESET_EVERY = datasets.RESET_EVERY     # characters between state resets when scoring a text
 
 
 @dataclass
@@ -60,11 +60,9 @@ def score(model: matmulfree.Model | LoweredLanguageModel, codes: np.ndarray, mod
     """Bits per character and next-character accuracy over ``codes``: ``mode`` is ``chip`` (a
     lowered model's integer graph, token by token, with the host's head) or a mode of the model
     as trained (``float``, ``quantized``). The text is cut into segments of `RESET_EVERY`
-    characters that start from the zero state and run side by side."""
-    codes = np.asarray(codes, np.int64)
-    n_seg = (len(codes) - 1) // RESET_EVERY
-    inputs = codes[:n_seg * RESET_EVERY].reshape(n_seg, RESET_EVERY)
-    targets = codes[1:n_seg * RESET_EVERY + 1].reshape(n_seg, RESET_EVERY)
+    characters that start from the zero state and run side by side (`datasets.text_segments`)."""
+    inputs, targets, valid = datasets.text_segments(codes, RESET_EVERY)
+    n_seg = len(inputs)
     lowered = model if isinstance(model, LoweredLanguageModel) else None
     model = lowered.lm.model if lowered is not None else model
     if mode == "chip":
@@ -80,7 +78,8 @@ def score(model: matmulfree.Model | LoweredLanguageModel, codes: np.ndarray, mod
             logits, state = matmulfree.step(model, inputs[:, t], state, mode)
         shifted = logits - logits.max(axis=1, keepdims=True)
         log_prob = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-        nll -= log_prob[np.arange(n_seg), targets[:, t]].sum()
-        correct += int(np.count_nonzero(logits.argmax(axis=1) == targets[:, t]))
-    n = n_seg * RESET_EVERY
+        rows = valid[:, t]
+        nll -= log_prob[rows, targets[rows, t]].sum()
+        correct += int(np.count_nonzero(logits[rows].argmax(axis=1) == targets[rows, t]))
+    n = int(valid.sum())
     return Score(float(nll / n / np.log(2.0)), correct / n, n)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import importlib.util
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -189,3 +191,13 @@ def scenario_dict(model: Path, **extra: Any) -> dict:
                 "input": {"dataset": "digits", "split": "test"}, "timesteps": 5, "seed": 0}
     scenario.update(extra)
     return scenario
+
+
+def load_script(path: Path, name: str):
+    """A model folder's script (not a package) imported as module ``name``."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from helpers import graph_of, make_chip, rand_int8, random_graph
+from helpers import graph_of, make_chip, random_graph
 from neurosim.cores.neurocore import timing_costs
 from neurosim.engine.engine import Engine
 from neurosim.errors import UserError

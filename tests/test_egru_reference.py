@@ -3,30 +3,20 @@ logits, the event rule and the CSR scatter by hand. No torch needed."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 
 import h5py
 import numpy as np
 import pytest
 
-from helpers import REPO
+from helpers import REPO, load_script
 from neurosim import datasets
 
 MODEL = REPO / "models" / "egru_lm"
 WEIGHTS = MODEL / "weights.h5"
 
 
-def _import_reference():
-    spec = importlib.util.spec_from_file_location("egru_reference", MODEL / "reference.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-reference = _import_reference()
+reference = load_script(MODEL / "reference.py", "egru_reference")
 Csr, EgruLayer, LayerState = reference.Csr, reference.EgruLayer, reference.LayerState
 
 

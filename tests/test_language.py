@@ -19,7 +19,7 @@ from neurosim.engine.engine import Engine
 from neurosim.errors import UserError
 from neurosim.graph import matmulfree
 from neurosim.graph.loader import sha256_of
-from neurosim.graph.matmulfree_chip import FixedPoint, calibrate, embed, lower
+from neurosim.graph.matmulfree_chip import calibrate, embed, lower
 from neurosim.mapping.mapper import map_graph
 from neurosim.numerics.reference import DataflowReference
 from neurosim.runner import run

@@ -3,31 +3,21 @@ logits, BitLinear's quantisers by hand, and the Shakespeare split. No torch need
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import lzma
-import sys
 
 import h5py
 import numpy as np
 import pytest
 
-from helpers import REPO
+from helpers import REPO, load_script
 from neurosim import datasets
 
 MODEL = REPO / "models" / "matmulfree_lm"
 WEIGHTS = MODEL / "weights.h5"
 
 
-def _import_reference():
-    spec = importlib.util.spec_from_file_location("matmulfree_reference", MODEL / "reference.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-reference = _import_reference()
+reference = load_script(MODEL / "reference.py", "matmulfree_reference")
 
 
 @pytest.fixture(scope="module")

@@ -36,15 +36,16 @@ units that emit per step) and synaptic operations per character.
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
 import numpy as np
 
+from neurosim import datasets
+
 WEIGHTS = Path(__file__).with_name("weights.h5")
-RESET_EVERY = 256          # characters between state resets in evaluation
+RESET_EVERY = datasets.RESET_EVERY      # characters between state resets in evaluation
 GATES = ("z", "r", "g")    # the order of the three H-wide blocks along the 3H axis
 # numpy float32 against torch float32 on the same weights: summation order differs (torch sums a
 # dense matrix product, numpy scatters events in unit order), ~1e-6 per operation
@@ -221,20 +222,7 @@ def forward(model: Model, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 # evaluation
 
 
-def segments(codes: np.ndarray, reset_every: int = RESET_EVERY) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A text cut where the state is reset: (inputs, targets, valid), each ``[segment, reset_every]``.
-
-    ``targets[k, t]`` is the character after ``inputs[k, t]``; every character but the first is a
-    target once. The last segment is padded (code 0) and ``valid`` is False there.
-    """
-    n = len(codes) - 1
-    n_seg = -(-n // reset_every)
-    inputs = np.zeros(n_seg * reset_every, dtype=np.int64)
-    targets = np.zeros(n_seg * reset_every, dtype=np.int64)
-    valid = np.zeros(n_seg * reset_every, dtype=bool)
-    inputs[:n], targets[:n], valid[:n] = codes[:-1], codes[1:], True
-    shape = (n_seg, reset_every)
-    return inputs.reshape(shape), targets.reshape(shape), valid.reshape(shape)
+segments = datasets.text_segments      # the evaluation windows, shared with neurosim
 
 
 @dataclass(frozen=True)
@@ -300,8 +288,6 @@ def golden_check(model: Model, path: Path = WEIGHTS) -> tuple[float, int]:
 
 
 def main() -> None:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    from neurosim import datasets
 
     model = load()
     diff, mismatched = golden_check(model)

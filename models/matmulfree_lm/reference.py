@@ -30,12 +30,13 @@ side as a batch. `evaluate` returns bits per character and next-character accura
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
 import numpy as np
+
+from neurosim import datasets
 
 from neurosim.graph import matmulfree
 from neurosim.graph.matmulfree import (ACT_MAX_MIN, BITLINEAR_EPS, BLOCK_LAYERS, INT8_MAX, MODES, NORM_EPS,  # noqa: F401
@@ -43,7 +44,7 @@ from neurosim.graph.matmulfree import (ACT_MAX_MIN, BITLINEAR_EPS, BLOCK_LAYERS,
                                        quantize_activations, quantize_weights, rms_norm, sigmoid, silu, step)
 
 WEIGHTS = Path(__file__).with_name("weights.h5")
-RESET_EVERY = 256          # characters between state resets in evaluation
+RESET_EVERY = datasets.RESET_EVERY      # characters between state resets in evaluation
 # numpy float64 against torch float64 on the same weights: only summation order differs
 GOLDEN_TOLERANCE = 1e-4
 
@@ -90,20 +91,7 @@ def forward(model: Model, codes: np.ndarray, mode: str = "quantized") -> np.ndar
 # evaluation
 
 
-def segments(codes: np.ndarray, reset_every: int = RESET_EVERY) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A text cut where the state is reset: (inputs, targets, valid), each ``[segment, reset_every]``.
-
-    ``targets[k, t]`` is the character after ``inputs[k, t]``; every character but the first is a
-    target once. The last segment is padded (code 0) and ``valid`` is False there.
-    """
-    n = len(codes) - 1
-    n_seg = -(-n // reset_every)
-    inputs = np.zeros(n_seg * reset_every, dtype=np.int64)
-    targets = np.zeros(n_seg * reset_every, dtype=np.int64)
-    valid = np.zeros(n_seg * reset_every, dtype=bool)
-    inputs[:n], targets[:n], valid[:n] = codes[:-1], codes[1:], True
-    shape = (n_seg, reset_every)
-    return inputs.reshape(shape), targets.reshape(shape), valid.reshape(shape)
+segments = datasets.text_segments      # the evaluation windows, shared with neurosim
 
 
 @dataclass(frozen=True)
@@ -154,8 +142,6 @@ def golden_max_abs_diff(model: Model, path: Path = WEIGHTS) -> float:
 
 
 def main() -> None:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    from neurosim import datasets
 
     model = load()
     diff = golden_max_abs_diff(model)

@@ -156,3 +156,24 @@ def load_text(name: str, split: str) -> TextDataset:
     codes = lookup[np.frombuffer(text.encode("ascii"), dtype=np.uint8)]
     codes.setflags(write=False)
     return TextDataset(name, split, vocab, text, codes)
+
+
+RESET_EVERY = 256        # characters between state resets when a language model is scored on a text
+
+
+def text_segments(codes: np.ndarray, reset_every: int = RESET_EVERY) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A text cut where a model's state is reset: (inputs, targets, valid), each ``[segment, reset_every]``.
+
+    ``targets[k, t]`` is the character after ``inputs[k, t]``; every character but the first is a
+    target once. The last segment is padded (code 0) and ``valid`` is False there.
+    """
+    codes = np.asarray(codes)
+    n = len(codes) - 1
+    n_seg = -(-n // reset_every)
+    inputs = np.zeros(n_seg * reset_every, dtype=np.int64)
+    targets = np.zeros(n_seg * reset_every, dtype=np.int64)
+    valid = np.zeros(n_seg * reset_every, dtype=bool)
+    inputs[:n], targets[:n], valid[:n] = codes[:-1], codes[1:], True
+    shape = (n_seg, reset_every)
+    return inputs.reshape(shape), targets.reshape(shape), valid.reshape(shape)
+

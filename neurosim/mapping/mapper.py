@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from neurosim.errors import UserError
-from neurosim.graph.graph import Csr, Dense, Graph
+from neurosim.graph.graph import Csr, Graph
 from neurosim.mapping.partition import LIMIT_NAMES, encoding_of, incoming, slice_population
 from neurosim.mapping.routes import Routes, copy_synapses, destinations_per_core, sort_rows, split_rows
 from neurosim.numerics.neurons import (KINDS, check_populations, check_projections, payload_bits_of, port_index,
