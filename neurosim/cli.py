@@ -69,6 +69,7 @@ def run(scenario: str, out_dir: str, seed: int | None, no_progress: bool, overri
     click.echo(f"step time       set by {bound.removeprefix('steps_bound_by_')} in {s[bound]:.0%} of steps"
                + (f"; {_fmt_si(s['inter_chip_bits_per_inference'] / 8, 'B')} between chips per inference"
                   if s["chips_used"] > 1 else ""))
+    _print_pes(s)
     click.echo(f"wall time       {s['wall_time_s']:.1f} s")
     click.echo(f"trace           {result.trace_path}")
 
@@ -77,12 +78,14 @@ def _print_language(s: dict, trace_path) -> None:
     click.echo(f"tokens          {s['prompt_tokens_simulated']} prompt + {s['generated_tokens']} generated, "
                f"{s['depth_steps']} steps deep, on {s['cores_used']} cores, {s['chips_used']} chip(s)")
     if s["accuracy"] == s["accuracy"]:
-        click.echo(f"accuracy        {s['accuracy']:.2%} next character, {s['bits_per_char']:.3f} bits/char over "
-                   f"{s['scored_chars']:,} chars (float activations {s['float_bits_per_char']:.3f}, as trained "
-                   f"{s['trained_bits_per_char']:.3f})")
+        others = (f"float activations {s['float_bits_per_char']:.3f}, as trained {s['trained_bits_per_char']:.3f}"
+                  if "trained_bits_per_char" in s else f"the float model {s['float_bits_per_char']:.4f}")
+        click.echo(f"accuracy        {s['accuracy']:.2%} next character, {s['bits_per_char']:.4f} bits/char over "
+                   f"{s['scored_chars']:,} chars ({others})")
     if "matches_reference" in s:
-        click.echo(f"reference       on-chip integer execution "
-                   f"{'equals' if s['matches_reference'] else 'DIFFERS FROM'} the integer reference")
+        what = "integer reference" if "trained_bits_per_char" in s or s["accuracy"] != s["accuracy"] else "model"
+        click.echo(f"reference       on-chip execution "
+                   f"{'equals' if s['matches_reference'] else 'DIFFERS FROM'} the {what}, token by token")
     click.echo(f"generation      {s['tokens_per_s']:,.1f} tokens/s, {_fmt_si(s['energy_per_token_j'], 'J')} per token")
     click.echo(f"prefill         {s['prefill_tokens_per_s']:,.1f} tokens/s, "
                f"{_fmt_si(s['prefill_energy_per_token_j'], 'J')} per token, time to first token "
@@ -97,8 +100,20 @@ def _print_language(s: dict, trace_path) -> None:
                           and k.startswith("energy_") and k != "energy_per_token_j")
         click.echo(f"power           {s['power_w']:.3g} W; per generated token {parts}"
                    + ("; weights stream from off-chip memory" if s.get("weights_stream") else ""))
+    _print_pes(s)
     click.echo(f"wall time       {s['wall_time_s']:.1f} s")
     click.echo(f"trace           {trace_path}")
+
+
+def _print_pes(s: dict) -> None:
+    """The PE figures of a chip of ARM PEs: overruns and DVFS levels."""
+    if "pe_overruns" not in s:
+        return
+    levels = ", ".join(f"{k.removeprefix('dvfs_share_')} {v:.0%}" for k, v in s.items()
+                       if k.startswith("dvfs_share_") and v > 0)
+    click.echo(f"PEs             {s['mean_pe_cycles_per_step']:,.0f} cycles per PE and step; DVFS levels {levels}; "
+               f"{s['pe_overruns']} overruns" + (f" in {s['steps_overrun']:.0%} of steps, up to "
+                                                  f"{_fmt_si(s['max_late_s'], 's')} late" if s['pe_overruns'] else ""))
 
 
 def _parse_overrides(items: tuple[str, ...]) -> dict:

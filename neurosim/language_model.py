@@ -8,7 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from neurosim import datasets
-from neurosim.graph import matmulfree
+from neurosim.graph import egru, matmulfree
+from neurosim.graph.egru_chip import LoweredEgru
+from neurosim.graph.egru_chip import lower as lower_egru
 from neurosim.graph.graph import Graph
 from neurosim.graph.loader import LanguageModel
 from neurosim.graph.matmulfree_chip import calibrate, embed, lower
@@ -38,9 +40,40 @@ class LoweredLanguageModel:
         x = np.asarray(output, np.float64) / (1 << self.lm.fixed_point.frac)
         return x if self.lm.head_on_chip else matmulfree.head_logits(self.lm.model, x, "quantized")
 
+    def hold(self, step: int, entries: set[int] | range) -> frozenset[str]:
+        """No population is held: the lowered programs keep their state over steps without input."""
+        return frozenset()
 
-def lower_language_model(lm: LanguageModel) -> LoweredLanguageModel:
-    """Calibrate on the start of the training text and lower the blocks."""
+    def output_values(self, payload: np.ndarray, state: dict[str, np.ndarray]) -> np.ndarray:
+        """The output a token leaves: the output population's payloads."""
+        return np.array(payload, copy=True)
+
+    def reference_outputs(self, tokens: list[int]) -> list[np.ndarray]:
+        """The integer reference's outputs for the tokens (`DataflowReference`), one after another."""
+        reference = DataflowReference(self.graph, 1)
+        outputs = []
+        for token in tokens:
+            reference.set_input(self.graph.input_population, self.embed(np.array([token])))
+            outputs.append(reference.step()[self.output][0])
+        return outputs
+
+    def scores(self, codes: np.ndarray) -> dict[str, float]:
+        """Bits per character and accuracy of the lowered integer model (the chip's arithmetic), and
+        bits per character of the model with float activations and as trained."""
+        chip = score(self, codes, "chip")
+        return {"accuracy": chip.accuracy, "bits_per_char": chip.bits_per_char,
+                "float_bits_per_char": score(self.lm.model, codes, "float").bits_per_char,
+                "trained_bits_per_char": score(self.lm.model, codes, "quantized").bits_per_char,
+                "scored_chars": chip.chars}
+
+
+def lower_language_model(lm: LanguageModel) -> LoweredLanguageModel | LoweredEgru:
+    """An EGRU model as float neuron programs; a MatMul-free model calibrated on the start of
+    the training text with its blocks lowered."""
+    if isinstance(lm.model, egru.Model):
+        graph, depth = lower_egru(lm.model, lm.name, lm.dataset, lm.head_on_chip)
+        graph.source_file, graph.weights_sha256 = lm.source_file, lm.weights_sha256
+        return LoweredEgru(lm, graph, depth)
     text = datasets.load_text(lm.dataset, "train")
     exponents = calibrate(lm.model, text.codes[:lm.calibration_chars].astype(np.int64), lm.fixed_point)
     graph, depth = lower(lm.model, exponents, lm.fixed_point, name=lm.name, embedding_on_chip=lm.embedding_on_chip,

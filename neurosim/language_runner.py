@@ -18,12 +18,20 @@ Figures (summary attributes):
   dynamic energy (the run's over its tokens) with the static energy of that step.
 - ``tokens_per_s``, ``energy_per_token_j``: generation, the mean over the generated tokens.
 - ``power_w``: the run's energy over its time.
-- ``accuracy``, ``bits_per_char``: the lowered integer model (the chip's arithmetic, evaluated
-  by `neurosim.numerics.reference.DataflowReference`) on ``accuracy_chars`` of the split, with
-  ``float_bits_per_char`` of the model with float activations and ``trained_bits_per_char``
-  of the model as trained; NaN when ``accuracy_chars`` is 0.
+- ``accuracy``, ``bits_per_char``: the lowered model in the chip's arithmetic on
+  ``accuracy_chars`` of the split (`LoweredLanguageModel.scores`: the integer graph evaluated by
+  `neurosim.numerics.reference.DataflowReference`, with ``float_bits_per_char`` of the model
+  with float activations and ``trained_bits_per_char`` as trained; `LoweredEgru.scores`: the
+  float32 graph by `neurosim.numerics.reference.Reference`, with ``float_bits_per_char`` and
+  ``float_accuracy`` of the model itself and the event rate per layer); NaN when
+  ``accuracy_chars`` is 0.
 - ``matches_reference`` (when the scenario's ``reference`` is on): the chip's output for every
-  token equals the integer reference's.
+  token equals the reference's (the integer dataflow reference; for an EGRU, the model's own
+  float32 step).
+
+On a chip of ARM PEs (`neurosim.cores.arm_pe`) the PE figures join them: overruns, the share
+of PE-steps at each DVFS level, cycles per PE and step; the trace's ``cores`` group has them
+per step and PE.
 """
 
 from __future__ import annotations
@@ -33,12 +41,13 @@ from typing import Any
 import numpy as np
 
 from neurosim import datasets
-from neurosim.cores.neurocore import BOUNDS, COMPONENTS, binding_bound, step_cost, timing_costs
+from neurosim.cores import core_model
+from neurosim.cores.arm_pe import ArmPeModel, PeRecord
+from neurosim.cores.neurocore import BOUNDS, COMPONENTS, binding_bound
 from neurosim.cores.ternary_pipeline import block_costs, stream_shares, token_cost
 from neurosim.engine.engine import Engine
 from neurosim.graph import matmulfree
 from neurosim.language_model import score
-from neurosim.numerics.reference import DataflowReference
 from neurosim.system.system import sample_timeline, system_timing
 
 
@@ -49,17 +58,18 @@ def run_language(setup, progress: bool = False) -> tuple[dict[str, Any], dict[st
     text = datasets.load_text(lowered.lm.dataset, spec.input.split)
     prompt = text.codes[:lang.prompt_tokens].astype(np.int64)
     depth, d = lowered.depth, graph.populations[lowered.output].size
-    costs, links = timing_costs(chip, graph, mapping)
-    engine = Engine(graph, mapping, costs, per_message=spec.timing.per_message)
-    used_chips, chip_index = np.unique(mapping.core_chip, return_inverse=True)
-    sys_timing = system_timing(chip, used_chips, d)
-    neurons_per_core = (mapping.core_neuron_hi - mapping.core_neuron_lo).astype(np.float64)
+    model = core_model(chip, graph, mapping)
+    links = model.links
+    engine = Engine(graph, mapping, model.costs, per_message=spec.timing.per_message and model.per_message)
+    pe_record = PeRecord(model, spec.record.cores) if isinstance(model, ArmPeModel) else None
+    used_chips = np.unique(mapping.core_chip)
+    sys_timing = system_timing(chip, used_chips, d, model.barrier)
     out_lo = mapping.offsets[lowered.output]
     pops = [(name, lo, hi) for name, lo, hi, *_ in engine.pops]
 
     record: dict[str, list] = {k: [] for k in ("events", "synops", "messages", "overflow", "chip_busy", "link_bits",
-                                               "host_bits", "bounds", "layer_events", *COMPONENTS[:-1])}
-    tokens_in, phases, entry_step, outputs = [], [], [], []
+                                               "host_bits", "bounds", "layer_events", "idle", *COMPONENTS[:-1])}
+    tokens_in, phases, entry_step, outputs, entries = [], [], [], [], set()
     pending: dict[int, int] = {}          # step at which a token's output leaves -> its index
     n_prompt, n_total = len(prompt), len(prompt) + lang.generate_tokens
     step = 0
@@ -67,28 +77,32 @@ def run_language(setup, progress: bool = False) -> tuple[dict[str, Any], dict[st
     bar = tqdm(total=n_total, desc=spec.name, unit="token", disable=not progress, leave=False)
     next_token = None
     while len(outputs) < n_total:
-        value = np.zeros(graph.populations[graph.input_population].size, np.int64)
+        value = np.zeros(graph.populations[graph.input_population].size, engine.payload.dtype)
         index = len(tokens_in)
         if index < n_prompt or (next_token is not None and index < n_total):
             token = prompt[index] if index < n_prompt else next_token
             tokens_in.append(int(token))
             phases.append(0 if index < n_prompt else 1)
             entry_step.append(step)
+            entries.add(step)
             pending[step + depth] = index
             value = lowered.embed(np.array([token]))[0]
             next_token = None
         engine.set_input(graph.input_population, value)
-        c = engine.step()
-        cost = step_cost(chip, mapping, links, c, neurons_per_core, chip_index, len(used_chips))
+        c = engine.step(lowered.hold(step, entries))
+        cost = model.step_cost(c, engine.payload)
+        if pe_record is not None:
+            pe_record.add(cost)
         for key, v in (("events", c.events), ("synops", c.synops.sum()), ("messages", c.msgs_out.sum()),
                        ("overflow", c.overflow), ("chip_busy", cost.chip_busy_ns), ("link_bits", cost.link_bits),
                        ("host_bits", cost.host_bits), ("bounds", cost.bounds_ns),
                        ("layer_events", [np.count_nonzero(engine.payload[lo:hi]) for _, lo, hi in pops]),
                        ("synapse", cost.synapse_pj.sum()), ("neuron", cost.neuron_pj.sum()),
-                       ("network", cost.network_pj.sum())):
+                       ("network", cost.network_pj.sum()),
+                       ("idle", cost.static_pj.sum() if cost.static_pj is not None else 0.0)):
             record[key].append(v)
         if step in pending:
-            out = engine.payload[out_lo:out_lo + d].copy()
+            out = lowered.output_values(engine.payload[out_lo:out_lo + d], engine.state_of(lowered.output))
             outputs.append(out)
             bar.update()
             if pending.pop(step) >= n_prompt - 1:
@@ -99,12 +113,8 @@ def run_language(setup, progress: bool = False) -> tuple[dict[str, Any], dict[st
     # the chip against the integer reference, token by token
     checked = {}
     if spec.reference:
-        reference = DataflowReference(graph, 1)
-        exact = True
-        for token, out in zip(tokens_in, outputs):
-            reference.set_input(graph.input_population, lowered.embed(np.array([token])))
-            exact &= bool(np.array_equal(reference.step()[lowered.output][0], out))
-        checked = {"matches_reference": exact}
+        expected = lowered.reference_outputs(tokens_in)
+        checked = {"matches_reference": all(np.array_equal(e, out) for e, out in zip(expected, outputs))}
 
     # time: the SimPy timeline of the steps, then the host's readouts where generation waits for them
     n_steps = step
@@ -118,7 +128,7 @@ def run_language(setup, progress: bool = False) -> tuple[dict[str, Any], dict[st
     time_ns = np.cumsum(latency_ns + waits)
     static_w = chip.chip.static_power_w * len(used_chips)
     energy = {k: np.array(record[k], np.float64) for k in COMPONENTS[:-1]}
-    energy["static"] = static_w * (latency_ns + waits) * 1e3
+    energy["static"] = static_w * (latency_ns + waits) * 1e3 + np.array(record["idle"])
     step_energy = sum(energy.values())
     cum_energy = np.cumsum(step_energy)
 
@@ -130,7 +140,7 @@ def run_language(setup, progress: bool = False) -> tuple[dict[str, Any], dict[st
     # as its stages sit on cores of their own) and a token's dynamic energy on its way through the stages
     steady_ns = float(np.mean(latency_ns[depth:n_prompt])) if n_prompt > depth else float(latency_ns.max())
     dynamic_pj = sum(energy[k].sum() for k in COMPONENTS[:-1]) / n_total
-    steady_pj = dynamic_pj + static_w * steady_ns * 1e3
+    steady_pj = dynamic_pj + static_w * steady_ns * 1e3 + float(np.mean(record["idle"]))
     reported = lang.report_prompt_tokens or n_prompt
     extra = max(reported - n_prompt, 0)
     ttft_reported_ns = ttft_ns + extra * steady_ns
@@ -140,14 +150,7 @@ def run_language(setup, progress: bool = False) -> tuple[dict[str, Any], dict[st
     gen_ns = np.diff(time_ns[gen_ends])
     gen_pj = np.diff(cum_energy[gen_ends])
 
-    scores = {}
-    if lang.accuracy_chars:
-        held_out = text.codes[:lang.accuracy_chars + 1]
-        chip_score = score(lowered, held_out, "chip")
-        scores = {"accuracy": chip_score.accuracy, "bits_per_char": chip_score.bits_per_char,
-                  "float_bits_per_char": score(lowered.lm.model, held_out, "float").bits_per_char,
-                  "trained_bits_per_char": score(lowered.lm.model, held_out, "quantized").bits_per_char,
-                  "scored_chars": chip_score.chars}
+    scores = lowered.scores(text.codes[:lang.accuracy_chars + 1]) if lang.accuracy_chars else {}
     layer_events = np.array(record["layer_events"], np.int64)
     sizes = np.array([hi - lo for _, lo, hi in pops], np.float64)
     summary = {
@@ -166,6 +169,7 @@ def run_language(setup, progress: bool = False) -> tuple[dict[str, Any], dict[st
         "synaptic_ops": int(np.sum(record["synops"])), "overflows": int(np.sum(record["overflow"])),
         **{f"steps_bound_by_{name}": float(np.mean([binding_bound(b) == k for b in bounds]))
            for k, name in enumerate(BOUNDS)},
+        **(pe_record.summary() if pe_record is not None else {}),
     }
     groups = {
         "steps": {"events": np.array(record["events"]), "synops": np.array(record["synops"]),
@@ -173,6 +177,7 @@ def run_language(setup, progress: bool = False) -> tuple[dict[str, Any], dict[st
                   "latency_ns": latency_ns, "wait_ns": waits, "time_ns": time_ns, "bound_ns": bounds,
                   "bound": np.array([binding_bound(b) for b in bounds], np.int64),
                   **{f"energy_{k}_pj": v for k, v in energy.items()},
+                  **(pe_record.step_groups() if pe_record is not None else {}),
                   "@attrs": {"bound_codes": ", ".join(f"{k}: {name}" for k, name in enumerate(BOUNDS))}},
         "tokens": {"input": np.array(tokens_in, np.int64), "phase": np.array(phases, np.int64),
                    "entry_step": np.array(entry_step, np.int64), "output_step": out_steps,
@@ -183,6 +188,9 @@ def run_language(setup, progress: bool = False) -> tuple[dict[str, Any], dict[st
         "links": {"names": np.array(links.names, dtype=str), "bits": np.array(record["link_bits"]),
                   "host_bits": np.array(record["host_bits"], np.float64)},
     }
+    if pe_record is not None:
+        groups["cores"] = {**pe_record.core_groups(), "chip": mapping.core_chip, "x": mapping.core_x,
+                           "y": mapping.core_y, "@attrs": pe_record.core_attrs()}
     meta = {"generated_text": "".join(lowered.lm.model.vocab[t] for t in tokens_in[n_prompt:])}
     return summary, groups, meta
 

@@ -11,7 +11,9 @@ from typing import Any, Callable
 import numpy as np
 
 from neurosim import __version__, datasets
-from neurosim.cores.neurocore import BOUNDS, COMPONENTS, binding_bound, step_cost, timing_costs
+from neurosim.cores import core_model
+from neurosim.cores.neurocore import BOUNDS, COMPONENTS, binding_bound
+from neurosim.cores.arm_pe import ArmPeModel, PeRecord
 from neurosim.engine.engine import Engine
 from neurosim.errors import UserError
 from neurosim.graph.graph import Graph
@@ -121,15 +123,17 @@ def prepare(scenario: str | Path | dict, seed: int | None = None, overrides: dic
         _require(spec.language is not None, "a language model is driven by a language section "
                                              "(prompt_tokens, generate_tokens)", "language", scenario_file, lines)
         if pipeline:
+            _require(model.kind == "matmulfree_lm", f"a {chip.chip.core_kind} chip runs MatMul-free language "
+                                                      f"models; {model.name!r} is an EGRU", "model", scenario_file, lines)
             return Setup(spec, text, chip, chip_text, None, model_text, None, scenario_file, lines, lm=model)
         language = lower_language_model(model)
-        mapping = map_graph(language.graph, chip, spec.mapping.placement)
+        mapping = map_graph(language.graph, chip, spec.mapping.placement, spec.mapping.cores)
         return Setup(spec, text, chip, chip_text, language.graph, model_text, mapping, scenario_file, lines,
                      lm=model, language=language)
     _require(not pipeline, f"a {chip.chip.core_kind} chip runs language models; {model.name!r} is a spiking graph",
              "model", scenario_file, lines)
     _require(spec.timesteps is not None, "expected timesteps per sample", "timesteps", scenario_file, lines)
-    mapping = map_graph(model, chip, spec.mapping.placement)
+    mapping = map_graph(model, chip, spec.mapping.placement, spec.mapping.cores)
     return Setup(spec, text, chip, chip_text, model, model_text, mapping, scenario_file, lines)
 
 
@@ -221,11 +225,13 @@ def run(scenario: str | Path | dict, *, out_dir: str | Path | None = None, seed:
     spec, chip, graph, mapping = setup.scenario, setup.chip, setup.graph, setup.mapping
     data = _inputs(setup)
     T, n_samples, n_cores = spec.timesteps, len(data.labels), mapping.n_cores
-    costs, links = timing_costs(chip, graph, mapping)
-    engine = Engine(graph, mapping, costs, per_message=spec.timing.per_message)
+    model = core_model(chip, graph, mapping)
+    links = model.links
+    engine = Engine(graph, mapping, model.costs, per_message=spec.timing.per_message and model.per_message)
+    pe_record = PeRecord(model, spec.record.cores) if isinstance(model, ArmPeModel) else None
 
-    used_chips, chip_index = np.unique(mapping.core_chip, return_inverse=True)
-    sys_timing = system_timing(chip, used_chips, graph.populations[graph.readout_population].size)
+    used_chips = np.unique(mapping.core_chip)
+    sys_timing = system_timing(chip, used_chips, graph.populations[graph.readout_population].size, model.barrier)
     neurons_per_core = (mapping.core_neuron_hi - mapping.core_neuron_lo).astype(np.float64)
     pops = [(name, lo, hi) for name, lo, hi, *_ in engine.pops]
     readout = next(p for p in engine.pops if p[0] == graph.readout_population)
@@ -238,6 +244,7 @@ def run(scenario: str | Path | dict, *, out_dir: str | Path | None = None, seed:
     host_bits = np.zeros(n_steps)
     layer_overflow = np.zeros((n_steps, len(engine.pops)), np.int64)
     energy = {k: np.zeros(n_steps) for k in COMPONENTS}
+    idle_pj = np.zeros(n_steps)          # cores idling through the rest of a step (kinds that price it)
     record_cores = spec.record.cores
     cores = {k: np.zeros((n_steps if record_cores else 0, n_cores), dt) for k, dt in
              (("synops", np.int64), ("synmem_reads", np.int64), ("spikes", np.int64), ("messages_out", np.int64),
@@ -257,7 +264,7 @@ def run(scenario: str | Path | dict, *, out_dir: str | Path | None = None, seed:
         counts = np.zeros(readout[2] - readout[1], np.int64)
         for t in range(T):
             c = engine.step()
-            cost = step_cost(chip, mapping, links, c, neurons_per_core, chip_index, len(used_chips))
+            cost = model.step_cost(c, engine.payload)
             steps["sample"][i], steps["step"][i] = s, t
             steps["events"][i] = c.events
             steps["synops"][i] = c.synops.sum()
@@ -273,7 +280,10 @@ def run(scenario: str | Path | dict, *, out_dir: str | Path | None = None, seed:
             energy["synapse"][i] = cost.synapse_pj.sum()
             energy["neuron"][i] = cost.neuron_pj.sum()
             energy["network"][i] = cost.network_pj.sum()
+            idle_pj[i] = cost.static_pj.sum() if cost.static_pj is not None else 0.0
             chip_busy[i] = cost.chip_busy_ns
+            if pe_record is not None:
+                pe_record.add(cost)
             if record_cores:
                 cores["synops"][i] = c.synops
                 cores["synmem_reads"][i] = c.synmem_reads
@@ -282,7 +292,8 @@ def run(scenario: str | Path | dict, *, out_dir: str | Path | None = None, seed:
                 cores["messages_out"][i] = c.msgs_out[:n_cores]
                 cores["hops"][i] = c.hops[:n_cores]
                 cores["busy_ns"][i] = cost.busy_ns
-                cores["energy_pj"][i] = cost.synapse_pj + cost.neuron_pj + cost.network_pj[:n_cores]
+                cores["energy_pj"][i] = cost.synapse_pj + cost.neuron_pj + cost.network_pj[:n_cores] + (
+                    cost.static_pj if cost.static_pj is not None else 0.0)
             for p, (name, lo, hi) in enumerate(pops):
                 layer_events[i, p] = np.count_nonzero(engine.payload[lo:hi])
                 if spikes_rec and s < spec.record.spike_samples:
@@ -311,7 +322,7 @@ def run(scenario: str | Path | dict, *, out_dir: str | Path | None = None, seed:
     bounds_ns[:, BOUNDS.index("barrier")] = sys_timing.barrier_ns
     steps["bound"] = np.array([binding_bound(b) for b in bounds_ns], np.int64)
     static_w = chip.chip.static_power_w * len(used_chips)
-    energy["static"] = static_w * latency_ns * 1e3          # W x ns = 1e-9 J = 1e3 pJ
+    energy["static"] = static_w * latency_ns * 1e3 + idle_pj        # W x ns = 1e-9 J = 1e3 pJ
     readout_static_pj = static_w * sys_timing.readout_ns * 1e3
     step_energy_pj = sum(energy.values())
     sample_energy_pj = step_energy_pj.reshape(n_samples, T).sum(axis=1) + readout_static_pj
@@ -348,6 +359,7 @@ def run(scenario: str | Path | dict, *, out_dir: str | Path | None = None, seed:
         "host_bits_per_inference": float(host_bits.sum() / n_samples),
         **{f"steps_bound_by_{name}": float(np.mean(steps["bound"] == k)) for k, name in enumerate(BOUNDS)},
         "overflows": int(steps["overflow"].sum()),
+        **(pe_record.summary() if pe_record is not None else {}),
         "wall_time_s": float(wall),
     }
     if not write:
@@ -356,17 +368,20 @@ def run(scenario: str | Path | dict, *, out_dir: str | Path | None = None, seed:
     population_of_core = np.array([s.population for s in mapping.slices if s.core >= 0])
     groups: dict[str, dict[str, Any]] = {
         "steps": {**steps, "time_ns": time_ns, "latency_ns": latency_ns, "bound_ns": bounds_ns,
+                  **(pe_record.step_groups() if pe_record is not None else {}),
                   **{f"energy_{k}_pj": v for k, v in energy.items()},
                   "@attrs": {"bound_codes": ", ".join(f"{k}: {name}" for k, name in enumerate(BOUNDS))}},
         "links": {"names": np.array(links.names if links.names else [], dtype=str), "bits": link_bits,
                   "host_bits": host_bits},
-        "cores": {**cores, "chip": mapping.core_chip, "x": mapping.core_x, "y": mapping.core_y,
+        "cores": {**cores, **(pe_record.core_groups() if pe_record is not None else {}),
+                  "chip": mapping.core_chip, "x": mapping.core_x, "y": mapping.core_y,
                   "neurons": neurons_per_core.astype(np.int64),
                   "population": population_of_core,
                   "utilisation": {k: v / mapping.limits[k] for k, v in util.items()},
                   "@attrs": {"mesh_x": chip.chip.mesh.routers_x * chip.system.chips_x,
                              "mesh_y": chip.chip.mesh.routers_y * chip.system.chips_y,
-                             "cores_per_router": chip.chip.mesh.cores_per_router}},
+                             "cores_per_router": chip.chip.mesh.cores_per_router,
+                             **(pe_record.core_attrs() if pe_record is not None else {})}},
         "layers": {"names": np.array([name for name, *_ in pops]), "sizes": sizes.astype(np.int64),
                    "events": layer_events, "sparsity": 1.0 - layer_events / np.maximum(sizes, 1),
                    "overflow": layer_overflow},

@@ -674,10 +674,11 @@ def test_payload_bits_of(name, params, bits):
 
 
 def test_ports_of_the_programs():
-    """The two-port programs name their ports; every other program has the one port 'in'."""
+    """The multi-port programs name their ports; every other program has the one port 'in'."""
     ports = {name: kind.ports for name, kind in KINDS.items()}
     assert ports.pop("gate_product") == ("a", "b")
     assert ports.pop("gated_recurrence") == ("f", "c")
+    assert ports.pop("egru") == ("in_z", "in_r", "in_g", "rec_z", "rec_r", "rec_g")
     assert set(ports.values()) == {("in",)}
 
 
@@ -752,8 +753,8 @@ def test_build_state_rejects_unknown_params(name):
     """An unknown parameter of any program is a UserError naming it."""
     params = {"vth": 1} if name in ("loihi_lif", "cuba_lif", "sigma_delta") else {"count": 4} if name == "rsqrt" else {}
     with pytest.raises(UserError, match="unknown field") as err:
-        build_state(KINDS[name], params | {"threshold": 3}, 4, file="m.yaml", prefix=PREFIX)
-    assert err.value.field == "populations.hid.params.threshold"
+        build_state(KINDS[name], params | {"no_such_parameter": 3}, 4, file="m.yaml", prefix=PREFIX)
+    assert err.value.field == "populations.hid.params.no_such_parameter"
 
 
 def test_build_state_uses_per_neuron_arrays():

@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from helpers import LOIHI2, scenario_dict, tiny_model_files, write_model
+from neurosim.cores.neurocore import BOUNDS
 from neurosim.errors import UserError
 from neurosim.runner import run
 from neurosim.traces.trace import read_trace
@@ -19,7 +20,7 @@ SUMMARY_KEYS = {"accuracy", "reference_accuracy", "matches_reference", "energy_p
                 "chips_used", "timesteps", "samples", "synaptic_ops", "overflows", "wall_time_s",
                 "inter_chip_bits_per_inference", "host_bits_per_inference", "steps_bound_by_dendrite",
                 "steps_bound_by_synapse", "steps_bound_by_synmem", "steps_bound_by_link", "steps_bound_by_barrier",
-                "steps_bound_by_messages"}
+                "steps_bound_by_messages", "steps_bound_by_tick"}
 
 
 @pytest.fixture
@@ -42,7 +43,7 @@ def test_run_summary_and_trace_groups(traced, tiny_model, fake_dataset):
     assert set(trace["spikes"]) == {"inp", "hid", "out"}
     n_steps = 6 * 5
     assert all(len(v) == n_steps for v in trace["steps"].values())
-    assert trace["steps"]["bound_ns"].shape == (n_steps, 6)
+    assert trace["steps"]["bound_ns"].shape == (n_steps, len(BOUNDS))
     assert trace["layers"]["overflow"].shape == (n_steps, 3)
     assert trace["cores"]["synops"].shape == (n_steps, 2)
     assert trace["layers"]["events"].shape == (n_steps, 3)

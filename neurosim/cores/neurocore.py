@@ -26,7 +26,8 @@ and, with the engine's per-message model, as the busiest core's own timeline:
 - messages: its neuron unit (updates, events, messages generated) and its synapse unit
   serving messages as they arrive over their paths (`neurosim.engine.kernels`).
 
-The step takes the largest of these; the trace names which (``BOUNDS``).
+The step takes the largest of these; the trace names which (``BOUNDS``; ``tick`` is for
+kinds with a timer tick, `neurosim.cores.arm_pe`).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from neurosim.numerics.neurons import KINDS, payload_bits_of
 from neurosim.spec.chip import ChipFile
 
 COMPONENTS = ("synapse", "neuron", "network", "static")
-BOUNDS = ("dendrite", "synapse", "synmem", "link", "barrier", "messages")
+BOUNDS = ("dendrite", "synapse", "synmem", "link", "barrier", "messages", "tick")
 
 
 @dataclass(frozen=True)
@@ -106,10 +107,23 @@ def _chip_route(chip: ChipFile, src: int, dst: int) -> list[int]:
     return links
 
 
-def timing_costs(chip: ChipFile, graph: Graph, mapping: Mapping) -> tuple[TimingCosts, ChipLinks]:
-    """Per-op times, the latency and energy of each distinct path an axon takes, and the
-    chip-to-chip links each path crosses."""
-    noc, system, core = chip.chip.noc, chip.system, chip.core
+@dataclass(frozen=True)
+class Paths:
+    """The distinct paths axons take, with their NoC and link latency and energy (no core's own
+    cost), each axon's path, the chip-to-chip links each path crosses, and message sizes."""
+
+    latency_ns: np.ndarray          # [n_paths]
+    energy_pj: np.ndarray           # [n_paths]
+    from_host: np.ndarray           # bool [n_paths]
+    axon_path: np.ndarray           # int32 [n_axons]
+    links: ChipLinks
+    message_bits: np.ndarray        # int32 [n_neurons]
+    host_bits: int                  # bits of the largest message the host sends
+
+
+def paths(chip: ChipFile, graph: Graph, mapping: Mapping) -> Paths:
+    """Each axon's path over the mesh, the chip-to-chip links and the host link, and what a message costs on it."""
+    noc, system = chip.chip.noc, chip.system
     r = mapping.routes
     src = np.repeat(np.arange(mapping.n_neurons, dtype=np.int32), np.diff(r.axon_ptr))
     src_core = mapping.core_of[src]
@@ -118,30 +132,36 @@ def timing_costs(chip: ChipFile, graph: Graph, mapping: Mapping) -> tuple[Timing
     src_chip = (np.maximum(src_core, 0) // cores_per_chip).astype(np.int32)     # the host's messages enter chip 0
     dst_chip = (r.axon_core // cores_per_chip).astype(np.int32)
     bits_of_neuron = message_bits(chip, graph, mapping)
-    paths, axon_path = _distinct_rows((r.hops_ew, r.hops_ns, r.links - from_host, from_host, src_chip, dst_chip,
-                                       bits_of_neuron[src]))
+    distinct, axon_path = _distinct_rows((r.hops_ew, r.hops_ns, r.links - from_host, from_host, src_chip, dst_chip,
+                                          bits_of_neuron[src]))
     del src, src_core, src_chip, dst_chip
-    hops_ew, hops_ns, chip_links, from_host, p_src, p_dst, bits = paths
+    hops_ew, hops_ns, chip_links, from_host, p_src, p_dst, bits = distinct
     latency = (hops_ew * noc.hop_ns_east_west + hops_ns * noc.hop_ns_north_south
                + chip_links * system.link.latency_ns + from_host * system.host.latency_ns)
     energy = (hops_ew * noc.hop_pj_east_west + hops_ns * noc.hop_pj_north_south
               + chip_links * system.link.energy_pj_per_bit * bits + from_host * system.host.energy_pj_per_bit * bits)
     local = (hops_ew + hops_ns + chip_links + from_host) == 0
     latency = np.where(local, noc.local_ns, latency).astype(np.float64)
-    # A core's axon-out stage sends every message but the host's.
-    energy = np.where(local, noc.local_pj, energy) + np.where(from_host == 1, 0.0, core.energy_pj.message_out)
-
+    energy = np.where(local, noc.local_pj, energy).astype(np.float64)
     links = _chip_links(chip, p_src, p_dst, bits, from_host.astype(bool))
     host_bits = int(bits_of_neuron[mapping.core_of == HOST].max(initial=noc.message_bits))
-    t = core.time_ns
-    e = core.energy_pj
-    costs = TimingCosts(t_update_ns=t.neuron_update, t_active_ns=t.neuron_active, t_spike_ns=t.spike_out, t_message_ns=t.message_out,
-                        t_message_in_ns=t.message_in, t_synop_ns=t.synop,
-                        host_message_ns=host_bits / system.host.bandwidth_bits_per_s * 1e9,
+    return Paths(latency, energy, from_host.astype(bool), axon_path, links, bits_of_neuron, host_bits)
+
+
+def timing_costs(chip: ChipFile, graph: Graph, mapping: Mapping) -> tuple[TimingCosts, ChipLinks]:
+    """Per-op times, the latency and energy of each distinct path an axon takes, and the
+    chip-to-chip links each path crosses."""
+    p = paths(chip, graph, mapping)
+    t, e = chip.core.time_ns, chip.core.energy_pj
+    # A core's axon-out stage sends every message but the host's.
+    energy = p.energy_pj + np.where(p.from_host, 0.0, e.message_out)
+    costs = TimingCosts(t_update_ns=t.neuron_update, t_active_ns=t.neuron_active, t_spike_ns=t.spike_out,
+                        t_message_ns=t.message_out, t_message_in_ns=t.message_in, t_synop_ns=t.synop,
+                        host_message_ns=p.host_bits / chip.system.host.bandwidth_bits_per_s * 1e9,
                         count_active=bool(t.neuron_active or e.neuron_active),
-                        message_bits=bits_of_neuron, path_latency_ns=latency, path_energy_pj=energy,
-                        axon_path=axon_path)
-    return costs, links
+                        message_bits=p.message_bits, path_latency_ns=p.latency_ns, path_energy_pj=energy,
+                        axon_path=p.axon_path)
+    return costs, p.links
 
 
 def _distinct_rows(columns: tuple[np.ndarray, ...]) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
@@ -182,6 +202,14 @@ class StepCost:
     link_bits: np.ndarray       # [n_links] bits over each chip-to-chip link
     host_bits: int              # bits over the host link
     bounds_ns: np.ndarray       # [len(BOUNDS)] the step's lower bounds; the barrier's is set by the system
+    # kinds that price PEs apart (`neurosim.cores.arm_pe`) add, per core:
+    static_pj: np.ndarray | None = None     # energy of the core idling through the rest of the step
+    cycles: np.ndarray | None = None        # clock cycles worked
+    level: np.ndarray | None = None         # DVFS level index
+    overrun: np.ndarray | None = None       # whether its work took longer than the tick
+    packets_in: np.ndarray | None = None    # multicast packets received
+    packets_out: np.ndarray | None = None   # multicast packets sent
+    macs: np.ndarray | None = None          # MAC-array multiply-accumulates
 
 
 def step_cost(chip: ChipFile, mapping: Mapping, links: ChipLinks, c: StepCounters, neurons_per_core: np.ndarray,
@@ -204,7 +232,7 @@ def step_cost(chip: ChipFile, mapping: Mapping, links: ChipLinks, c: StepCounter
     link_ns = max(link_bits.max(initial=0.0) / chip.system.link.bandwidth_bits_per_s * 1e9,
                   host_bits / chip.system.host.bandwidth_bits_per_s * 1e9, core_link_ns.max(initial=0.0))
     bounds = np.array([dendrite_ns.max(initial=0.0), synop_ns.max(initial=0.0), synmem_ns.max(initial=0.0),
-                       link_ns, 0.0, messages_ns.max(initial=0.0)])
+                       link_ns, 0.0, messages_ns.max(initial=0.0), 0.0])
     return StepCost(synapse, neuron, network, busy, chip_busy, link_bits, host_bits, bounds)
 
 
@@ -213,3 +241,21 @@ def binding_bound(bounds_ns: np.ndarray) -> int:
     timeline is never shorter than a core's own op counts, so ties name the op)."""
     best = bounds_ns.max()
     return int(np.flatnonzero(bounds_ns >= best * (1 - 1e-9))[0])
+
+
+class NeurocoreModel:
+    """Costs of a mapped graph on a chip of neurocores: the paths' costs for the engine, and
+    `step_cost` for each step's counters."""
+
+    barrier = True          # the system adds the barrier across the chips used
+    per_message = True      # the engine's per-message timeline is one of the step's bounds
+
+    def __init__(self, chip: ChipFile, graph: Graph, mapping: Mapping):
+        self.chip, self.mapping = chip, mapping
+        self.costs, self.links = timing_costs(chip, graph, mapping)
+        used, self.chip_index = np.unique(mapping.core_chip, return_inverse=True)
+        self.n_chips = len(used)
+        self.neurons_per_core = (mapping.core_neuron_hi - mapping.core_neuron_lo).astype(np.float64)
+
+    def step_cost(self, c: StepCounters, payload: np.ndarray) -> StepCost:
+        return step_cost(self.chip, self.mapping, self.links, c, self.neurons_per_core, self.chip_index, self.n_chips)

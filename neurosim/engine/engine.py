@@ -24,7 +24,7 @@ from neurosim.engine.kernels import (MIXED_EXP, SERIAL_MESSAGES, Network, count_
                                      deliver_serial, emission_times, find_events, split_events)
 from neurosim.graph.graph import Graph
 from neurosim.mapping.mapper import Mapping
-from neurosim.numerics.neurons import KINDS, NeuronState, active_neurons, build_state, run_step
+from neurosim.numerics.neurons import KINDS, NeuronState, active_neurons, build_state, run_step, value_dtype
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,7 @@ class StepCounters:
     neuron_done_ns: np.ndarray   # [n_cores] when the core's neuron unit finished
     synapse_done_ns: np.ndarray  # [n_cores] when the core's synapse unit finished
     overflow: int                # saturated or wrapped values in neuron updates
+    updated: np.ndarray | None = None   # bool [n_populations] whose neurons updated (see `Engine.step`'s hold)
 
 
 def per_neuron_sum(axon_ptr: np.ndarray, per_axon: np.ndarray) -> np.ndarray:
@@ -148,9 +149,10 @@ class Engine:
         self.per_message = per_message
         n = mapping.n_neurons
         # Dendritic accumulators, one row per delay slot: step t reads slot t mod slots.
-        self.acc = np.zeros((mapping.delay_slots, mapping.n_dendrites), np.int64)
+        dtype = value_dtype(graph)
+        self.acc = np.zeros((mapping.delay_slots, mapping.n_dendrites), dtype)
         self.steps_done = 0
-        self.payload = np.zeros(n, np.int64)
+        self.payload = np.zeros(n, dtype)
         self.pops: list[tuple[str, int, int, object, NeuronState]] = []
         self._dendrites: list[list[np.ndarray]] = []   # per slot, each population's accumulators as [ports, size]
         for name, pop in graph.populations.items():
@@ -212,19 +214,30 @@ class Engine:
             cap = max(n_messages, 2 * len(self._messages), 1024)
             self._messages = np.zeros(cap, self._messages.dtype)
 
-    def step(self) -> StepCounters:
+    def step(self, hold: frozenset[str] = frozenset()) -> StepCounters:
+        """One timestep. Populations in ``hold`` do not update: their state stays, they send
+        nothing and their accumulators keep what has arrived for their next update (a layer of
+        a pipelined model between two tokens)."""
         slots = self.mapping.delay_slots
         dendrites = self._dendrites[self.steps_done % slots]
         if self.costs.count_active:
             for (_name, lo, hi, kind, state), acc in zip(self.pops, dendrites):
                 self._active[lo:hi] = active_neurons(kind, acc, state)
             np.cumsum(self._active, out=self._active_prefix[1:])
-        self.overflow_per_population = [run_step(kind, acc, self.payload[lo:hi], state)
-                                        for (_name, lo, hi, kind, state), acc in zip(self.pops, dendrites)]
+        updated = np.array([name not in hold for name, *_ in self.pops], bool)
+        self.overflow_per_population = []
+        for (name, lo, hi, kind, state), acc, go in zip(self.pops, dendrites, updated):
+            if go:
+                self.overflow_per_population.append(run_step(kind, acc, self.payload[lo:hi], state))
+            else:
+                self.payload[lo:hi] = 0
+                self.overflow_per_population.append(0)
         # An input of delay d is read d + 1 steps from now.
         slot_of_delay = (self.steps_done + 1 + np.arange(slots)) % slots
         self.steps_done += 1
-        return self._deliver(sum(self.overflow_per_population), slot_of_delay)
+        counters = self._deliver(sum(self.overflow_per_population), slot_of_delay)
+        counters.updated = updated
+        return counters
 
     def _deliver(self, overflow: int, slot_of_delay: np.ndarray) -> StepCounters:
         net, n_cores = self._net, self.n_cores

@@ -17,7 +17,9 @@ One timestep's traffic is handled in passes over flat arrays:
    are served in arrival order, ties in the order they were sent, each taking
    ``t_message_in + synapses * t_synop``.
 
-Integer sums do not depend on their order, so the split over threads changes no result.
+Integer sums do not depend on their order, so the split over threads changes no result; a
+float graph's sums do, and each accumulator gets its contributions in ascending source
+order whatever the split (a core's dendrites are summed by one thread, events in order).
 Events are read in order, so each event's axons and synapses, stored per source neuron,
 are read as one stretch of memory; the next events' stretches are prefetched meanwhile.
 """
@@ -30,7 +32,7 @@ import numba as nb
 import numpy as np
 from llvmlite import ir
 from numba.core import cgutils, types
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
 CACHE_LINE_BYTES = 64
 PREFETCH_AHEAD = 2          # events: how far ahead their axons are asked for
@@ -229,12 +231,27 @@ def count_sent_serial(net, events, bounds, core_bounds, msgs_out, bits_out, hops
                     path_msgs, axon_split, syn_split)
 
 
+def weighted(weight, payload, exp):
+    """A synapse's contribution: ``shift(weight * payload, exp)`` in integers; in a float
+    graph ``weight * payload`` in float32 (its exponent is 0)."""
+
+
+@overload(weighted, inline="always")
+def _weighted(weight, payload, exp):
+    if isinstance(payload, types.Float):
+        return lambda weight, payload, exp: weight * payload
+
+    def integer(weight, payload, exp):
+        x = np.int64(weight) * payload
+        return (x << exp) if exp >= 0 else (x >> -exp)
+    return integer
+
+
 @nb.njit(cache=True, nogil=True)
 def apply_synapses(net, lo, hi, payload, exp, acc):
-    """``acc[target] += shift(weight * payload, exp)`` over the synapses ``lo:hi``."""
+    """``acc[target] += weighted(weight, payload, exp)`` over the synapses ``lo:hi``."""
     for s in range(lo, hi):
-        x = np.int64(net.syn_weight[s]) * payload
-        acc[net.syn_target[s]] += (x << exp) if exp >= 0 else (x >> -exp)
+        acc[net.syn_target[s]] += weighted(net.syn_weight[s], payload, exp)
 
 
 @nb.njit(cache=True, nogil=True)

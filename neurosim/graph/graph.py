@@ -8,6 +8,8 @@ stored as int8) in a sign mode (``mixed``: two's complement; ``excitatory``: 0 t
 2^bits - 1; ``inhibitory``: -(2^bits - 1) to 0) with one power-of-two exponent per
 projection: a synaptic op adds ``shift(weight * payload, weight_exp)`` to the dendritic
 accumulator of the target neuron's input ``port`` (one of its kind's ports; empty: the first).
+A graph of float neuron kinds has float32 weights instead (sign mode ``float``, 32 bits,
+exponent 0): a synaptic op adds ``weight * payload`` in float32.
 A projection's ``delay`` holds its input back that many extra timesteps: with delay 0 an
 event of step t is read by its target's update in step t + 1, with delay k in step t + 1 + k.
 """
@@ -20,7 +22,7 @@ from typing import Any
 import numpy as np
 
 
-SIGN_MODES = ("mixed", "excitatory", "inhibitory")
+SIGN_MODES = ("mixed", "excitatory", "inhibitory", "float")
 
 
 def weight_range(bits: int, sign_mode: str) -> tuple[int, int]:
@@ -38,7 +40,7 @@ class Csr:
 
     indptr: np.ndarray      # int64 [n_source + 1]
     indices: np.ndarray     # int32 [n_synapses], target neuron within the target population
-    weight: np.ndarray      # int8  [n_synapses]
+    weight: np.ndarray      # int8 [n_synapses] (float32 in a float graph)
 
     @property
     def n_synapses(self) -> int:
@@ -68,7 +70,7 @@ class Dense:
     delay: int = 0
 
     def __post_init__(self) -> None:
-        assert self.weight.ndim == 2 and self.weight.dtype == np.int8
+        assert self.weight.ndim == 2 and self.weight.dtype in (np.int8, np.float32)
 
     @property
     def shape(self) -> tuple[int, int]:

@@ -12,11 +12,11 @@ import numpy as np
 
 from neurosim import datasets
 from neurosim.errors import UserError
-from neurosim.graph import matmulfree
+from neurosim.graph import egru, matmulfree
 from neurosim.graph.generate import local_sparse
 from neurosim.graph.graph import Conv2d, Csr, Dense, Graph, Population, Sparse
 from neurosim.graph.matmulfree_chip import FixedPoint
-from neurosim.spec.model import ENCODING_KINDS, LanguageModelFile, ModelFile
+from neurosim.spec.model import ENCODING_KINDS, EgruModelFile, LanguageModelFile, ModelFile
 from neurosim.spec.validate import validate
 from neurosim.spec.yamlio import load_yaml
 
@@ -112,7 +112,7 @@ class LanguageModel:
     """A language model folder: the model, the text it reads and how to lower it to a chip."""
 
     name: str
-    model: matmulfree.Model
+    model: matmulfree.Model | egru.Model
     fixed_point: FixedPoint
     dataset: str
     calibration_chars: int
@@ -122,12 +122,14 @@ class LanguageModel:
     embedding_on_chip: bool = False
     head_on_chip: bool = False
 
+    @property
+    def kind(self) -> str:
+        return "egru_lm" if isinstance(self.model, egru.Model) else "matmulfree_lm"
+
 
 def load_language_model(folder: Path, data: dict, lines, yaml_path: Path) -> LanguageModel:
     spec = validate(LanguageModelFile, data, file=str(yaml_path), lines=lines)
-    if spec.dataset not in datasets.text_names():
-        raise UserError(f"unknown text dataset {spec.dataset!r}, expected one of {', '.join(datasets.text_names())}",
-                        file=str(yaml_path), field="dataset", line=lines.find(("dataset",)))
+    _text_dataset(spec.dataset, yaml_path, lines)
     if spec.generated is not None:
         n_layers, d, glu = matmulfree.SHAPES[spec.generated.shape]
         vocab = len(datasets.load_text(spec.dataset, "test").vocab)
@@ -143,6 +145,32 @@ def load_language_model(folder: Path, data: dict, lines, yaml_path: Path) -> Lan
     return LanguageModel(spec.name, model, FixedPoint(**spec.fixed_point.model_dump()), spec.dataset,
                          spec.calibration_chars, str(yaml_path), sha, spec.generated is not None,
                          spec.embedding == "chip", spec.head == "chip")
+
+
+def _text_dataset(name: str, yaml_path: Path, lines) -> None:
+    if name not in datasets.text_names():
+        raise UserError(f"unknown text dataset {name!r}, expected one of {', '.join(datasets.text_names())}",
+                        file=str(yaml_path), field="dataset", line=lines.find(("dataset",)))
+
+
+def load_egru_model(folder: Path, data: dict, lines, yaml_path: Path) -> LanguageModel:
+    spec = validate(EgruModelFile, data, file=str(yaml_path), lines=lines)
+    _text_dataset(spec.dataset, yaml_path, lines)
+    if spec.generated is not None:
+        g = spec.generated
+        model = egru.generate_model(datasets.load_text(spec.dataset, "test").vocab, g.embed, g.hidden, g.sparsity,
+                                    g.seed)
+        sha = f"generated, seed {g.seed}"
+    else:
+        weights_path = folder / spec.weights.file
+        sha = _checked_sha256(weights_path, spec.weights.sha256)
+        try:
+            model = egru.load(weights_path)
+        except (OSError, KeyError, ValueError, AssertionError) as err:
+            raise UserError(f"is not a readable EGRU weights file ({err or type(err).__name__})",
+                            file=str(weights_path)) from None
+    return LanguageModel(spec.name, model, FixedPoint(), spec.dataset, 0, str(yaml_path), sha,
+                         spec.generated is not None, False, spec.head == "chip")
 
 
 def _checked_sha256(path: Path, expected: str) -> str:
@@ -164,6 +192,8 @@ def load_model(name_or_path: str | Path, base: Path | None = None) -> tuple[Grap
         raise UserError("expected a mapping describing the model", file=str(yaml_path))
     if data.get("kind") == "matmulfree_lm":
         return load_language_model(folder, data, lines, yaml_path), text
+    if data.get("kind") == "egru_lm":
+        return load_egru_model(folder, data, lines, yaml_path), text
     spec = validate(ModelFile, data, file=str(yaml_path), lines=lines)
     input_kind = spec.populations[spec.input.population].kind
     expected_kind = ENCODING_KINDS[spec.input.encoding]

@@ -111,6 +111,17 @@ def _check_delays(graph: Graph, chip: ChipFile) -> None:
                             field=".".join(where), line=graph.lines.find(where) if graph.lines is not None else None)
 
 
+def _check_weights(graph: Graph, chip: ChipFile) -> None:
+    """A projection's weights must fit the core's synapse format."""
+    most = chip.core.synapses.max_weight_bits
+    for name, proj in graph.projections.items():
+        if proj.weight_bits > most:
+            where = ("projections", name, "weight_bits")
+            raise UserError(f"{proj.weight_bits}-bit weights, the chip's synapses hold at most {most} bits "
+                            f"(core_kinds.{chip.chip.core_kind}.synapses.max_weight_bits)", file=graph.source_file,
+                            field=".".join(where), line=graph.lines.find(where) if graph.lines is not None else None)
+
+
 def _check_payloads(graph: Graph, chip: ChipFile) -> None:
     """A graded population's payload must fit the chip's graded messages."""
     most = chip.core.graded_payload_bits
@@ -247,16 +258,18 @@ def _spread_caps(graph: Graph, placed: _Placed, caps: dict[str, int], share: flo
                    if name in counts else cap) for name, cap in caps.items()}
 
 
-def map_graph(graph: Graph, chip: ChipFile, placement: str = "pack") -> Mapping:
+def map_graph(graph: Graph, chip: ChipFile, placement: str = "pack", cores: int | None = None) -> Mapping:
     """Partition, place and route; raises a `UserError` naming the population and limit if it does not fit.
 
     ``placement: pack`` uses as few cores as the limits allow; ``spread`` gives every population
-    more, smaller slices so that the model fills about all of the system's cores.
+    more, smaller slices so that the model fills about all of the system's cores (or about
+    ``cores`` of them).
     """
     check_populations(graph)
     check_projections(graph)
     _check_targets(graph)
     _check_payloads(graph, chip)
+    _check_weights(graph, chip)
     _check_delays(graph, chip)
     core = chip.core
     lim = core.limits
@@ -271,7 +284,7 @@ def map_graph(graph: Graph, chip: ChipFile, placement: str = "pack") -> Mapping:
 
     placed, routes, fan_out, routes_used, caps = _place_and_route(graph, chip, incs, caps, offsets, dend_offsets)
     if placement == "spread" and placed.n_cores:
-        share = chip.total_cores / placed.n_cores
+        share = min(chip.total_cores, cores or chip.total_cores) / placed.n_cores
         while share > 1:
             try:
                 trial = _place_and_route(graph, chip, incs, _spread_caps(graph, placed, caps, share), offsets,
@@ -345,7 +358,9 @@ def _route(graph: Graph, offsets: dict[str, int], dend_offsets: dict[str, int], 
     axon_syn_ptr = np.zeros(len(src) + 1, np.int64)
     np.cumsum(hi - lo, out=axon_syn_ptr[1:])
     syn_target = np.empty(axon_syn_ptr[-1], np.int32)
-    syn_weight = np.empty(axon_syn_ptr[-1], np.int8)
+    weight_dtype = np.result_type(*[p.weight.dtype if hasattr(p, "weight") else p.csr.weight.dtype
+                                    for p in graph.projections.values()] or [np.int8])
+    syn_weight = np.empty(axon_syn_ptr[-1], weight_dtype)
     projections = list(graph.projections.values())
     for p_idx, (proj, csr) in enumerate(zip(projections, csrs)):
         mine = np.flatnonzero(axon_proj == p_idx)

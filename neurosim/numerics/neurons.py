@@ -86,6 +86,23 @@ Programs
     A host-driven binary input: each step every neuron with a nonzero input value sends a
     binary spike (a spike generator).
 
+Float programs (fp32, as software neurons on a programmable core run them; a graph is all
+integer or all float, and a float graph's weights, accumulators and payloads are float32):
+
+``egru``
+    An event-based GRU unit (Subramoney et al., ICLR 2023), gates z, r, g; input ports
+    ``in_z in_r in_g`` (from the layer below) and ``rec_z rec_r rec_g`` (from the layer's own
+    events), per-neuron biases ``bias_*`` and ``rec_bias_*`` and ``threshold``::
+
+        a = acc_in + bias;  h = acc_rec + rec_bias                  (per gate)
+        u = sigmoid(a_z + h_z);  r = sigmoid(a_r + h_r);  g = tanh(a_g + r * h_g)
+        c~ = u * c + (1 - u) * g
+        event if c~ > threshold: payload = c~, c = c~ - threshold;  else payload = 0, c = c~
+``float_readout``
+    A linear readout: ``v = acc + bias``, kept as state for the host to read; sends nothing.
+``float_source``
+    A host-driven float input: each step it sends every nonzero input value as it is.
+
 A neuron's update is *active* in a step when it does work beyond reading its state: it
 has input on a port or state away from rest (`NeuronKind.active`). Chips may price active
 updates apart (``neuron_active``), as Loihi's active and inactive neuron updates.
@@ -390,6 +407,45 @@ def source_step(acc, payload, values, payload_max):
 # plain-numpy references of the same arithmetic; batched: state [..., n], acc [..., ports, n]
 
 
+# ---------------------------------------------------------------------------------------------
+# float programs: numpy on [..., ports, n] (one population, or a batch of them); the same code
+# serves as kernel and reference, so the two are the same arithmetic by construction
+
+
+FLOAT = np.float32
+EGRU_PORTS = ("in_z", "in_r", "in_g", "rec_z", "rec_r", "rec_g")
+
+
+def sigmoid32(x: np.ndarray) -> np.ndarray:
+    return FLOAT(1) / (FLOAT(1) + np.exp(-x))
+
+
+def egru_step(acc, payload, c, threshold, bias, rec_bias):
+    a = acc[..., :3, :] + bias
+    h = acc[..., 3:, :] + rec_bias
+    u = sigmoid32(a[..., 0, :] + h[..., 0, :])
+    r = sigmoid32(a[..., 1, :] + h[..., 1, :])
+    g = np.tanh(a[..., 2, :] + r * h[..., 2, :])
+    c_tilde = u * c + (FLOAT(1) - u) * g
+    event = c_tilde > threshold
+    payload[...] = np.where(event, c_tilde, FLOAT(0))
+    c[...] = np.where(event, c_tilde - threshold, c_tilde)
+    acc[...] = 0
+    return 0
+
+
+def float_readout_step(acc, payload, v, bias):
+    v[...] = acc[..., 0, :] + bias
+    payload[...] = 0
+    acc[...] = 0
+    return 0
+
+
+def float_source_step(acc, payload, values):
+    payload[...] = values
+    return 0
+
+
 def _count(before: np.ndarray, after: np.ndarray) -> int:
     return int(np.count_nonzero(before != after))
 
@@ -636,6 +692,24 @@ class SpikeSourceParams(Spec):
     pass
 
 
+class EgruParams(Spec):
+    threshold: float = 0.0
+    bias_z: float = 0.0
+    bias_r: float = 0.0
+    bias_g: float = 0.0
+    rec_bias_z: float = 0.0
+    rec_bias_r: float = 0.0
+    rec_bias_g: float = 0.0
+
+
+class FloatReadoutParams(Spec):
+    bias: float = 0.0
+
+
+class FloatSourceParams(Spec):
+    pass
+
+
 @dataclass
 class NeuronState:
     """One population's arrays: `state` changes every step, `consts` do not."""
@@ -662,12 +736,15 @@ class NeuronKind:
     per_neuron: tuple[str, ...] = ()   # parameters that may be per-neuron arrays
     ports: tuple[str, ...] = ("in",)   # its dendritic inputs; a projection names one (default: the first)
     active: Callable[[np.ndarray, NeuronState], np.ndarray] | None = None   # see `active_neurons`
+    float_valued: bool = False         # fp32 state, accumulators and payloads (else integers)
 
 
 def payload_bits_of(kind: NeuronKind, params: dict[str, Any]) -> int:
     """Bits of payload an event of this population carries (0: a binary spike)."""
     if not kind.graded or (kind.name == "cuba_lif" and not params.get("graded", False)):
         return 0
+    if kind.float_valued:
+        return 32
     return int(params.get("payload_bits", kind.params.model_fields["payload_bits"].default))
 
 
@@ -814,6 +891,35 @@ def _build_source(p: SourceParams, raw: dict[str, Any], size: int) -> NeuronStat
     return NeuronState(state, (_payload_max(p.payload_bits),), initial)
 
 
+def _float_per_neuron(raw: dict[str, Any], p: Spec, key: str, size: int) -> np.ndarray:
+    array = np.broadcast_to(np.asarray(_value(raw, p, key), dtype=FLOAT), (size,)).copy()
+    if not np.all(np.isfinite(array)):
+        raise _ParameterError(key, "holds values that are not finite numbers")
+    return array
+
+
+def _float_state(size: int, **initial: float) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    init = {k: np.full(size, v, FLOAT) for k, v in initial.items()}
+    return {k: a.copy() for k, a in init.items()}, init
+
+
+def _build_egru(p: EgruParams, raw: dict[str, Any], size: int) -> NeuronState:
+    bias = np.stack([_float_per_neuron(raw, p, f"bias_{g}", size) for g in "zrg"])
+    rec_bias = np.stack([_float_per_neuron(raw, p, f"rec_bias_{g}", size) for g in "zrg"])
+    state, initial = _float_state(size, c=0.0)
+    return NeuronState(state, (_float_per_neuron(raw, p, "threshold", size), bias, rec_bias), initial)
+
+
+def _build_float_readout(p: FloatReadoutParams, raw: dict[str, Any], size: int) -> NeuronState:
+    state, initial = _float_state(size, v=0.0)
+    return NeuronState(state, (_float_per_neuron(raw, p, "bias", size),), initial)
+
+
+def _build_float_source(p: FloatSourceParams, raw: dict[str, Any], size: int) -> NeuronState:
+    state, initial = _float_state(size, values=0.0)
+    return NeuronState(state, (), initial)
+
+
 KINDS: dict[str, NeuronKind] = {
     k.name: k for k in (
         NeuronKind("loihi_lif", LifParams, 2 * WORD_BYTES, False, False, lif_step, lif_reference, _build_lif,
@@ -834,6 +940,13 @@ KINDS: dict[str, NeuronKind] = {
         NeuronKind("graded_source", SourceParams, 0, True, True, source_step, source_reference, _build_source),
         NeuronKind("spike_source", SpikeSourceParams, 0, True, False, spike_source_step, spike_source_reference,
                    _build_spike_source),
+        NeuronKind("egru", EgruParams, (1 + len(EGRU_PORTS) - 1) * WORD_BYTES, False, True, egru_step, egru_step,
+                   _build_egru, ("threshold", "bias_z", "bias_r", "bias_g", "rec_bias_z", "rec_bias_r", "rec_bias_g"),
+                   EGRU_PORTS, float_valued=True),
+        NeuronKind("float_readout", FloatReadoutParams, WORD_BYTES, False, False, float_readout_step,
+                   float_readout_step, _build_float_readout, ("bias",), float_valued=True),
+        NeuronKind("float_source", FloatSourceParams, 0, True, True, float_source_step, float_source_step,
+                   _build_float_source, float_valued=True),
     )
 }
 
@@ -866,14 +979,28 @@ def build_state(kind: NeuronKind, params: dict[str, Any], size: int, *, file: st
 
 
 def check_populations(graph) -> None:
-    """Check every population of a `Graph`: a known neuron kind and valid parameters, or a
-    `UserError` naming the model file, line and field."""
+    """Check every population of a `Graph`: a known neuron kind and valid parameters, and
+    integer and float kinds not mixed; or a `UserError` naming the model file, line and field."""
     lines = graph.lines
+    first = None
     for name, pop in graph.populations.items():
-        kind = kind_of(pop.kind, file=graph.source_file, field=f"populations.{name}.kind",
-                       line=lines.find(("populations", name, "kind")) if lines is not None else None)
+        where = ("populations", name, "kind")
+        kind = kind_of(pop.kind, file=graph.source_file, field=".".join(where),
+                       line=lines.find(where) if lines is not None else None)
         build_state(kind, pop.params, pop.size, file=graph.source_file, prefix=("populations", name, "params"),
                     lines=lines)
+        first = first or (name, kind)
+        if kind.float_valued != first[1].float_valued:
+            arithmetic = {True: "float", False: "integer"}
+            raise UserError(f"a {arithmetic[kind.float_valued]} neuron kind in a graph of {arithmetic[not kind.float_valued]} "
+                            f"kinds ({first[0]!r} is {first[1].name}); expected all integer or all float kinds",
+                            file=graph.source_file, field=".".join(where), line=lines.find(where) if lines is not None else None)
+
+
+def value_dtype(graph) -> type:
+    """The type of a graph's accumulators and payloads: float32 for float kinds, else int64."""
+    kinds = [KINDS[p.kind] for p in graph.populations.values()]
+    return FLOAT if kinds and kinds[0].float_valued else np.int64
 
 
 def port_index(kind: NeuronKind, port: str) -> int:
@@ -894,11 +1021,19 @@ def check_projections(graph) -> None:
         if proj.port and proj.port not in kind.ports:
             raise fail(name, "port", f"{proj.target!r} is a {kind.name} population with input ports "
                                      f"{', '.join(kind.ports)}; found {proj.port!r}")
+        weight = proj.weight if hasattr(proj, "weight") else proj.csr.weight
+        if kind.float_valued or weight.dtype.kind == "f":
+            if not (kind.float_valued and weight.dtype == FLOAT and proj.sign_mode == "float" and proj.weight_bits == 32):
+                raise fail(name, "sign_mode", f"float32 weights (sign_mode float, 32 bits) go to float neuron kinds; "
+                                              f"found {weight.dtype} weights, sign_mode {proj.sign_mode}, "
+                                              f"{proj.weight_bits} bits into a {kind.name} population")
+            if not np.all(np.isfinite(weight)):
+                raise fail(name, "weight_bits", "weights that are not finite numbers")
+            continue
         if proj.sign_mode != "mixed" and proj.weight_bits > 7:
             raise fail(name, "weight_bits", f"{proj.sign_mode} weights have at most 7 bits (they are stored as "
                                             f"int8), found {proj.weight_bits}")
         lo, hi = weight_range(proj.weight_bits, proj.sign_mode)
-        weight = proj.weight if hasattr(proj, "weight") else proj.csr.weight
         if weight.size and (int(weight.min()) < lo or int(weight.max()) > hi):
             raise fail(name, "weight_bits", f"weights range over [{int(weight.min())}, {int(weight.max())}], "
                                             f"{proj.weight_bits}-bit {proj.sign_mode} weights hold [{lo}, {hi}]")

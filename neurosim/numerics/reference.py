@@ -1,4 +1,4 @@
-"""A plain-numpy reference of a graph's integer arithmetic, batched over samples.
+"""A plain-numpy reference of a graph's integer (or float32) arithmetic, batched over samples.
 
 It shares nothing with the engine but the neuron kinds' numpy reference steps: synapses
 are applied per projection from CSR arrays with ``np.add.at``, with no cores, axons or
@@ -12,7 +12,7 @@ import numpy as np
 
 from neurosim.graph.graph import Dense, Graph
 from neurosim.numerics.fixed import shift
-from neurosim.numerics.neurons import KINDS, build_state, port_index
+from neurosim.numerics.neurons import KINDS, build_state, port_index, value_dtype
 
 
 class Reference:
@@ -29,10 +29,11 @@ class Reference:
             self.states[name] = ns
         self.slots = 1 + max((p.delay for p in graph.projections.values()), default=0)
         # accumulators per delay slot: step t reads slot t mod slots
-        self.accs = [{name: np.zeros((batch, len(self.kinds[name].ports), p.size), np.int64)
+        dtype = value_dtype(graph)
+        self.accs = [{name: np.zeros((batch, len(self.kinds[name].ports), p.size), dtype)
                       for name, p in graph.populations.items()} for _ in range(self.slots)]
         self.steps_done = 0
-        self.payload = {name: np.zeros((batch, p.size), np.int64) for name, p in graph.populations.items()}
+        self.payload = {name: np.zeros((batch, p.size), dtype) for name, p in graph.populations.items()}
         self.csr = {name: proj.to_csr() for name, proj in graph.projections.items()}
 
     def set_input(self, population: str, values: np.ndarray) -> None:
@@ -43,15 +44,23 @@ class Reference:
         """Each population's accumulators, [batch, ports, size]: the input its next step reads."""
         return self.accs[self.steps_done % self.slots]
 
-    def step(self) -> dict[str, np.ndarray]:
+    def step(self, hold: frozenset[str] = frozenset()) -> dict[str, np.ndarray]:
+        """One timestep; populations in ``hold`` keep their state and accumulators and send nothing
+        (as `neurosim.engine.engine.Engine.step`)."""
         for name, kind in self.kinds.items():
             ns = self.states[name]
+            if name in hold:
+                self.payload[name][:] = 0
+                continue
             kind.reference(self.acc[name], self.payload[name], *ns.state.values(), *ns.consts)
         for name, proj in self.graph.projections.items():
             csr = self.csr[name]
             src = np.repeat(np.arange(len(csr.indptr) - 1), np.diff(csr.indptr))
-            contrib = shift(csr.weight.astype(np.int64)[None, :] * self.payload[proj.source][:, src],
-                            proj.weight_exp)
+            if csr.weight.dtype.kind == "f":        # float32, summed in source order as the chip does
+                contrib = csr.weight[None, :] * self.payload[proj.source][:, src]
+            else:
+                contrib = shift(csr.weight.astype(np.int64)[None, :] * self.payload[proj.source][:, src],
+                                proj.weight_exp)
             port = port_index(self.kinds[proj.target], proj.port)
             later = self.accs[(self.steps_done + 1 + proj.delay) % self.slots]
             np.add.at(later[proj.target], (slice(None), port, csr.indices), contrib)

@@ -9,10 +9,12 @@ A chip file (``chips/*.yaml``) has four parts:
     hop costs per direction, its barrier time and its static power.
 ``core_kinds``
     per core kind its capacity limits and per-operation energy (pJ) and time (ns).
-    Every kind has a ``kind`` field naming the code that models it (``neurocore``
-    for now; ``arm_pe`` and ``ternary_pipeline`` follow the same pattern).
+    Every kind has a ``kind`` field naming the code that models it: ``neurocore``
+    (`neurosim.cores.neurocore`), ``arm_pe`` (`neurosim.cores.arm_pe`) or
+    ``ternary_pipeline`` (`neurosim.cores.ternary_pipeline`).
 
-Units are in the field names (``_pj``, ``_ns``, ``_w``, ``_bytes``, ``_bits_per_s``).
+Units are in the field names (``_pj``, ``_ns``, ``_w``, ``_v``, ``_hz``, ``_bytes``, ``_bits_per_s``,
+``_cycles``).
 """
 
 from __future__ import annotations
@@ -79,6 +81,8 @@ class ChipSpec(Spec):
     pipeline accelerator has none of these."""
 
     mesh: MeshSpec | None = None
+    cores: Annotated[int, Field(ge=1, le=MAX_TOTAL_CORES)] | None = None   # cores present, if fewer than the
+                                                                          # mesh has places for (the last stay empty)
     core_kind: str
     noc: NocSpec | None = None
     barrier_ns: NonNegative | None = None
@@ -127,25 +131,31 @@ class SynapseFormat(Spec):
     projection stores its kernels once per core. Memory is read in words of `word_bits`.
     """
 
-    max_weight_bits: Annotated[int, Field(ge=1, le=8)]
+    max_weight_bits: Annotated[int, Field(ge=1, le=32)]     # 32: software synapses may hold fp32 weights
     sparse_index_bits: Annotated[int, Field(ge=0, le=64)]
     word_bits: Annotated[int, Field(ge=8, le=1024)]
 
 
-class NeurocoreSpec(Spec):
-    """A Loihi-style neurocore: fixed-function synapses, programmable neurons."""
+class SynapticCoreSpec(Spec):
+    """What the mapper needs of a core that holds neurons and their synapses."""
 
-    kind: Literal["neurocore"]
     limits: NeurocoreLimits
     synapses: SynapseFormat
-    graded_payload_bits: Annotated[int, Field(ge=0, le=32)]     # 0: binary spikes only
-    energy_pj: NeurocoreOps
-    time_ns: NeurocoreOps
+    graded_payload_bits: Annotated[int, Field(ge=0, le=128)]     # 0: binary spikes only
 
     def synapse_bytes(self, weight_bits: int, encoding: str) -> float:
         """Bytes one synapse of a projection takes in synaptic memory (``dense``, ``sparse`` or ``conv``)."""
         index = self.synapses.sparse_index_bits if encoding == "sparse" else 0
         return (weight_bits + index) / 8
+
+
+class NeurocoreSpec(SynapticCoreSpec):
+    """A Loihi-style neurocore: fixed-function synapses, programmable neurons."""
+
+    kind: Literal["neurocore"]
+    graded_payload_bits: Annotated[int, Field(ge=0, le=32)]     # 0: binary spikes only
+    energy_pj: NeurocoreOps
+    time_ns: NeurocoreOps
 
 
 class TernaryPipelineOps(Spec):
@@ -173,7 +183,99 @@ class TernaryPipelineSpec(Spec):
     energy_pj: TernaryPipelineOps
 
 
-CoreKindSpec = Annotated[NeurocoreSpec | TernaryPipelineSpec, Field(discriminator="kind")]
+class ArmPeCycles(Spec):
+    """Clock cycles of the PE's software per operation; the counts they multiply are in brackets."""
+
+    tick: NonNegative                   # [timesteps] the timer interrupt and the step's bookkeeping
+    packet_in: NonNegative              # [packets received] interrupt, key lookup, finding the synaptic row
+    row: NonNegative = 0.0              # [rows read] per synaptic row (one per projection a packet reaches)
+    synapse_int: NonNegative            # [synapses] one integer weight times the payload into its target's input
+    synapse_float: NonNegative          # [synapses] the same in fp32 (a model of float neuron programs)
+    packet_out: NonNegative             # [packets sent] one multicast packet per event of a neuron with targets
+    neuron_update: dict[str, NonNegative]   # [neurons x timesteps] per neuron kind; "default" for the others
+    dma_setup: NonNegative = 0.0        # [DRAM transfers] starting a DMA from the chip's DRAM
+
+    def update(self, kind: str) -> float:
+        return self.neuron_update.get(kind, self.neuron_update["default"])
+
+    @model_validator(mode="after")
+    def _check(self) -> "ArmPeCycles":
+        if "default" not in self.neuron_update:
+            raise ValueError("neuron_update needs a 'default' entry (cycles for neuron kinds not listed)")
+        return self
+
+
+class DvfsLevel(Spec):
+    """One performance level of a PE: its supply and clock, and what a cycle, an 8-bit MAC of
+    the MAC array and an idle second cost there."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
+    voltage_v: Positive
+    clock_hz: Positive
+    cycle_pj: NonNegative               # one clock cycle of the ARM core running (its instructions)
+    mac_pj: NonNegative                 # one 8-bit multiply-accumulate of the MAC array
+    idle_w: NonNegative                 # the PE powered but waiting for its next tick
+
+
+class MacArraySpec(Spec):
+    """The PE's multiply-accumulate array, used for dense projections when ``dense_layers``."""
+
+    macs: Annotated[int, Field(ge=1, le=4096)]
+    operand_bits: Annotated[int, Field(ge=1, le=32)]
+    accumulator_bits: Annotated[int, Field(ge=1, le=64)]
+    dense_layers: bool = False          # dense projections run on the array (all weights, every step)
+
+
+class DramSpec(Spec):
+    """The chip's DRAM: where synaptic rows live when ``synapses_in`` is ``dram``."""
+
+    bytes: Annotated[int, Field(ge=0, le=1 << 50)]
+    bandwidth_bits_per_s: Positive
+    energy_pj_per_bit: NonNegative
+
+
+class PeTiming(Spec):
+    """How steps are timed: ``ticked`` (a timer tick of ``tick_ns``; a PE whose work takes
+    longer overruns and is reported) or ``afap`` (as fast as possible: a step ends when
+    the slowest PE and a barrier of ``sync_ns`` have); ``dvfs`` names the level PEs run at,
+    or ``auto``: per tick and PE the lowest level that finishes within the tick."""
+
+    mode: Literal["ticked", "afap"] = "ticked"
+    tick_ns: Positive = 1.0e6
+    sync_ns: NonNegative = 0.0
+    dvfs: str = "auto"
+
+
+class ArmPeSpec(SynapticCoreSpec):
+    """A programmable processing element (SpiNNaker 2's ARM Cortex-M4F): neurons and synapses
+    are software, so costs are cycles at a DVFS level. See `neurosim.cores.arm_pe`."""
+
+    kind: Literal["arm_pe"]
+    cycles: ArmPeCycles
+    mac_array: MacArraySpec
+    dvfs: list[DvfsLevel] = Field(min_length=1)
+    timing: PeTiming = PeTiming()
+    synapses_in: Literal["sram", "dram"] = "sram"
+    dram: DramSpec
+
+    @model_validator(mode="after")
+    def _check(self) -> "ArmPeSpec":
+        names = [level.name for level in self.dvfs]
+        if len(set(names)) != len(names):
+            raise ValueError(f"dvfs level names repeat: {', '.join(names)}")
+        if self.timing.dvfs != "auto" and self.timing.dvfs not in names:
+            raise ValueError(f"timing.dvfs is {self.timing.dvfs!r}, expected auto or a level: {', '.join(names)}")
+        if self.timing.dvfs == "auto" and self.timing.mode != "ticked":
+            raise ValueError("timing.dvfs: auto picks a level per tick, expected timing.mode: ticked")
+        if sorted(self.dvfs, key=lambda level: level.clock_hz) != self.dvfs:
+            raise ValueError("dvfs levels must be listed from the slowest clock to the fastest")
+        return self
+
+    def level(self, name: str) -> DvfsLevel:
+        return next(level for level in self.dvfs if level.name == name)
+
+
+CoreKindSpec = Annotated[NeurocoreSpec | ArmPeSpec | TernaryPipelineSpec, Field(discriminator="kind")]
 
 
 class ChipFile(Spec):
@@ -191,13 +293,18 @@ class ChipFile(Spec):
         if self.chip.core_kind not in self.core_kinds:
             raise ValueError(f"chip.core_kind {self.chip.core_kind!r} is not defined in core_kinds "
                              f"(defined: {', '.join(self.core_kinds) or 'none'})")
+        mesh = self.chip.mesh
+        if mesh is not None and self.chip.cores is not None and \
+                self.chip.cores > mesh.routers_x * mesh.routers_y * mesh.cores_per_router:
+            raise ValueError(f"chip.cores ({self.chip.cores}) exceeds the mesh's places "
+                             f"({mesh.routers_x} x {mesh.routers_y} x {mesh.cores_per_router})")
         total = self.total_cores
         if total > MAX_TOTAL_CORES:
             raise ValueError(f"the system has {total:,} cores, expected at most {MAX_TOTAL_CORES:,}")
         return self
 
     @property
-    def core(self) -> NeurocoreSpec | TernaryPipelineSpec:
+    def core(self) -> NeurocoreSpec | ArmPeSpec | TernaryPipelineSpec:
         return self.core_kinds[self.chip.core_kind]
 
     @property
@@ -205,7 +312,8 @@ class ChipFile(Spec):
         if isinstance(self.core, TernaryPipelineSpec):
             return self.core.cores
         m = self.chip.mesh
-        return m.routers_x * m.routers_y * m.cores_per_router
+        places = m.routers_x * m.routers_y * m.cores_per_router
+        return min(places, self.chip.cores) if self.chip.cores is not None else places
 
     @property
     def n_chips(self) -> int:
@@ -236,7 +344,7 @@ def chip_from_dict(data: object, *, file: str, lines: LineMap | None = None) -> 
         raise UserError(f"expected a mapping with system, chip and core_kinds, found {type(data).__name__}",
                         file=file)
     chip = validate(ChipFile, data, file=file, lines=lines)
-    if isinstance(chip.core, NeurocoreSpec):
+    if isinstance(chip.core, (NeurocoreSpec, ArmPeSpec)):
         for name in ("mesh", "noc", "barrier_ns"):
             if getattr(chip.chip, name) is None:
                 raise UserError(f"missing, expected a value (a chip of {chip.chip.core_kind} cores needs it)",

@@ -183,3 +183,34 @@ class LanguageModelFile(Spec):
         if self.weights is not None and self.weights.file is None:
             raise ValueError("a language model's weights are a file: expected weights: {file, sha256}")
         return self
+
+
+class EgruShapeSpec(Spec):
+    """A shape for an EGRU model with generated weights (`neurosim.graph.egru.generate_model`)."""
+
+    embed: Annotated[int, Field(ge=1, le=65536)]
+    hidden: Annotated[list[Annotated[int, Field(ge=1, le=65536)]], Field(min_length=1, max_length=64)]
+    sparsity: Annotated[float, Field(ge=0.0, lt=1.0)]
+    seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 0
+
+
+class EgruModelFile(Spec):
+    """``model.yaml`` of an EGRU language model (`neurosim.graph.egru`): trained weights
+    (``weights``) or a shape with generated weights (``generated``), the text it reads, and
+    where its head (the readout to logits) runs."""
+
+    name: Name
+    kind: Literal["egru_lm"]
+    description: str = ""
+    weights: WeightsRef | None = None
+    generated: EgruShapeSpec | None = None
+    dataset: str
+    head: Literal["host", "chip"] = "chip"
+
+    @model_validator(mode="after")
+    def _check(self) -> "EgruModelFile":
+        if (self.weights is None) == (self.generated is None):
+            raise ValueError("expected either weights (a trained file) or generated (a shape and a seed)")
+        if self.weights is not None and self.weights.file is None:
+            raise ValueError("a language model's weights are a file: expected weights: {file, sha256}")
+        return self

@@ -8,7 +8,7 @@ Example (``scenarios/quickstart.yaml``)::
     input: {dataset: digits, split: test}
     timesteps: 16
     overrides: {core.energy_pj.synop: 0.7}
-    mapping: {placement: pack}     # or spread: use all of the system's cores
+    mapping: {placement: pack}     # or spread: use all of the system's cores (or about `cores` of them)
     record: {spikes: false}
     seed: 0
 
@@ -47,6 +47,7 @@ class TimingSpec(Spec):
 
 class MappingSpec(Spec):
     placement: Literal["pack", "spread"] = "pack"   # spread: smaller slices over all of the system's cores
+    cores: Annotated[int, Field(ge=1, le=10_000_000)] | None = None    # spread over about this many cores
 
 
 class LanguageSpec(Spec):

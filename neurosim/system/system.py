@@ -29,12 +29,13 @@ class SystemTiming:
     host_bits_per_ns: float
 
 
-def system_timing(chip: ChipFile, chips_used: np.ndarray, readout_neurons: int) -> SystemTiming:
-    """Barrier, readout and link rates for the chips a mapping uses."""
+def system_timing(chip: ChipFile, chips_used: np.ndarray, readout_neurons: int, barrier: bool = True) -> SystemTiming:
+    """Barrier, readout and link rates for the chips a mapping uses; ``barrier`` False for
+    chips whose steps are paced by a timer tick instead (no barrier runs)."""
     xs = chips_used % chip.system.chips_x
     ys = chips_used // chip.system.chips_x
     diameter = int((xs.max() - xs.min()) + (ys.max() - ys.min())) if len(chips_used) else 0
-    barrier = chip.chip.barrier_ns + 2 * diameter * chip.system.link.latency_ns
+    barrier = chip.chip.barrier_ns + 2 * diameter * chip.system.link.latency_ns if barrier else 0.0
     host = chip.system.host
     # The host reads one 24-bit state value per readout neuron.
     readout = host.latency_ns + readout_neurons * 24 / host.bandwidth_bits_per_s * 1e9
