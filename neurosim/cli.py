@@ -136,10 +136,16 @@ def _parse_overrides(items: tuple[str, ...]) -> dict:
 @click.option("--scaling", is_flag=True,
               help="One figure across the traces (one model on systems of different sizes): energy and latency "
                    "against chip count, written to --out (default: traces/scaling).")
-def plot(traces: tuple[str, ...], out_dir: str | None, scaling: bool) -> None:
+@click.option("--dvfs", is_flag=True,
+              help="One figure across the traces (one model on ARM PEs at different DVFS settings): energy and "
+                   "time per token or inference per setting, written to --out (default: traces/dvfs).")
+def plot(traces: tuple[str, ...], out_dir: str | None, scaling: bool, dvfs: bool) -> None:
     """Write the figures of each TRACE as PNG files."""
-    from neurosim.plots.figures import plot_scaling, plot_trace
+    from neurosim.plots.figures import plot_dvfs, plot_scaling, plot_trace
 
+    if dvfs:
+        click.echo(str(plot_dvfs(list(traces), out_dir or Path(traces[0]).parent / "dvfs")))
+        return
     if scaling:
         click.echo(str(plot_scaling(list(traces), out_dir or Path(traces[0]).parent / "scaling")))
         return

@@ -11,8 +11,8 @@ from neurosim.graph.loader import load_model
 from neurosim.mapping.mapper import utilisation_table
 from neurosim.mapping.partition import LIMIT_NAMES
 from neurosim.numerics.neurons import check_populations
-from neurosim.spec.chip import ChipFile, TernaryPipelineSpec, load_chip
-from neurosim.spec.model import LanguageModelFile
+from neurosim.spec.chip import ArmPeSpec, ChipFile, TernaryPipelineSpec, load_chip
+from neurosim.spec.model import EgruModelFile, LanguageModelFile
 from neurosim.spec.validate import validate
 from neurosim.spec.yamlio import load_yaml
 
@@ -44,6 +44,23 @@ def _checked_model(folder: Path) -> ModelSummary:
                             [f"  MatMul-free LM, {what}: {n_layers} blocks, d = {d}, GLU {glu}, "
                              f"{ternary:,} ternary weights in the blocks"],
                             f"{n_layers} x d {d}, {ternary / 1e6:,.1f} M ternary")
+    if isinstance(data, dict) and data.get("kind") == "egru_lm":
+        spec = validate(EgruModelFile, data, file=str(yaml_path), lines=lines)
+        if spec.generated is not None:
+            embed, hidden, sparsity = spec.generated.embed, spec.generated.hidden, spec.generated.sparsity
+            what = f"generated weights, {sparsity:.0%} pruned"
+        else:
+            model = load_model(folder)[0].model
+            embed, hidden = model.embedding.shape[1], [layer.units for layer in model.layers]
+            sparsity = 1 - sum(layer.input_weight.nnz + layer.recurrent_weight.nnz for layer in model.layers) / sum(
+                3 * h * (n_in + h) for n_in, h in zip([embed] + hidden[:-1], hidden))
+            what = f"trained weights, {sparsity:.0%} pruned"
+        units = " / ".join(str(h) for h in hidden)
+        weights = sum(3 * h * (n_in + h) for n_in, h in zip([embed] + hidden[:-1], hidden))
+        return ModelSummary(spec.name, spec.dataset,
+                            [f"  EGRU LM, {what}: {len(hidden)} layers of {units} units, embedding {embed}, "
+                             f"{weights:,} input and recurrent weights before pruning; head on the {spec.head}"],
+                            f"{len(hidden)} x EGRU {units}, {weights * (1 - sparsity) / 1e6:,.2f} M weights")
     graph, _ = load_model(folder)
     check_populations(graph)
     return ModelSummary(graph.name, graph.dataset,
@@ -108,10 +125,34 @@ def chip_report(chip: ChipFile) -> str:
                  f"sparse {core.synapse_bytes(bits, 'sparse'):g}; memory read in {fmt.word_bits}-bit words")
     lines.append("  graded payloads        " + (f"up to {core.graded_payload_bits} bits" if core.graded_payload_bits
                                                  else "none (binary spikes only)"))
+    if isinstance(core, ArmPeSpec):
+        return "\n".join(lines + _arm_pe_lines(core))
     lines += ["", "per-operation costs        energy (pJ)   time (ns)"]
     for op in type(core.energy_pj).model_fields:
         lines.append(f"  {op:<22} {getattr(core.energy_pj, op):>12g} {getattr(core.time_ns, op):>11g}")
     return "\n".join(lines)
+
+
+def _arm_pe_lines(core: ArmPeSpec) -> list[str]:
+    """An ARM PE's cycles per operation, DVFS levels, timing, MAC array and DRAM."""
+    c, t, m, d = core.cycles, core.timing, core.mac_array, core.dram
+    lines = ["", "cycles per operation"]
+    for op in type(c).model_fields:
+        if op != "neuron_update":
+            lines.append(f"  {op:<22} {getattr(c, op):>8g}")
+    for kind, cycles in c.neuron_update.items():
+        lines.append(f"  update: {kind:<14} {cycles:>8g}")
+    lines += ["", "DVFS level   voltage   clock       pJ/cycle   pJ/MAC   idle"]
+    for lv in core.dvfs:
+        lines.append(f"  {lv.name:<10} {lv.voltage_v:>5g} V {lv.clock_hz / 1e6:>7g} MHz {lv.cycle_pj:>10g} "
+                     f"{lv.mac_pj:>8g} {lv.idle_w * 1e3:>6g} mW")
+    timing = (f"{t.mode}, tick {t.tick_ns / 1e6:g} ms" if t.mode == "ticked" else f"{t.mode}, barrier {t.sync_ns} ns")
+    lines += ["", f"timing   {timing}; DVFS {t.dvfs}",
+              f"MACs     {m.macs} x {m.operand_bits}-bit, {m.accumulator_bits}-bit accumulators; "
+              f"dense layers {'on the array' if m.dense_layers else 'in software'}",
+              f"DRAM     {d.bytes / 2**30:g} GiB, {d.bandwidth_bits_per_s:.3g} b/s, {d.energy_pj_per_bit} pJ/bit; "
+              f"synapses in {core.synapses_in}"]
+    return lines
 
 
 SHORT_LIMIT_NAMES = {"neurons": "neurons", "memory_bytes": "memory", "neuron_state_bytes": "state mem",

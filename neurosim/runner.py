@@ -21,7 +21,7 @@ from neurosim.graph.loader import LanguageModel, load_model, resolve_model_dir
 from neurosim.language_model import LoweredLanguageModel, lower_language_model
 from neurosim.mapping.mapper import Mapping, map_graph
 from neurosim.numerics.reference import Reference
-from neurosim.spec.chip import ChipFile, TernaryPipelineSpec, chip_from_dict, load_chip_data, resolve_chip_path
+from neurosim.spec.chip import ArmPeSpec, ChipFile, TernaryPipelineSpec, chip_from_dict, load_chip_data, resolve_chip_path
 from neurosim.spec.scenario import (ScenarioFile, apply_overrides, load_scenario, override_path,
                                     scenario_from_dict)
 from neurosim.spec.yamlio import LineMap
@@ -412,6 +412,8 @@ def _finish(setup: Setup, summary: dict[str, Any], groups: dict[str, Any], meta:
         "seed": spec.seed,
         "overrides": repr(dict(spec.overrides)), "created": datetime.now(timezone.utc).isoformat(), **meta,
     }
+    if isinstance(setup.chip.core, ArmPeSpec):
+        meta |= {"dvfs": setup.chip.core.timing.dvfs, "timing_mode": setup.chip.core.timing.mode}
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
     out = Path(out_dir) if out_dir is not None else Path("traces")
     path = write_trace(out / f"{spec.name}-{stamp}.h5", meta, summary, groups)

@@ -222,3 +222,50 @@ def plot_scaling(paths: list[str | Path], out_dir: str | Path) -> Path:
     fig.savefig(target, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return target
+
+
+def plot_dvfs(paths: list[str | Path], out_dir: str | Path) -> Path:
+    """Energy and time per token (a language model) or per inference against the DVFS setting,
+    one bar per trace of one model on a chip of ARM PEs (each run at a level, or ``auto``, ticked
+    or as fast as possible). Returns the PNG's path."""
+    traces = [read_summary(p) for p in paths]
+    for path, t in zip(paths, traces):
+        if "dvfs" not in t.meta:
+            raise UserError("is not a run on a chip with DVFS levels (no dvfs in its meta)", file=str(path))
+    models = {t.meta.get("model_name") for t in traces}
+    if len(models) > 1:
+        raise UserError(f"the traces are of different models ({', '.join(sorted(map(str, models)))}), "
+                        f"expected one model at different DVFS settings", file=str(paths[0]))
+    per_token = "tokens_per_s" in traces[0].summary
+    unit = "token" if per_token else "inference"
+
+    def figures(t: Trace) -> tuple[float, float]:
+        s = t.summary
+        if per_token:
+            return float(s["energy_per_token_j"]), 1.0 / float(s["tokens_per_s"])
+        return float(s["energy_per_inference_j"]), float(s["latency_per_inference_s"])
+
+    order = {"ticked": 0, "afap": 1}
+    traces.sort(key=lambda t: (order.get(str(t.meta["timing_mode"]), 2), str(t.meta["dvfs"])))
+    labels = [f"{t.meta['dvfs']}\n{t.meta['timing_mode']}" for t in traces]
+    energy, seconds = zip(*(figures(t) for t in traces))
+    colours = ["#4477aa" if t.meta["timing_mode"] == "ticked" else "#ee6677" for t in traces]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
+    x = np.arange(len(traces))
+    left.bar(x, np.array(energy) * 1e6, color=colours)
+    left.set_ylabel(f"energy per {unit} (µJ)")
+    left.set_title(f"Energy per {unit}")
+    right.bar(x, np.array(seconds) * 1e3, color=colours)
+    right.set_ylabel(f"time per {unit} (ms)")
+    right.set_title(f"Time per {unit} (blue: 1 ms ticks, red: as fast as possible)")
+    for ax in (left, right):
+        ax.set_xticks(x, labels, fontsize=8)
+        ax.set_xlabel("DVFS level (auto: per tick and PE)")
+    fig.suptitle(f"{traces[0].meta.get('model_name', '?')} on {traces[0].meta.get('chip_name', '?')}: DVFS sweep")
+    fig.tight_layout()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / "dvfs.png"
+    fig.savefig(target, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return target
