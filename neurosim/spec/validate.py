@@ -59,7 +59,7 @@ def _data_path(loc: tuple, data: Any) -> tuple:
     tag into ``loc`` (``core_kinds.neurocore.neurocore.limits``); it is no key, so drop it."""
     path, node = [], data
     for i, p in enumerate(loc):
-        if isinstance(node, dict) and p not in node and i < len(loc) - 1:
+        if isinstance(node, dict) and p not in node and (i < len(loc) - 1 or node.get("kind") == p):
             continue
         path.append(p)
         node = node.get(p) if isinstance(node, dict) else (
