@@ -100,7 +100,7 @@ def chip_report(chip: ChipFile) -> str:
     if isinstance(chip.core, TernaryPipelineSpec):
         return pipeline_report(chip)
     core, mesh, sysm = chip.core, chip.chip.mesh, chip.system
-    lim = core.limits
+    lim = core.mapping_limits(chip.cores_per_chip)
     lines = [
         f"{chip.name}: {chip.description}",
         f"system   {sysm.chips_x} x {sysm.chips_y} chips ({chip.n_chips}), {chip.total_cores:,} cores in all",

@@ -263,3 +263,19 @@ def test_arm_pe_model_is_chosen_for_arm_pe_chips():
     chip = spinnaker2()
     graph = two_projection_graph()
     assert isinstance(core_model(chip, graph, map_graph(graph, chip)), ArmPeModel)
+
+
+def test_synapses_in_dram_take_the_chips_dram_instead_of_pe_memory():
+    """120 KB of dense synapses do not fit one PE's 96 KB of data memory, but fit its share of DRAM."""
+    rng = np.random.default_rng(2)
+    pops = [Population("inp", "graded_source", 400, {"payload_bits": 8}),
+            Population("hid", "loihi_lif", 300, {"vth": 100})]
+    graph = graph_of(pops, [Dense("w", "inp", "hid", rand_int8(rng, (300, 400)), 0)], input_pop="inp",
+                     readout_pop="hid")
+    assert map_graph(graph, spinnaker2()).n_cores == 2
+    data = yaml.safe_load(SPINNAKER2.read_text())
+    data["core_kinds"]["pe"]["synapses_in"] = "dram"
+    chip = chip_from_dict(data, file="<spinnaker2>")
+    mapping = map_graph(graph, chip)
+    assert mapping.n_cores == 1
+    assert mapping.limits["synapse_memory_bytes"] == chip.core.dram.bytes // 152

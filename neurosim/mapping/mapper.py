@@ -147,7 +147,7 @@ class _Placed:
 
 def _partition(graph: Graph, chip: ChipFile, incs: dict, caps: dict[str, int], offsets: dict[str, int]) -> _Placed:
     """Slice every on-chip population under its neuron cap and the core's limits; cores in order."""
-    lim = chip.core.limits
+    lim = chip.core.mapping_limits(chip.cores_per_chip)
     n_neurons = sum(p.size for p in graph.populations.values())
     slices, syn_bytes, fan_in = [], [], []
     core_of = np.full(n_neurons, HOST, np.int32)
@@ -185,7 +185,7 @@ def _partition(graph: Graph, chip: ChipFile, incs: dict, caps: dict[str, int], o
 
 def _cores_of_the_rest(graph: Graph, chip: ChipFile, incs: dict, caps: dict[str, int], first: int) -> int:
     """The cores the on-chip populations from the ``first``-th on take, sliced as `_partition` does."""
-    lim = chip.core.limits
+    lim = chip.core.mapping_limits(chip.cores_per_chip)
     n_neurons = sum(p.size for p in graph.populations.values())
     total = 0
     for name in list(graph.populations)[first:]:
@@ -216,7 +216,7 @@ def _place_and_route(graph: Graph, chip: ChipFile, incs: dict, caps: dict[str, i
     """Partition under ``caps``, route, and slice more finely where a core exceeds its fan_out
     or routes limit, until every core fits; returns the placement, routes, per-core fan-out
     and routing-table entries, and the caps used. Raises a `UserError` if it cannot fit."""
-    lim = chip.core.limits
+    lim = chip.core.mapping_limits(chip.cores_per_chip)
     caps = dict(caps)
     n_neurons = sum(p.size for p in graph.populations.values())
     placed = _partition(graph, chip, incs, caps, offsets)
@@ -272,7 +272,7 @@ def map_graph(graph: Graph, chip: ChipFile, placement: str = "pack", cores: int 
     _check_weights(graph, chip)
     _check_delays(graph, chip)
     core = chip.core
-    lim = core.limits
+    lim = core.mapping_limits(chip.cores_per_chip)
     offsets, dend_offsets, pos, dpos = {}, {}, 0, 0
     for name, pop in graph.populations.items():
         offsets[name], dend_offsets[name] = pos, dpos

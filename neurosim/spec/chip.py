@@ -143,6 +143,10 @@ class SynapticCoreSpec(Spec):
     synapses: SynapseFormat
     graded_payload_bits: Annotated[int, Field(ge=0, le=128)]     # 0: binary spikes only
 
+    def mapping_limits(self, cores_per_chip: int) -> NeurocoreLimits:
+        """The limits a mapping honours on one core."""
+        return self.limits
+
     def synapse_bytes(self, weight_bits: int, encoding: str) -> float:
         """Bytes one synapse of a projection takes in synaptic memory (``dense``, ``sparse`` or ``conv``)."""
         index = self.synapses.sparse_index_bits if encoding == "sparse" else 0
@@ -255,7 +259,7 @@ class ArmPeSpec(SynapticCoreSpec):
     mac_array: MacArraySpec
     dvfs: list[DvfsLevel] = Field(min_length=1)
     timing: PeTiming = PeTiming()
-    synapses_in: Literal["sram", "dram"] = "sram"
+    synapses_in: Literal["sram", "dram"] = "sram"   # dram: rows fetched per packet; the chip's DRAM holds them
     dram: DramSpec
 
     @model_validator(mode="after")
@@ -270,6 +274,15 @@ class ArmPeSpec(SynapticCoreSpec):
         if sorted(self.dvfs, key=lambda level: level.clock_hz) != self.dvfs:
             raise ValueError("dvfs levels must be listed from the slowest clock to the fastest")
         return self
+
+    def mapping_limits(self, cores_per_chip: int) -> NeurocoreLimits:
+        """With synapses in DRAM a PE's synapses take its share of the chip's DRAM instead of its
+        own memory (which keeps the neuron state)."""
+        if self.synapses_in == "sram":
+            return self.limits
+        share = self.dram.bytes // cores_per_chip
+        return self.limits.model_copy(update={"synapse_memory_bytes": share,
+                                              "memory_bytes": self.limits.neuron_state_bytes + share})
 
     def level(self, name: str) -> DvfsLevel:
         return next(level for level in self.dvfs if level.name == name)
