@@ -74,7 +74,7 @@ def _kind_of_file(path: Path) -> str:
     data, _, _ = load_yaml(path)
     if isinstance(data, dict) and ("core_kinds" in data or "base" in data):
         return "chip"
-    if isinstance(data, dict) and "populations" in data:
+    if isinstance(data, dict) and ("populations" in data or data.get("kind") in ("matmulfree_lm", "egru_lm")):
         return "model"
     return "scenario"
 
