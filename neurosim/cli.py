@@ -57,6 +57,13 @@ def run(scenario: str, out_dir: str, seed: int | None, no_progress: bool, overri
         line += (f"   (on-chip integer execution {agree} the numpy reference"
                  + (f": {s['reference_accuracy']:.2%})" if labelled else ")"))
     click.echo(line)
+    if "float_decisions_equal" in s:
+        click.echo(f"float model     {s['float_decisions_equal']:.1%} of decisions equal"
+                   + (f" (float accuracy {s['float_accuracy']:.2%})" if labelled else "")
+                   + f"; spike counts agree {s['float_spike_agreement']:.1%}"
+                   + (f"; readout off by {s['float_readout_rel_error']:.2%}" if "float_readout_rel_error" in s else "")
+                   + "; weights off by "
+                     f"{s['weights_mean_rel_error']:.1%} on average (at most {s['weights_max_rel_error']:.0%})")
     click.echo(f"energy          {_fmt_si(s['energy_per_inference_j'], 'J')} per inference  "
                f"(synapse {_fmt_si(s['energy_synapse_per_inference_j'], 'J')}, "
                f"neuron {_fmt_si(s['energy_neuron_per_inference_j'], 'J')}, "
@@ -153,6 +160,26 @@ def plot(traces: tuple[str, ...], out_dir: str | None, scaling: bool, dvfs: bool
         target = Path(out_dir) / Path(trace).stem if out_dir and len(traces) > 1 else out_dir
         for path in plot_trace(trace, target):
             click.echo(str(path))
+
+
+@cli.command(name="export")
+@click.argument("model")
+@click.argument("out")
+@click.option("--dt", default=1.0, show_default=True, type=float,
+              help="The time step the NIR model's time constants are given for.")
+def export(model: str, out: str, dt: float) -> None:
+    """Write MODEL (a model folder or a name in models/) as a NIR graph to OUT (.nir)."""
+    from neurosim.graph.loader import LanguageModel, load_model
+    from neurosim.graph.nir_export import export_nir
+
+    graph, _ = load_model(model)
+    if isinstance(graph, LanguageModel):
+        raise UserError(f"{graph.name} is a language model, whose programs no NIR primitive expresses; "
+                        f"expected a spiking graph", file=model)
+    try:
+        click.echo(str(export_nir(graph, out, dt)))
+    except UserError as err:
+        raise UserError(err.message, file=err.file or model, field=err.field) from None
 
 
 @cli.command()

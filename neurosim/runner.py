@@ -17,13 +17,14 @@ from neurosim.cores.arm_pe import ArmPeModel, PeRecord
 from neurosim.engine.engine import Engine
 from neurosim.errors import UserError
 from neurosim.graph.graph import Graph
-from neurosim.graph.loader import LanguageModel, load_model, resolve_model_dir
+from neurosim.graph.imported import ImportedModel
+from neurosim.graph.loader import LanguageModel, load_model, resolve_model_dir, sha256_of
 from neurosim.language_model import LoweredLanguageModel, lower_language_model
 from neurosim.mapping.mapper import Mapping, map_graph
 from neurosim.numerics.reference import Reference
 from neurosim.spec.chip import ArmPeSpec, ChipFile, TernaryPipelineSpec, chip_from_dict, load_chip_data, resolve_chip_path
-from neurosim.spec.scenario import (ScenarioFile, apply_overrides, load_scenario, override_path,
-                                    scenario_from_dict)
+from neurosim.spec.scenario import (NetxModelSpec, NirModelSpec, ScenarioFile, apply_overrides, load_scenario,
+                                    override_path, scenario_from_dict)
 from neurosim.spec.yamlio import LineMap
 from neurosim.system.system import sample_timeline, system_timing
 from neurosim.traces.trace import write_trace
@@ -54,6 +55,7 @@ class Setup:
     lines: LineMap | None = None         # of the scenario file, for error messages
     lm: LanguageModel | None = None                  # a language model, and for neurocores its lowering
     language: LoweredLanguageModel | None = None
+    imported: ImportedModel | None = None            # a model imported from a NIR or netx file
 
 
 def _search_bases(scenario_path: Path | None) -> list[Path]:
@@ -116,9 +118,19 @@ def prepare(scenario: str | Path | dict, seed: int | None = None, overrides: dic
     scenario_file = str(path or "<scenario>")
     chip_path = _resolve(resolve_chip_path, spec.chip, bases, "chip", scenario_file, lines)
     chip, chip_text = load_chip_with_overrides(chip_path, spec.overrides, scenario_file, lines)
+    pipeline = isinstance(chip.core, TernaryPipelineSpec)
+    if not isinstance(spec.model, str):
+        imported = import_model(spec.model, bases, scenario_file, lines)
+        _require(not pipeline, f"a {chip.chip.core_kind} chip runs language models; an imported file is a "
+                               f"spiking graph", "model", scenario_file, lines)
+        mapping = map_graph(imported.graph, chip, spec.mapping.placement, spec.mapping.cores)
+        import yaml
+
+        model_text = yaml.safe_dump(spec.model.model_dump(), sort_keys=False)
+        return Setup(spec, text, chip, chip_text, imported.graph, model_text, mapping, scenario_file, lines,
+                     imported=imported)
     model_dir = _resolve(resolve_model_dir, spec.model, bases, "model", scenario_file, lines)
     model, model_text = load_model(model_dir)
-    pipeline = isinstance(chip.core, TernaryPipelineSpec)
     if isinstance(model, LanguageModel):
         _require(spec.language is not None, "a language model is driven by a language section "
                                              "(prompt_tokens, generate_tokens)", "language", scenario_file, lines)
@@ -132,9 +144,30 @@ def prepare(scenario: str | Path | dict, seed: int | None = None, overrides: dic
                      lm=model, language=language)
     _require(not pipeline, f"a {chip.chip.core_kind} chip runs language models; {model.name!r} is a spiking graph",
              "model", scenario_file, lines)
-    _require(spec.timesteps is not None, "expected timesteps per sample", "timesteps", scenario_file, lines)
     mapping = map_graph(model, chip, spec.mapping.placement, spec.mapping.cores)
     return Setup(spec, text, chip, chip_text, model, model_text, mapping, scenario_file, lines)
+
+
+def import_model(spec: NirModelSpec | NetxModelSpec, bases: list[Path], scenario_file: str,
+                 lines: LineMap | None) -> ImportedModel:
+    """A NIR or netx file named by a scenario's model, found under the scenario's search bases."""
+    fmt = "nir" if isinstance(spec, NirModelSpec) else "netx"
+    name = getattr(spec, fmt)
+    found = next((base / name for base in bases if (base / name).is_file()), None)
+    if found is None:
+        places = ", ".join(dict.fromkeys(str(b) for b in bases))
+        raise UserError(f"{fmt} file {name!r} not found (looked under {places})", file=scenario_file,
+                        field=f"model.{fmt}", line=lines.find(("model", fmt)) if lines is not None else None)
+    if fmt == "nir":
+        from neurosim.graph.nir_import import load_nir
+
+        imported = load_nir(found, dt=spec.dt, reset=spec.reset, input_encoding=spec.input)
+    else:
+        from neurosim.graph.netx_import import load_netx
+
+        imported = load_netx(found)
+    imported.graph.weights_sha256 = sha256_of(found)
+    return imported
 
 
 def _require(condition: bool, message: str, field: str, scenario_file: str, lines: LineMap | None) -> None:
@@ -143,16 +176,51 @@ def _require(condition: bool, message: str, field: str, scenario_file: str, line
 
 
 def _inputs(setup: Setup) -> datasets.Dataset:
+    """The scenario's inputs: ``[samples, inputs]`` (the same every step) or ``[samples, timesteps, inputs]``."""
     spec, graph = setup.scenario, setup.graph
 
     def fail(message: str, *key: str) -> UserError:
         line = setup.lines.find(key) if setup.lines is not None else None
         return UserError(message, file=setup.scenario_file, line=line, field=".".join(key))
 
-    if spec.input.dataset != graph.dataset:
+    size = graph.populations[graph.input_population].size
+    if spec.input.file is not None:
+        bases = _search_bases(Path(setup.scenario_file) if setup.scenario_file != "<scenario>" else None)
+        path = next((b / spec.input.file for b in bases if (b / spec.input.file).is_file()), Path(spec.input.file))
+        labels = None
+        if spec.input.labels is not None:
+            labels = next((b / spec.input.labels for b in bases if (b / spec.input.labels).is_file()),
+                          Path(spec.input.labels))
+        try:
+            data = datasets.load_input_file(path, labels)
+        except ValueError as err:
+            raise UserError(f"{err}", file=str(path), field="input.file") from None
+        if data.inputs.shape[-1] != size:
+            raise fail(f"{path} has {data.inputs.shape[-1]} inputs per step, the model's input population "
+                       f"{graph.input_population!r} has {size} neurons", "input", "file")
+        if graph.populations[graph.input_population].kind == "graded_source" and \
+                not np.all(data.inputs == np.rint(data.inputs)):
+            raise fail(f"{path} holds fractional values; graded inputs are integers", "input", "file")
+        n = spec.input.samples or len(data.labels)
+        return datasets.Dataset(data.name, data.split, data.inputs[:n], data.labels[:n])
+    if graph.dataset != "any" and spec.input.dataset != graph.dataset:
         raise fail(f"dataset {spec.input.dataset!r} does not match the model's dataset {graph.dataset!r}",
                    "input", "dataset")
-    size = graph.populations[graph.input_population].size
+    if spec.input.dataset in datasets.PER_STEP and spec.timesteps is None:
+        raise fail(f"expected timesteps per sample ({spec.input.dataset} are made per step)", "timesteps")
+    if spec.input.dataset == "random_spikes":
+        return datasets.random_spikes(size, spec.input.samples or datasets.RANDOM_SAMPLES, spec.timesteps,
+                                      spec.input.rate, spec.seed)
+    if spec.input.dataset == "digits_events":
+        if spec.input.split not in datasets.SPLITS:
+            raise fail(f"unknown split {spec.input.split!r}, expected one of {', '.join(datasets.SPLITS)}",
+                       "input", "split")
+        data = datasets.digits_events(spec.input.split, spec.timesteps)
+        if data.inputs.shape[-1] != size:
+            raise fail(f"digits_events have {data.inputs.shape[-1]} inputs per step, the model's input population "
+                       f"{graph.input_population!r} has {size} neurons", "input", "dataset")
+        n = spec.input.samples or len(data.labels)
+        return datasets.Dataset(data.name, data.split, data.inputs[:n], data.labels[:n])
     if spec.input.dataset in datasets.GENERATED:
         return datasets.random_inputs(size, spec.input.samples or datasets.RANDOM_SAMPLES, spec.seed)
     try:
@@ -184,17 +252,29 @@ def _predict(graph: Graph, readout_state: dict[str, np.ndarray], counts: np.ndar
     return np.argmax(values, axis=-1)
 
 
-def run_reference(graph: Graph, inputs: np.ndarray, timesteps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def step_input(inputs: np.ndarray, t: int, per_step: bool, hold: bool = False) -> np.ndarray:
+    """Inputs of timestep t: ``inputs`` itself ([..., inputs], the same every step), or with
+    ``per_step`` its step t of ``[..., timesteps, inputs]``; after its last step, zero, or with
+    ``hold`` the last step's values."""
+    if not per_step:
+        return inputs
+    if t < inputs.shape[-2]:
+        return inputs[..., t, :]
+    return inputs[..., -1, :] if hold else np.zeros_like(inputs[..., 0, :])
+
+
+def run_reference(graph: Graph, inputs: np.ndarray, timesteps: int,
+                  hold: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The numpy reference over all samples: (predictions, readout v, events per population per step)."""
     pops = list(graph.populations)
     preds, vs, events = [], [], []
     for lo in range(0, len(inputs), REFERENCE_BATCH):
         batch = inputs[lo:lo + REFERENCE_BATCH]
         ref = Reference(graph, len(batch))
-        ref.set_input(graph.input_population, batch)
         counts = np.zeros((len(batch), graph.populations[graph.readout_population].size), np.int64)
         ev = np.zeros((len(batch), timesteps, len(pops)), np.int64)
         for t in range(timesteps):
+            ref.set_input(graph.input_population, step_input(batch, t, batch.ndim == 3, hold))
             payload = ref.step()
             for p, name in enumerate(pops):
                 ev[:, t, p] = np.count_nonzero(payload[name], axis=1)
@@ -224,7 +304,11 @@ def run(scenario: str | Path | dict, *, out_dir: str | Path | None = None, seed:
                        write)
     spec, chip, graph, mapping = setup.scenario, setup.chip, setup.graph, setup.mapping
     data = _inputs(setup)
-    T, n_samples, n_cores = spec.timesteps, len(data.labels), mapping.n_cores
+    per_step = data.inputs.ndim == 3
+    T, n_samples, n_cores = spec.timesteps or (data.inputs.shape[1] if per_step else None), len(data.labels), \
+        mapping.n_cores
+    if T is None:
+        raise UserError("expected timesteps per sample", file=setup.scenario_file, field="timesteps")
     model = core_model(chip, graph, mapping)
     links = model.links
     engine = Engine(graph, mapping, model.costs, per_message=spec.timing.per_message and model.per_message)
@@ -260,9 +344,12 @@ def run(scenario: str | Path | dict, *, out_dir: str | Path | None = None, seed:
     i = 0
     for s in range(n_samples):
         engine.reset()
-        engine.set_input(graph.input_population, data.inputs[s])
+        if not per_step:
+            engine.set_input(graph.input_population, data.inputs[s])
         counts = np.zeros(readout[2] - readout[1], np.int64)
         for t in range(T):
+            if per_step:
+                engine.set_input(graph.input_population, step_input(data.inputs[s], t, True, spec.input.hold))
             c = engine.step()
             cost = model.step_cost(c, engine.payload)
             steps["sample"][i], steps["step"][i] = s, t
@@ -330,12 +417,18 @@ def run(scenario: str | Path | dict, *, out_dir: str | Path | None = None, seed:
     labels = data.labels.astype(np.int64)
     reference = {}
     if spec.reference:
-        ref_pred, ref_v, ref_events = run_reference(graph, data.inputs, T)
+        ref_pred, ref_v, ref_events = run_reference(graph, data.inputs, T, spec.input.hold)
         exact = bool(np.array_equal(ref_v, readout_v)
                      and np.array_equal(ref_events.reshape(n_steps, len(pops)), layer_events))
         reference = {"reference_accuracy": _accuracy(ref_pred, labels), "matches_reference": exact}
     else:
         ref_pred = np.full(n_samples, -1)
+    held = data.inputs
+    if per_step and spec.input.hold and data.inputs.shape[1] < T:       # the float reference sees the held frame
+        held = np.concatenate([data.inputs, np.repeat(data.inputs[:, -1:], T - data.inputs.shape[1], axis=1)], axis=1)
+    float_summary, conversion = ({}, None) if setup.imported is None else compare_with_float(
+        setup.imported, held, T, predictions, labels, layer_events.reshape(n_samples, T, len(pops)),
+        [name for name, *_ in pops], readout_v if graph.readout_mode == "membrane" else None)
 
     on_chip = [p for p, (name, *_r) in enumerate(pops) if not engine.pops[p][3].on_host]
     sizes = np.array([hi - lo for _, lo, hi in pops], np.float64)
@@ -344,6 +437,7 @@ def run(scenario: str | Path | dict, *, out_dir: str | Path | None = None, seed:
     summary = {
         "accuracy": _accuracy(predictions, labels),
         **reference,
+        **float_summary,
         "energy_per_inference_j": float(sample_energy_pj.mean() * 1e-12),
         "latency_per_inference_s": float(sample_latency_ns.mean() * 1e-9),
         **{f"energy_{k}_per_inference_j": float(energy[k].sum() / n_samples * 1e-12)
@@ -388,6 +482,8 @@ def run(scenario: str | Path | dict, *, out_dir: str | Path | None = None, seed:
         "samples": {"prediction": predictions, "label": labels, "reference_prediction": ref_pred,
                     "latency_s": sample_latency_ns * 1e-9, "energy_j": sample_energy_pj * 1e-12},
     }
+    if conversion is not None:
+        groups["conversion"] = conversion
     if spikes_rec:
         # SONATA: timestamps in ms of simulated time; here one timestep = 1 ms of model time, per sample.
         groups["spikes"] = {
@@ -396,6 +492,43 @@ def run(scenario: str | Path | dict, *, out_dir: str | Path | None = None, seed:
                    "@attrs": {"sorting": "by_time", "units": "timestep"}}
             for name, (ts, ids) in spikes_rec.items()}
     return _finish(setup, summary, groups, {}, out_dir, write)
+
+
+def compare_with_float(imported: ImportedModel, inputs: np.ndarray, timesteps: int, predictions: np.ndarray,
+                       labels: np.ndarray, chip_events: np.ndarray, names: list[str],
+                       chip_membrane: np.ndarray | None) -> tuple[dict, dict]:
+    """An imported model's chip run against its float reference: summary figures and the trace's
+    ``conversion`` group (see traces/README.md). ``chip_events`` is [samples, timesteps, populations];
+    ``chip_membrane`` the readout's final membrane when the model is read by it."""
+    run_f = imported.float_reference(inputs, timesteps)
+    float_pred = np.argmax(run_f.readout, axis=-1)
+    compared = [p for p, name in enumerate(names) if name in run_f.events and name != names[0]]
+    chip_counts = chip_events.sum(axis=1)[:, compared]                                   # [S, P']
+    float_counts = np.stack([run_f.events[names[p]].sum(axis=1) for p in compared], axis=1) if compared \
+        else np.zeros_like(chip_counts)
+    diff, total = np.abs(chip_counts - float_counts).sum(axis=0), (chip_counts + float_counts).sum(axis=0)
+    agreement = np.where(total > 0, 1 - diff / np.maximum(total, 1), 1.0)
+    errors = imported.conversion
+    summary = {"float_accuracy": _accuracy(float_pred, labels),
+               "float_decisions_equal": float(np.mean(float_pred == predictions)),
+               "float_spike_agreement": float(1 - diff.sum() / max(total.sum(), 1)),
+               **({"float_readout_rel_error": float(np.abs(chip_membrane - run_f.readout).sum()
+                                                    / max(np.abs(run_f.readout).sum(), 1e-300))}
+                  if chip_membrane is not None else {}),
+               "weights_max_rel_error": max((e.max_rel_error for e in errors if e.quantity == "weights"), default=0.0),
+               "weights_mean_rel_error": float(np.mean([e.mean_rel_error for e in errors if e.quantity == "weights"]
+                                                       or [0.0]))}
+    group = {"populations": np.array([names[p] for p in compared], dtype=str),
+             "chip_events": chip_counts.astype(np.int64), "float_events": float_counts.astype(np.int64),
+             "spike_agreement": agreement, "float_prediction": float_pred.astype(np.int64),
+             "errors": {"name": np.array([e.name for e in errors], dtype=str),
+                        "quantity": np.array([e.quantity for e in errors], dtype=str),
+                        "max_rel_error": np.array([e.max_rel_error for e in errors]),
+                        "mean_rel_error": np.array([e.mean_rel_error for e in errors]),
+                        "values": np.array([e.values for e in errors], np.int64)},
+             "@attrs": {"format": imported.format, "source": imported.source,
+                        "feed_forward": imported.feed_forward}}
+    return summary, group
 
 
 def _finish(setup: Setup, summary: dict[str, Any], groups: dict[str, Any], meta: dict[str, Any],

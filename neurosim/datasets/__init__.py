@@ -8,6 +8,16 @@
     Unlabelled inputs drawn from the scenario's seed, for performance studies of models
     with generated weights: each input is 0 with probability 1/2, else uniform in 1..15
     (`random_inputs`). Its labels are -1 and a run reports no accuracy.
+``digits_events``
+    The digits as event streams, N-MNIST's recipe (`neurosim.datasets.events`): per image and
+    timestep 2 x 34 x 34 ON and OFF events from three saccades; the digits' splits and labels.
+``random_spikes``
+    Unlabelled spike trains drawn from the scenario's seed, for imported models: each input
+    spikes in each timestep with probability ``rate`` (`random_spikes`).
+
+A scenario may also read its inputs from a file (`load_input_file`): a ``.npy`` array or an
+``.h5`` file's ``inputs`` dataset, ``[timesteps, inputs]`` or ``[samples, timesteps, inputs]``
+(values per timestep), with labels from an ``.h5`` file's ``labels`` dataset or a ``.npy``.
 
 Text datasets are loaded with `load_text` (name, split) instead:
 
@@ -42,7 +52,8 @@ SPLITS = ("train", "test")
 
 @dataclass(frozen=True)
 class Dataset:
-    """Samples of one split: ``inputs[sample, input]`` (integers) and ``labels[sample]``."""
+    """Samples of one split: ``inputs[sample, input]`` (the same every timestep) or
+    ``inputs[sample, timestep, input]``, and ``labels[sample]`` (-1: unlabelled)."""
 
     name: str
     split: str
@@ -50,13 +61,14 @@ class Dataset:
     labels: np.ndarray
 
 
-GENERATED = ("random",)
+GENERATED = ("random", "random_spikes")
+PER_STEP = ("digits_events", "random_spikes")      # made per timestep: a run gives their timesteps
 RANDOM_SAMPLES = 8       # samples of `random` when a scenario does not say
 
 
 def names() -> list[str]:
-    """The names `load` accepts, and the generated datasets."""
-    return sorted(_FILES) + list(GENERATED)
+    """The names `load` accepts, the event digits and the generated datasets."""
+    return sorted(_FILES) + ["digits_events"] + list(GENERATED)
 
 
 def random_inputs(size: int, samples: int, seed: int) -> Dataset:
@@ -65,6 +77,68 @@ def random_inputs(size: int, samples: int, seed: int) -> Dataset:
     values = rng.integers(1, 16, (samples, size))
     values[rng.random((samples, size)) < 0.5] = 0
     return Dataset("random", "generated", values.astype(np.int64), np.full(samples, -1, np.int64))
+
+
+def digits_events(split: str, timesteps: int) -> Dataset:
+    """The digits of a split as event streams ``[samples, timesteps, 2 * 34 * 34]`` (see the module docstring)."""
+    from neurosim.datasets.events import digit_events
+
+    digits = load("digits", split)
+    return Dataset("digits_events", split, digit_events(digits.inputs, timesteps), digits.labels)
+
+
+def random_spikes(size: int, samples: int, timesteps: int, rate: float, seed: int) -> Dataset:
+    """``samples`` unlabelled spike trains ``[samples, timesteps, size]`` of 0 and 1, each input
+    spiking in a step with probability ``rate``."""
+    rng = np.random.default_rng([seed, size, timesteps])
+    spikes = (rng.random((samples, timesteps, size)) < rate).astype(np.int64)
+    return Dataset("random_spikes", "generated", spikes, np.full(samples, -1, np.int64))
+
+
+def load_input_file(path: Path, labels_path: Path | None = None) -> Dataset:
+    """Inputs per timestep from a file (see the module docstring); ValueError saying what is wrong."""
+    import h5py
+
+    path = Path(path)
+    labels = None
+    if not path.is_file():
+        raise ValueError("input file not found")
+    if path.suffix == ".npy":
+        try:
+            inputs = np.load(path, allow_pickle=False)
+        except (ValueError, OSError) as err:
+            raise ValueError(f"is not a readable .npy array ({err})") from None
+    elif path.suffix in (".h5", ".hdf5"):
+        try:
+            with h5py.File(path, "r") as h5:
+                if "inputs" not in h5 or not isinstance(h5["inputs"], h5py.Dataset):
+                    raise ValueError("has no dataset /inputs")
+                inputs = h5["inputs"][()]
+                if "labels" in h5:
+                    labels = np.asarray(h5["labels"][()])
+        except OSError as err:
+            raise ValueError(f"is not a readable HDF5 file ({err})") from None
+    else:
+        raise ValueError(f"has suffix {path.suffix!r}, expected .npy or .h5")
+    inputs = np.asarray(inputs)
+    if inputs.dtype.kind not in "biuf" or inputs.ndim not in (2, 3) or inputs.size == 0:
+        raise ValueError(f"holds a {inputs.dtype} array of shape {inputs.shape}, expected numbers shaped "
+                         f"[timesteps, inputs] or [samples, timesteps, inputs]")
+    if not np.all(np.isfinite(inputs)):
+        raise ValueError("holds values that are not finite numbers")
+    if inputs.ndim == 2:
+        inputs = inputs[None]
+    if labels_path is not None:
+        try:
+            labels = np.load(labels_path, allow_pickle=False)
+        except (ValueError, OSError) as err:
+            raise ValueError(f"labels file {labels_path} is not a readable .npy array ({err})") from None
+    if labels is None:
+        labels = np.full(len(inputs), -1, np.int64)
+    labels = np.asarray(labels)
+    if labels.shape != (len(inputs),) or labels.dtype.kind not in "iu":
+        raise ValueError(f"labels of shape {labels.shape} ({labels.dtype}), expected {len(inputs)} integers")
+    return Dataset(path.stem, "file", inputs, labels.astype(np.int64))
 
 
 @lru_cache(maxsize=None)

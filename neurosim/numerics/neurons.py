@@ -85,6 +85,14 @@ Programs
 ``spike_source``
     A host-driven binary input: each step every neuron with a nonzero input value sends a
     binary spike (a spike generator).
+``delta_source``
+    A host-driven graded input sent as changes (Lava's Delta neuron, the input layer of a
+    sigma-delta network): the input is scaled by ``2^input_exp``, and a change of at least
+    ``vth`` since what was sent goes out as ``change >> state_exp``; the part not sent stays
+    for later::
+
+        delta = (values << input_exp) - act_prev
+        p = clip(delta >> state_exp, payload_bits) if |delta| >= vth else 0;  act_prev += p << state_exp
 
 Float programs (fp32, as software neurons on a programmable core run them; a graph is all
 integer or all float, and a float graph's weights, accumulators and payloads are float32):
@@ -403,6 +411,21 @@ def source_step(acc, payload, values, payload_max):
     return overflow
 
 
+@nb.njit(cache=True, nogil=True)
+def delta_source_step(acc, payload, values, act_prev, vth, input_exp, state_exp, payload_max):
+    overflow = 0
+    for i in range(payload.shape[0]):
+        acc[0, i] = 0
+        delta = (values[i] << input_exp) - act_prev[i]
+        out = 0
+        if abs(delta) >= vth:
+            out, o = _clip(delta >> state_exp, payload_max)
+            act_prev[i] += out << state_exp
+            overflow += o
+        payload[i] = out
+    return overflow
+
+
 # ---------------------------------------------------------------------------------------------
 # plain-numpy references of the same arithmetic; batched: state [..., n], acc [..., ports, n]
 
@@ -605,6 +628,16 @@ def source_reference(acc, payload, values, payload_max):
     return _count(clipped, values)
 
 
+def delta_source_reference(acc, payload, values, act_prev, vth, input_exp, state_exp, payload_max):
+    delta = np.left_shift(values.astype(np.int64), input_exp) - act_prev
+    raw = np.where(np.abs(delta) >= vth, np.right_shift(delta, state_exp), 0)
+    out = np.clip(raw, -payload_max, payload_max)
+    act_prev += np.left_shift(out, state_exp)
+    payload[...] = out
+    acc[...] = 0
+    return _count(out, raw)
+
+
 # ---------------------------------------------------------------------------------------------
 # programs: parameters, state layout, the two implementations
 
@@ -690,6 +723,13 @@ class SourceParams(Spec):
 
 class SpikeSourceParams(Spec):
     pass
+
+
+class DeltaSourceParams(Spec):
+    vth: Annotated[int, Field(ge=0, le=STATE_MAX)] = 0
+    input_exp: Annotated[int, Field(ge=0, le=23)] = 0
+    state_exp: Annotated[int, Field(ge=0, le=23)] = 0
+    payload_bits: PayloadBits = 24
 
 
 class EgruParams(Spec):
@@ -891,6 +931,11 @@ def _build_source(p: SourceParams, raw: dict[str, Any], size: int) -> NeuronStat
     return NeuronState(state, (_payload_max(p.payload_bits),), initial)
 
 
+def _build_delta_source(p: DeltaSourceParams, raw: dict[str, Any], size: int) -> NeuronState:
+    state, initial = _state(size, values=0, act_prev=0)
+    return NeuronState(state, (p.vth, p.input_exp, p.state_exp, _payload_max(p.payload_bits)), initial)
+
+
 def _float_per_neuron(raw: dict[str, Any], p: Spec, key: str, size: int) -> np.ndarray:
     array = np.broadcast_to(np.asarray(_value(raw, p, key), dtype=FLOAT), (size,)).copy()
     if not np.all(np.isfinite(array)):
@@ -940,6 +985,8 @@ KINDS: dict[str, NeuronKind] = {
         NeuronKind("graded_source", SourceParams, 0, True, True, source_step, source_reference, _build_source),
         NeuronKind("spike_source", SpikeSourceParams, 0, True, False, spike_source_step, spike_source_reference,
                    _build_spike_source),
+        NeuronKind("delta_source", DeltaSourceParams, 0, True, True, delta_source_step, delta_source_reference,
+                   _build_delta_source),
         NeuronKind("egru", EgruParams, (1 + len(EGRU_PORTS) - 1) * WORD_BYTES, False, True, egru_step, egru_step,
                    _build_egru, ("threshold", "bias_z", "bias_r", "bias_g", "rec_bias_z", "rec_bias_r", "rec_bias_g"),
                    EGRU_PORTS, float_valued=True),

@@ -1,9 +1,9 @@
 """A plain-numpy reference of a graph's integer (or float32) arithmetic, batched over samples.
 
 It shares nothing with the engine but the neuron kinds' numpy reference steps: synapses
-are applied per projection from CSR arrays with ``np.add.at``, with no cores, axons or
-messages; a projection's delay puts its input into a later step's accumulators. The engine
-must reproduce its events and state exactly.
+are applied per projection from CSR arrays with ``np.add.at``, the rows of the sources that
+sent an event, with no cores, axons or messages; a projection's delay puts its input into a
+later step's accumulators. The engine must reproduce its events and state exactly.
 """
 
 from __future__ import annotations
@@ -55,15 +55,20 @@ class Reference:
             kind.reference(self.acc[name], self.payload[name], *ns.state.values(), *ns.consts)
         for name, proj in self.graph.projections.items():
             csr = self.csr[name]
-            src = np.repeat(np.arange(len(csr.indptr) - 1), np.diff(csr.indptr))
+            acc = self.accs[(self.steps_done + 1 + proj.delay) % self.slots][proj.target]
+            b, j = np.nonzero(self.payload[proj.source])          # events, by sample then source
+            lengths = csr.indptr[j + 1] - csr.indptr[j]
+            first = np.cumsum(lengths) - lengths
+            synapse = np.repeat(csr.indptr[j] - first, lengths) + np.arange(int(lengths.sum()))
+            value = np.repeat(self.payload[proj.source][b, j], lengths)
             if csr.weight.dtype.kind == "f":        # float32, summed in source order as the chip does
-                contrib = csr.weight[None, :] * self.payload[proj.source][:, src]
+                contrib = csr.weight[synapse] * value
             else:
-                contrib = shift(csr.weight.astype(np.int64)[None, :] * self.payload[proj.source][:, src],
-                                proj.weight_exp)
+                contrib = shift(csr.weight[synapse].astype(np.int64) * value, proj.weight_exp)
             port = port_index(self.kinds[proj.target], proj.port)
-            later = self.accs[(self.steps_done + 1 + proj.delay) % self.slots]
-            np.add.at(later[proj.target], (slice(None), port, csr.indices), contrib)
+            flat = acc.reshape(-1)
+            n_ports, size = acc.shape[1], acc.shape[2]
+            np.add.at(flat, (np.repeat(b, lengths) * n_ports + port) * size + csr.indices[synapse], contrib)
         self.steps_done += 1
         return self.payload
 

@@ -4,7 +4,7 @@ Example (``scenarios/quickstart.yaml``)::
 
     name: quickstart
     chip: chips/loihi2.yaml        # a file, or a name in chips/
-    model: models/digits_snn       # a folder, or a name in models/
+    model: models/digits_snn       # a folder, or a name in models/, or {nir: file, dt, reset} or {netx: file}
     input: {dataset: digits, split: test}
     timesteps: 16
     overrides: {core.energy_pj.synop: 0.7}
@@ -22,7 +22,7 @@ import copy
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from neurosim.errors import UserError
 from neurosim.spec.validate import Spec, validate
@@ -30,9 +30,39 @@ from neurosim.spec.yamlio import LineMap, load_yaml
 
 
 class InputSpec(Spec):
-    dataset: str
+    """A shipped or generated dataset by name, or a file of inputs per timestep (with labels)."""
+
+    dataset: str | None = None
+    file: str | None = None           # .npy or .h5: [timesteps, inputs] or [samples, timesteps, inputs]
+    labels: str | None = None         # .npy of one integer per sample (an .h5 input file may hold /labels)
     split: str = "test"
     samples: Annotated[int, Field(ge=1, le=10_000_000)] | None = None   # the first N of the split
+    rate: Annotated[float, Field(ge=0.0, le=1.0)] = 0.1                 # random_spikes: spikes per input and step
+    hold: bool = False            # a file's inputs keep their last step's values after it (a frame), else go silent
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "InputSpec":
+        if (self.dataset is None) == (self.file is None):
+            raise ValueError("expected either dataset (a name) or file (a .npy or .h5 path)")
+        if self.labels is not None and self.file is None:
+            raise ValueError("labels go with an input file: expected file as well")
+        return self
+
+
+class NirModelSpec(Spec):
+    """A NIR graph to import (`neurosim.graph.nir_import`): NIR stores neither the time step nor
+    the reset, so they are given here."""
+
+    nir: str
+    dt: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None    # default: the file's metadata, else 1
+    reset: Literal["zero", "subtract"] = "zero"
+    input: Literal["spikes", "graded"] = "spikes"
+
+
+class NetxModelSpec(Spec):
+    """A lava-dl netx network file to import (`neurosim.graph.netx_import`)."""
+
+    netx: str
 
 
 class RecordSpec(Spec):
@@ -67,7 +97,7 @@ class ScenarioFile(Spec):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=100)]
     description: str = ""
     chip: str
-    model: str
+    model: str | NirModelSpec | NetxModelSpec       # a model folder, or a file to import
     input: InputSpec
     timesteps: Annotated[int, Field(ge=1, le=1_000_000)] | None = None     # per sample (not for language models)
     language: LanguageSpec | None = None                                   # for language models

@@ -15,7 +15,7 @@ import numpy as np
 
 from neurosim.errors import UserError
 
-GROUPS = ("steps", "cores", "layers", "links", "samples", "tokens", "spikes")
+GROUPS = ("steps", "cores", "layers", "links", "samples", "tokens", "spikes", "conversion")
 
 
 def _attr(value: Any) -> Any:
