@@ -284,3 +284,60 @@ def test_event_digits_are_deterministic_events():
 
 def test_imported_graphs_are_graphs():
     assert isinstance(load_nir(SHARED / "nir" / "braille_noDelay_bias_zero.nir", dt=1e-4).graph, Graph)
+
+
+def _shaped(*shape):
+    return {"input": np.array(shape)}
+
+
+def conv2d_graph(path) -> None:
+    """Input (2, 6, 6) -> Conv2d -> Scale -> CubaLIF -> AvgPool2d -> IF -> Flatten -> Linear -> CubaLI."""
+    rng = np.random.default_rng(4)
+    shape = (3, 6, 6)
+    cells = nir.CubaLIF(tau_syn=np.full(shape, 2.0), tau_mem=np.full(shape, 4.0), r=np.full(shape, 4.0),
+                        v_leak=np.zeros(shape), v_threshold=np.ones(shape), v_reset=np.zeros(shape),
+                        w_in=np.full(shape, 2.0))
+    pooled = (3, 3, 3)
+    nodes = {"input": nir.Input(input_type=_shaped(2, 6, 6)),
+             "conv": nir.Conv2d(input_shape=(6, 6), weight=rng.uniform(-0.3, 1.0, (3, 2, 3, 3)), stride=1, padding=1,
+                                dilation=1, groups=1, bias=np.full(3, 0.02)),
+             "scale": nir.Scale(scale=np.full(shape, 0.8)), "cells": cells,
+             "pool": nir.AvgPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0])),
+             "if2": nir.IF(r=np.full(pooled, 2.0), v_threshold=np.ones(pooled), v_reset=np.zeros(pooled)),
+             "flat": nir.Flatten(input_type=_shaped(*pooled), start_dim=0, end_dim=-1),
+             "w": nir.Linear(weight=rng.uniform(-0.5, 1.0, (4, 27))),
+             "readout": nir.CubaLI(tau_syn=np.full(4, 2.0), tau_mem=np.full(4, 8.0), r=np.full(4, 8.0),
+                                   v_leak=np.zeros(4), w_in=np.full(4, 2.0)),
+             "output": nir.Output(output_type={"output": np.array([4])})}
+    edges = [("input", "conv"), ("conv", "scale"), ("scale", "cells"), ("cells", "pool"), ("pool", "if2"),
+             ("if2", "flat"), ("flat", "w"), ("w", "readout"), ("readout", "output")]
+    nir.write(str(path), nir.NIRGraph(nodes=nodes, edges=edges))
+
+
+def conv1d_graph(path) -> None:
+    """Input (2, 12) -> Conv1d -> IF (3, 12) -> Flatten -> Linear -> I."""
+    rng = np.random.default_rng(5)
+    shape = (3, 12)
+    nodes = {"input": nir.Input(input_type=_shaped(2, 12)),
+             "conv": nir.Conv1d(input_shape=12, weight=rng.uniform(-0.3, 1.0, (3, 2, 3)), stride=1, padding=1,
+                                dilation=1, groups=1, bias=np.zeros(3)),
+             "cells": nir.IF(r=np.ones(shape), v_threshold=np.ones(shape), v_reset=np.zeros(shape)),
+             "flat": nir.Flatten(input_type=_shaped(*shape), start_dim=0, end_dim=-1),
+             "w": nir.Linear(weight=rng.uniform(-0.5, 1.0, (4, 36))),
+             "readout": nir.I(r=np.ones(4)),
+             "output": nir.Output(output_type={"output": np.array([4])})}
+    edges = [("input", "conv"), ("conv", "cells"), ("cells", "flat"), ("flat", "w"), ("w", "readout"),
+             ("readout", "output")]
+    nir.write(str(path), nir.NIRGraph(nodes=nodes, edges=edges))
+
+
+@pytest.mark.parametrize("builder", [conv2d_graph, conv1d_graph])
+def test_conv_pool_scale_flatten_and_integrator_primitives_import_and_agree(builder, tmp_path):
+    builder(tmp_path / "g.nir")
+    model = load_nir(tmp_path / "g.nir")
+    assert {p.kind for p in model.graph.populations.values()} <= {"spike_source", "cuba_lif"}
+    result = run(scenario({"nir": str(tmp_path / "g.nir")}, input={"dataset": "random_spikes", "samples": 8,
+                                                                   "rate": 0.5}), write=False)
+    assert result.summary["matches_reference"]
+    assert result.summary["float_spike_agreement"] >= 0.9
+    assert result.summary["float_decisions_equal"] >= 0.75

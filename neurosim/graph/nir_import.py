@@ -442,6 +442,10 @@ def load_nir(path: str | Path, *, dt: float | None = None, reset: str = "zero", 
                     except (ValueError, TypeError, AttributeError) as err:
                         raise UserError(f"node {p!r}: {err}", file=file) from None
                 m, b = maps[p]
+                for i in upstream:
+                    if i.coo.n_out != m.n_in:
+                        raise UserError(f"node {p!r} takes {m.n_in} values, and what reaches it has {i.coo.n_out}",
+                                        file=file)
                 memo[p] = [Incoming(i.source, compose(m, i.coo), m_apply(m, i.bias) + b) for i in upstream]
             found += memo[p]
         return found
@@ -484,6 +488,10 @@ def load_nir(path: str | Path, *, dt: float | None = None, reset: str = "zero", 
     for t in targets:
         model = models[t]
         ins = incoming(t)
+        for i in ins:
+            if i.coo.n_out != model.n:
+                raise UserError(f"node {t!r} has {model.n} neurons, and what reaches it from {i.source!r} has "
+                                f"{i.coo.n_out} values", file=file)
         recurrent |= any(order[i.source] >= order[t] for i in ins)
         per_source: dict[str, list[Incoming]] = {}
         for i in ins:
