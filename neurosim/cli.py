@@ -41,6 +41,9 @@ def run(scenario: str, out_dir: str, seed: int | None, no_progress: bool, overri
     """Run SCENARIO (default: the quickstart) and print its summary."""
     from neurosim.runner import run as run_scenario
 
+    if _names_several_chips(scenario):
+        _run_several(scenario, out_dir, seed, not no_progress and sys.stderr.isatty(), _parse_overrides(overrides))
+        return
     result = run_scenario(scenario, out_dir=out_dir, seed=seed, progress=not no_progress and sys.stderr.isatty(),
                           overrides=_parse_overrides(overrides))
     s = result.summary
@@ -79,6 +82,35 @@ def run(scenario: str, out_dir: str, seed: int | None, no_progress: bool, overri
     _print_pes(s)
     click.echo(f"wall time       {s['wall_time_s']:.1f} s")
     click.echo(f"trace           {result.trace_path}")
+
+
+def _names_several_chips(scenario: str) -> bool:
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(scenario).read_text())
+    except (OSError, yaml.YAMLError):
+        return False                    # the run reports what is wrong with the file
+    return isinstance(data, dict) and isinstance(data.get("chip"), list)
+
+
+def _run_several(scenario: str, out_dir, seed, progress: bool, overrides: dict) -> None:
+    """Run a scenario on each of its chips and print them side by side."""
+    from neurosim.runner import run_chips
+
+    results, plot = run_chips(scenario, out_dir=out_dir, seed=seed, progress=progress, overrides=overrides)
+    click.echo(f"scenario        {scenario}")
+    click.echo(f"{'chip':<22} {'accuracy':>9} {'energy/inference':>17} {'latency/inference':>18} {'cores':>6}  trace")
+    from neurosim.traces.trace import read_summary
+
+    for r in results:
+        s = r.summary
+        chip = str(read_summary(r.trace_path).meta.get("chip_name", "?"))
+        acc = f"{s['accuracy']:.2%}" if s["accuracy"] == s["accuracy"] else "n/a"
+        click.echo(f"{chip:<22} {acc:>9} {_fmt_si(s['energy_per_inference_j'], 'J'):>17} "
+                   f"{_fmt_si(s['latency_per_inference_s'], 's'):>18} {s['cores_used']:>6}  {r.trace_path}")
+    if plot is not None:
+        click.echo(f"plot            {plot}")
 
 
 def _print_language(s: dict, trace_path) -> None:

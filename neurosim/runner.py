@@ -116,13 +116,15 @@ def prepare(scenario: str | Path | dict, seed: int | None = None, overrides: dic
         spec = spec.model_copy(update={"overrides": {**spec.overrides, **overrides}})
     bases = _search_bases(path)
     scenario_file = str(path or "<scenario>")
+    _require(isinstance(spec.chip, str), "several chips: run them with neurosim run (or neurosim.run_chips), "
+                                         "which compares them", "chip", scenario_file, lines)
     chip_path = _resolve(resolve_chip_path, spec.chip, bases, "chip", scenario_file, lines)
     chip, chip_text = load_chip_with_overrides(chip_path, spec.overrides, scenario_file, lines)
     pipeline = isinstance(chip.core, TernaryPipelineSpec)
     if not isinstance(spec.model, str):
         imported = import_model(spec.model, bases, scenario_file, lines)
-        _require(not pipeline, f"a {chip.chip.core_kind} chip runs language models; an imported file is a "
-                               f"spiking graph", "model", scenario_file, lines)
+        _require(not pipeline, f"a {chip.chip.core_kind} chip runs models from neurosim's model folders; "
+                               f"imported files run on chips of cores", "model", scenario_file, lines)
         mapping = map_graph(imported.graph, chip, spec.mapping.placement, spec.mapping.cores)
         import yaml
 
@@ -142,8 +144,12 @@ def prepare(scenario: str | Path | dict, seed: int | None = None, overrides: dic
         mapping = map_graph(language.graph, chip, spec.mapping.placement, spec.mapping.cores)
         return Setup(spec, text, chip, chip_text, language.graph, model_text, mapping, scenario_file, lines,
                      lm=model, language=language)
-    _require(not pipeline, f"a {chip.chip.core_kind} chip runs language models; {model.name!r} is a spiking graph",
-             "model", scenario_file, lines)
+    if pipeline:         # the pipeline computes the graph layer by layer: no cores to map onto
+        from neurosim.numerics.neurons import check_populations, check_projections
+
+        check_populations(model)
+        check_projections(model)
+        return Setup(spec, text, chip, chip_text, model, model_text, None, scenario_file, lines)
     mapping = map_graph(model, chip, spec.mapping.placement, spec.mapping.cores)
     return Setup(spec, text, chip, chip_text, model, model_text, mapping, scenario_file, lines)
 
@@ -305,10 +311,16 @@ def run(scenario: str | Path | dict, *, out_dir: str | Path | None = None, seed:
     spec, chip, graph, mapping = setup.scenario, setup.chip, setup.graph, setup.mapping
     data = _inputs(setup)
     per_step = data.inputs.ndim == 3
-    T, n_samples, n_cores = spec.timesteps or (data.inputs.shape[1] if per_step else None), len(data.labels), \
-        mapping.n_cores
+    T = spec.timesteps or (data.inputs.shape[1] if per_step else None)
     if T is None:
         raise UserError("expected timesteps per sample", file=setup.scenario_file, field="timesteps")
+    if mapping is None:              # a ternary pipeline
+        from neurosim.pipeline_runner import run_pipeline_graph
+
+        summary, groups = run_pipeline_graph(setup, data, T)
+        summary["wall_time_s"] = time.perf_counter() - wall_start
+        return _finish(setup, summary, groups, {}, out_dir, write)
+    n_samples, n_cores = len(data.labels), mapping.n_cores
     model = core_model(chip, graph, mapping)
     links = model.links
     engine = Engine(graph, mapping, model.costs, per_message=spec.timing.per_message and model.per_message)
@@ -492,6 +504,40 @@ def run(scenario: str | Path | dict, *, out_dir: str | Path | None = None, seed:
                    "@attrs": {"sorting": "by_time", "units": "timestep"}}
             for name, (ts, ids) in spikes_rec.items()}
     return _finish(setup, summary, groups, {}, out_dir, write)
+
+
+def run_chips(scenario: str | Path | dict, *, out_dir: str | Path | None = None, seed: int | None = None,
+              progress: bool = False, overrides: dict[str, Any] | None = None) -> tuple[list[RunResult], Path | None]:
+    """Run a scenario that names several chips once per chip (each with its own trace, named
+    ``<name>-<chip>``); returns the results in the scenario's order and a comparison plot of
+    accuracy, energy and latency per inference (`neurosim.plots.figures.plot_chip_comparison`)."""
+    import yaml
+
+    from neurosim.plots.figures import plot_chip_comparison
+
+    if isinstance(scenario, dict):
+        data, base = dict(scenario), None
+    else:
+        path = Path(scenario)
+        spec, _, _ = load_scenario(path)           # validates the file
+        data, base = yaml.safe_load(path.read_text()), path
+    chips = data["chip"] if isinstance(data["chip"], list) else [data["chip"]]
+    results = []
+    for chip in chips:
+        one = {**data, "chip": chip, "name": f"{data['name']}-{Path(str(chip)).stem}"}
+        if base is not None:                       # resolve relative paths as the scenario file would
+            for key in ("chip",):
+                candidate = base.parent / str(one[key])
+                if not Path(str(one[key])).exists() and candidate.exists():
+                    one[key] = str(candidate)
+            if isinstance(one["model"], str) and not Path(one["model"]).exists() and (base.parent / one["model"]).exists():
+                one["model"] = str(base.parent / one["model"])
+        results.append(run(one, out_dir=out_dir, seed=seed, progress=progress, overrides=overrides))
+    plot = None
+    if all(r.trace_path is not None for r in results):
+        plot = plot_chip_comparison([r.trace_path for r in results],
+                                    Path(out_dir or "traces") / f"{data['name']}-compare.png")
+    return results, plot
 
 
 def compare_with_float(imported: ImportedModel, inputs: np.ndarray, timesteps: int, predictions: np.ndarray,

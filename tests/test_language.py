@@ -203,12 +203,12 @@ def test_language_model_needs_a_language_section(tmp_path):
     assert err.value.field == "language"
 
 
-def test_pipeline_chip_refuses_a_spiking_model(tmp_path):
-    scenario = {"name": "x", "chip": str(REPO / "chips" / "ternary_fpga.yaml"), "model": str(REPO / "models" / "digits_snn"),
-                "input": {"dataset": "digits"}, "timesteps": 4}
+def test_pipeline_chip_refuses_an_egru(tmp_path):
+    scenario = {"name": "x", "chip": str(REPO / "chips" / "ternary_fpga.yaml"), "model": str(REPO / "models" / "egru_lm"),
+                "input": {"dataset": "shakespeare"}, "language": {"prompt_tokens": 4, "generate_tokens": 2}}
     with pytest.raises(UserError) as err:
         run(scenario, write=False)
-    assert err.value.field == "model" and "language models" in err.value.message
+    assert err.value.field == "model" and "MatMul-free" in err.value.message
 
 
 def test_model_with_both_weights_and_a_shape_is_refused(tmp_path):

@@ -105,3 +105,55 @@ def token_cost(core: TernaryPipelineSpec, static_power_w: float, blocks: list[Bl
 def stream_shares(blocks: list[BlockCost]) -> np.ndarray:
     """Per block, whether its weight stream (1) or its compute (0) sets its time."""
     return np.array([b.stream_ns > b.compute_ns for b in blocks], np.int64)
+
+
+# ---------------------------------------------------------------------------------------------
+# a spiking graph on the pipeline: its integer arithmetic, layer by layer, step by step
+
+NEURON_OPS = 6          # element-wise operations of one neuron's update: two decays, two adds, compare, reset
+STATE_BYTES = 8         # a neuron's state read and written per update (current and voltage, 32 bits each)
+
+
+@dataclass(frozen=True)
+class GraphStepCost:
+    """One timestep of a spiking graph on the pipeline."""
+
+    adds: float             # add/subtract operations of the matrix cores
+    elementwise: float      # neuron-update operations
+    activation_bytes: float
+    stream_bits: float      # weight bits streamed from off-chip memory
+    compute_ns: float
+    stream_ns: float
+    energy_pj: dict[str, float]
+
+    @property
+    def time_ns(self) -> float:
+        return max(self.compute_ns, self.stream_ns)
+
+
+def graph_weight_bits(graph) -> float:
+    """The bits the graph's synapses take as stored: each projection's weights at their width
+    (a conv projection's kernels once)."""
+    total = 0.0
+    for proj in graph.projections.values():
+        count = proj.weight.size if hasattr(proj, "weight") else proj.to_csr().n_synapses
+        total += count * proj.weight_bits
+    return total
+
+
+def graph_step_cost(core: TernaryPipelineSpec, synapse_adds: float, neurons: int, events_bytes: float,
+                    weight_bits: float) -> GraphStepCost:
+    """A step's cost: ``synapse_adds`` add operations (an event's synapses, one add each for a
+    binary spike and ``weight_bits`` shift-and-adds for a graded one, zeros skipped), ``neurons``
+    updates of `NEURON_OPS` element-wise operations, the events' payload bytes and the neurons'
+    state moved through the on-chip buffers, and the weights streamed when they do not fit them."""
+    adds_per_ns = core.cores * core.ternary_units * core.clock_hz * 1e-9
+    ops = neurons * NEURON_OPS
+    compute = synapse_adds / adds_per_ns + ops / (core.elementwise_units * core.clock_hz * 1e-9)
+    stream_bits = 0.0 if weight_bits <= core.on_chip_buffer_bytes * 8 else weight_bits
+    stream = stream_bits / core.weight_memory_bits_per_s * 1e9
+    moved = events_bytes + neurons * STATE_BYTES
+    e = core.energy_pj
+    energy = {"matrix": synapse_adds * e.ternary_add, "elementwise": ops * e.elementwise_op,
+              "memory": moved * e.activation_byte, "stream": stream_bits * e.weight_bit_offchip}
+    return GraphStepCost(synapse_adds, ops, moved, stream_bits, compute, stream, energy)

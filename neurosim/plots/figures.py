@@ -269,3 +269,31 @@ def plot_dvfs(paths: list[str | Path], out_dir: str | Path) -> Path:
     fig.savefig(target, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return target
+
+
+def plot_chip_comparison(paths: list[str | Path], target: str | Path) -> Path:
+    """Accuracy, energy and latency per inference of one model on several chips, a bar per chip."""
+    traces = [read_summary(p) for p in paths]
+    names = [str(t.meta.get("chip_name", "?")) for t in traces]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4.2))
+    x = np.arange(len(traces))
+    colours = ["#4477aa", "#ee6677", "#228833", "#ccbb44", "#66ccee", "#aa3377"]
+    panels = [("accuracy", 100.0, "accuracy (%)", False), ("energy_per_inference_j", 1e6, "energy per inference (µJ)", True),
+              ("latency_per_inference_s", 1e6, "latency per inference (µs)", True)]
+    for ax, (key, scale, label, log) in zip(axes, panels):
+        values = [float(t.summary.get(key, np.nan)) * scale for t in traces]
+        ax.bar(x, values, color=[colours[i % len(colours)] for i in range(len(traces))])
+        for xi, v in zip(x, values):
+            ax.annotate(f"{v:.3g}", (xi, v), textcoords="offset points", xytext=(0, 3), ha="center", fontsize=8)
+        ax.set_xticks(x, names, fontsize=8)
+        ax.set_ylabel(label)
+        if log:
+            ax.set_yscale("log")
+    axes[0].set_ylim(0, 105)
+    fig.suptitle(f"{traces[0].meta.get('model_name', '?')} on {len(traces)} chips")
+    fig.tight_layout()
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(target, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return target

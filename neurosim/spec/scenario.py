@@ -96,7 +96,7 @@ class LanguageSpec(Spec):
 class ScenarioFile(Spec):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=100)]
     description: str = ""
-    chip: str
+    chip: str | Annotated[list[str], Field(min_length=1, max_length=64)]   # several: the model on each, compared
     model: str | NirModelSpec | NetxModelSpec       # a model folder, or a file to import
     input: InputSpec
     timesteps: Annotated[int, Field(ge=1, le=1_000_000)] | None = None     # per sample (not for language models)

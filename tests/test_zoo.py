@@ -1,0 +1,88 @@
+"""The model zoo's vision models: golden readouts, every chip, the chip comparison, and a spiking
+graph on the ternary pipeline."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+
+from helpers import REPO
+from neurosim import run_chips
+from neurosim.cores.ternary_pipeline import NEURON_OPS, graph_step_cost
+from neurosim.graph.loader import load_model
+from neurosim.runner import run, run_reference
+from neurosim.spec.chip import load_chip
+
+CHIPS = ["loihi2", "spinnaker2", "ternary_fpga"]
+
+
+@pytest.mark.parametrize("model", ["scnn_digits", "scnn_digits_events"])
+def test_golden_readouts_of_the_shipped_weights(model):
+    graph, _ = load_model(REPO / "models" / model)
+    with h5py.File(REPO / "models" / model / "weights.h5") as h5:
+        inputs, expected, steps = h5["golden/inputs"][()], h5["golden/readout_v"][()], int(h5.attrs["golden_timesteps"])
+    _, readout, _ = run_reference(graph, inputs, steps)
+    assert np.array_equal(readout, expected)
+
+
+@pytest.mark.parametrize("model, dataset, steps", [("scnn_digits", "digits", 16),
+                                                    ("scnn_digits_events", "digits_events", 30)])
+def test_vision_models_run_on_every_chip_with_the_reference_accuracy(model, dataset, steps, tmp_path):
+    scenario = {"name": model, "chip": [str(REPO / "chips" / f"{c}.yaml") for c in CHIPS],
+                "model": str(REPO / "models" / model), "input": {"dataset": dataset, "samples": 24},
+                "timesteps": steps}
+    results, plot = run_chips(scenario, out_dir=tmp_path)
+    assert plot.is_file()
+    accuracies = {r.summary["accuracy"] for r in results}
+    assert len(accuracies) == 1                           # the same integer arithmetic on every chip
+    for r in results[:2]:
+        assert r.summary["matches_reference"]
+    latency = [r.summary["latency_per_inference_s"] for r in results]
+    assert latency[1] == pytest.approx(steps * 1e-3, rel=0.01)     # SpiNNaker 2: one 1 ms tick per step
+    assert all(r.summary["energy_per_inference_j"] > 0 for r in results)
+
+
+def test_compare_chips_from_the_cli(tmp_path):
+    from click.testing import CliRunner
+
+    from neurosim.cli import cli
+
+    result = CliRunner().invoke(cli, ["run", str(REPO / "scenarios" / "compare_chips_digits.yaml"), "--out",
+                                      str(tmp_path), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.output.splitlines() if line.split()[:1] and line.split()[0] in CHIPS]
+    assert [r.split()[0] for r in rows] == CHIPS
+    assert (tmp_path / "compare_chips_digits-compare.png").is_file()
+
+
+def test_pipeline_step_cost_counts_adds_and_neuron_updates():
+    chip, _ = load_chip(REPO / "chips" / "ternary_fpga.yaml")
+    core = chip.core
+    c = graph_step_cost(core, synapse_adds=1000, neurons=50, events_bytes=20, weight_bits=8.0)
+    per_ns = core.cores * core.ternary_units * core.clock_hz * 1e-9
+    assert c.compute_ns == pytest.approx(1000 / per_ns + 50 * NEURON_OPS / (core.elementwise_units * core.clock_hz * 1e-9))
+    assert c.stream_ns == 0 and c.energy_pj["matrix"] == pytest.approx(1000 * core.energy_pj.ternary_add)
+    big = graph_step_cost(core, 0, 0, 0, weight_bits=core.on_chip_buffer_bytes * 8 + 8)
+    assert big.stream_ns > 0 and big.energy_pj["stream"] > 0
+
+
+def test_pipeline_adds_are_events_times_fan_out():
+    """On the pipeline a binary spike's synapse is one add; a graded input's is weight_bits."""
+    graph, _ = load_model(REPO / "models" / "scnn_digits")
+    result = run({"name": "p", "chip": str(REPO / "chips" / "ternary_fpga.yaml"),
+                  "model": str(REPO / "models" / "scnn_digits"), "input": {"dataset": "digits", "samples": 3},
+                  "timesteps": 4}, write=False)
+    from neurosim.datasets import load
+    from neurosim.numerics.reference import Reference
+
+    ref = Reference(graph, 3)
+    ref.set_input("pixels", load("digits", "test").inputs[:3])
+    expected = 0
+    for _ in range(4):
+        payload = ref.step()
+        for proj in graph.projections.values():
+            fan_out = np.diff(proj.to_csr().indptr)
+            bits = proj.weight_bits if graph.populations[proj.source].kind == "graded_source" else 1
+            expected += int(((payload[proj.source] != 0) @ fan_out).sum()) * bits
+    assert result.summary["synaptic_ops"] == expected
