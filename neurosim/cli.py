@@ -140,6 +140,12 @@ def _print_language(s: dict, trace_path) -> None:
         click.echo(f"power           {s['power_w']:.3g} W; per generated token {parts}"
                    + ("; weights stream from off-chip memory" if s.get("weights_stream") else ""))
     _print_pes(s)
+    for key in [k for k in s if k.endswith("_energy_ratio") and "_transformer_" not in k]:
+        gpu = key.removesuffix("_energy_ratio")
+        click.echo(f"vs {gpu:<12} {s[key]:.3g}x less energy per token than the same model on it "
+                   f"({_fmt_si(s[gpu + '_energy_per_token_j'], 'J')}, {s[gpu + '_tokens_per_s']:,.0f} tokens/s), "
+                   f"{s[gpu + '_transformer_energy_ratio']:.3g}x than a transformer of its size; "
+                   f"{s[gpu + '_speed_ratio']:.3g}x its speed")
     click.echo(f"wall time       {s['wall_time_s']:.1f} s")
     click.echo(f"trace           {trace_path}")
 
@@ -192,6 +198,47 @@ def plot(traces: tuple[str, ...], out_dir: str | None, scaling: bool, dvfs: bool
         target = Path(out_dir) / Path(trace).stem if out_dir and len(traces) > 1 else out_dir
         for path in plot_trace(trace, target):
             click.echo(str(path))
+
+
+@cli.command()
+@click.argument("sweep_file")
+@click.option("--scheduler", default=None, help="Address of an existing Dask scheduler (default: a local cluster).")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 256),
+              help="Workers of the local cluster.")
+@click.option("--no-progress", is_flag=True, help="Do not show a progress bar.")
+def sweep(sweep_file: str, scheduler: str | None, workers: int, no_progress: bool) -> None:
+    """Run every point of SWEEP_FILE on Dask and gather their summaries in one table."""
+    from neurosim.sweep import run_sweep
+
+    result = run_sweep(sweep_file, scheduler=scheduler, workers=workers,
+                       progress=not no_progress and sys.stderr.isatty())
+    click.echo(f"points          {result.done} run, {result.failed} failed, {result.skipped} already done")
+    click.echo(f"table           {result.table_csv}  {result.table_h5}")
+    if result.failed:
+        click.echo("failed points have status 'error' and their error in the table")
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--out", "out_dir", default=None, help="Directory for compare.png and pareto.png (default: beside the first).")
+def compare(paths: tuple[str, ...], out_dir: str | None) -> None:
+    """Compare runs (traces, and sweep tables: .csv) in a table and plots, with their Pareto front."""
+    from neurosim.compare import load_rows, plot, table
+
+    rows = load_rows(list(paths))
+    click.echo(table(rows))
+    for path in plot(rows, out_dir or Path(paths[0]).parent / "compare"):
+        click.echo(str(path))
+
+
+@cli.command()
+@click.argument("trace")
+@click.option("--out", default=None, help="The HTML file (default: the trace's path with .html).")
+def report(trace: str, out: str | None) -> None:
+    """Write one self-contained HTML page of TRACE: summary, figures, scenario, chip and model."""
+    from neurosim.report import build_report
+
+    click.echo(str(build_report(trace, out)))
 
 
 @cli.command(name="export")

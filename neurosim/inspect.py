@@ -11,7 +11,7 @@ from neurosim.graph.loader import load_model
 from neurosim.mapping.mapper import utilisation_table
 from neurosim.mapping.partition import LIMIT_NAMES
 from neurosim.numerics.neurons import check_populations
-from neurosim.spec.chip import ArmPeSpec, ChipFile, TernaryPipelineSpec, load_chip
+from neurosim.spec.chip import ArmPeSpec, ChipFile, GpuRooflineSpec, TernaryPipelineSpec, load_chip
 from neurosim.spec.model import EgruModelFile, LanguageModelFile
 from neurosim.spec.validate import validate
 from neurosim.spec.yamlio import load_yaml
@@ -99,6 +99,13 @@ def pipeline_report(chip: ChipFile) -> str:
 def chip_report(chip: ChipFile) -> str:
     if isinstance(chip.core, TernaryPipelineSpec):
         return pipeline_report(chip)
+    if isinstance(chip.core, GpuRooflineSpec):
+        g = chip.core
+        peaks = ", ".join(f"{k} {v / 1e12:g} T" for k, v in g.peak_ops_per_s.items())
+        return "\n".join([f"{chip.name}: {chip.description}",
+                          f"gpu      {g.memory_bandwidth_bytes_per_s / 1e9:g} GB/s, {g.memory_bytes / 2**30:g} GiB; "
+                          f"peak dense ops/s {peaks}; runs {g.precision}; {g.board_power_w:g} W",
+                          "a roofline baseline: name it in a language scenario's baselines"])
     core, mesh, sysm = chip.core, chip.chip.mesh, chip.system
     lim = core.mapping_limits(chip.cores_per_chip)
     lines = [

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -22,7 +22,8 @@ from neurosim.graph.loader import LanguageModel, load_model, resolve_model_dir, 
 from neurosim.language_model import LoweredLanguageModel, lower_language_model
 from neurosim.mapping.mapper import Mapping, map_graph
 from neurosim.numerics.reference import Reference
-from neurosim.spec.chip import ArmPeSpec, ChipFile, TernaryPipelineSpec, chip_from_dict, load_chip_data, resolve_chip_path
+from neurosim.spec.chip import (ArmPeSpec, ChipFile, GpuRooflineSpec, TernaryPipelineSpec, chip_from_dict, load_chip,
+                                load_chip_data, resolve_chip_path)
 from neurosim.spec.scenario import (NetxModelSpec, NirModelSpec, ScenarioFile, apply_overrides, load_scenario,
                                     override_path, scenario_from_dict)
 from neurosim.spec.yamlio import LineMap
@@ -56,6 +57,7 @@ class Setup:
     lm: LanguageModel | None = None                  # a language model, and for neurocores its lowering
     language: LoweredLanguageModel | None = None
     imported: ImportedModel | None = None            # a model imported from a NIR or netx file
+    baselines: list[ChipFile] = field(default_factory=list)   # GPU rooflines a language model is compared with
 
 
 def _search_bases(scenario_path: Path | None) -> list[Path]:
@@ -120,6 +122,15 @@ def prepare(scenario: str | Path | dict, seed: int | None = None, overrides: dic
                                          "which compares them", "chip", scenario_file, lines)
     chip_path = _resolve(resolve_chip_path, spec.chip, bases, "chip", scenario_file, lines)
     chip, chip_text = load_chip_with_overrides(chip_path, spec.overrides, scenario_file, lines)
+    _require(not isinstance(chip.core, GpuRooflineSpec), f"{chip.name} is a GPU roofline, a baseline: expected a "
+             f"neuromorphic chip here, and the GPU in the scenario's baselines", "chip", scenario_file, lines)
+    baselines = []
+    for k, name in enumerate(spec.baselines):
+        gpu, _ = load_chip(_resolve(resolve_chip_path, name, bases, "chip", scenario_file, lines))
+        if not isinstance(gpu.core, GpuRooflineSpec):
+            raise UserError(f"{name!r} is a {gpu.chip.core_kind} chip, expected a gpu_roofline chip",
+                            file=scenario_file, field=f"baselines.{k}")
+        baselines.append(gpu)
     pipeline = isinstance(chip.core, TernaryPipelineSpec)
     if not isinstance(spec.model, str):
         imported = import_model(spec.model, bases, scenario_file, lines)
@@ -139,11 +150,12 @@ def prepare(scenario: str | Path | dict, seed: int | None = None, overrides: dic
         if pipeline:
             _require(model.kind == "matmulfree_lm", f"a {chip.chip.core_kind} chip runs MatMul-free language "
                                                       f"models; {model.name!r} is an EGRU", "model", scenario_file, lines)
-            return Setup(spec, text, chip, chip_text, None, model_text, None, scenario_file, lines, lm=model)
+            return Setup(spec, text, chip, chip_text, None, model_text, None, scenario_file, lines, lm=model,
+                         baselines=baselines)
         language = lower_language_model(model)
         mapping = map_graph(language.graph, chip, spec.mapping.placement, spec.mapping.cores)
         return Setup(spec, text, chip, chip_text, language.graph, model_text, mapping, scenario_file, lines,
-                     lm=model, language=language)
+                     lm=model, language=language, baselines=baselines)
     if pipeline:         # the pipeline computes the graph layer by layer: no cores to map onto
         from neurosim.numerics.neurons import check_populations, check_projections
 
@@ -306,6 +318,13 @@ def run(scenario: str | Path | dict, *, out_dir: str | Path | None = None, seed:
 
         summary, groups, meta = (run_language(setup, progress) if setup.language is not None
                                  else run_pipeline_language(setup))
+        if setup.baselines:
+            from neurosim.cores.gpu_roofline import baseline_summary
+
+            lang = setup.scenario.language
+            summary |= baseline_summary(setup.baselines, setup.lm.model,
+                                        lang.report_prompt_tokens or lang.prompt_tokens,
+                                        summary["energy_per_token_j"], summary["tokens_per_s"])
         return _finish(setup, summary | {"wall_time_s": time.perf_counter() - wall_start}, groups, meta, out_dir,
                        write)
     spec, chip, graph, mapping = setup.scenario, setup.chip, setup.graph, setup.mapping

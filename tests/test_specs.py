@@ -76,7 +76,7 @@ CHIP_MISTAKES = {
     "duplicate key": (("  barrier_ns: 200.0", "  barrier_ns: 200.0\n  barrier_ns: 100.0"), "chip.barrier_ns",
                       "barrier_ns: 100.0", "duplicate key 'barrier_ns'"),
     "unknown core kind": (("    kind: neurocore", "    kind: arm_core"), "core_kinds.neurocore.kind",
-                          "kind: arm_core", "expected one of 'neurocore', 'arm_pe', 'ternary_pipeline', found 'arm_core'"),
+                          "kind: arm_core", "expected one of 'neurocore', 'arm_pe', 'ternary_pipeline', 'gpu_roofline', found 'arm_core'"),
     "limits disagree": (("      neuron_state_bytes: 65536", "      neuron_state_bytes: 965536"),
                         "core_kinds.neurocore.limits", "    limits:", "exceeds memory_bytes"),
 }

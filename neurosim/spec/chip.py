@@ -288,7 +288,31 @@ class ArmPeSpec(SynapticCoreSpec):
         return next(level for level in self.dvfs if level.name == name)
 
 
-CoreKindSpec = Annotated[NeurocoreSpec | ArmPeSpec | TernaryPipelineSpec, Field(discriminator="kind")]
+class GpuRooflineSpec(Spec):
+    """A GPU as a roofline, for baselines: a token of a language model at batch 1 takes the longer
+    of reading its weights (and cache) from memory and doing its operations at the peak rate of
+    ``precision``, at ``board_power_w``. See `neurosim.cores.gpu_roofline`."""
+
+    kind: Literal["gpu_roofline"]
+    memory_bandwidth_bytes_per_s: Positive
+    memory_bytes: Annotated[int, Field(ge=1)]
+    peak_ops_per_s: dict[Literal["fp32", "fp16", "int8"], Positive]     # dense; a MAC is 2 ops
+    precision: Literal["fp32", "fp16", "int8"] = "fp16"
+    board_power_w: Positive
+
+    @model_validator(mode="after")
+    def _check(self) -> "GpuRooflineSpec":
+        if self.precision not in self.peak_ops_per_s:
+            raise ValueError(f"precision {self.precision!r} has no peak_ops_per_s entry")
+        return self
+
+    @property
+    def bytes_per_value(self) -> float:
+        return {"fp32": 4.0, "fp16": 2.0, "int8": 1.0}[self.precision]
+
+
+CoreKindSpec = Annotated[NeurocoreSpec | ArmPeSpec | TernaryPipelineSpec | GpuRooflineSpec,
+                         Field(discriminator="kind")]
 
 
 class ChipFile(Spec):
@@ -317,13 +341,15 @@ class ChipFile(Spec):
         return self
 
     @property
-    def core(self) -> NeurocoreSpec | ArmPeSpec | TernaryPipelineSpec:
+    def core(self) -> NeurocoreSpec | ArmPeSpec | TernaryPipelineSpec | GpuRooflineSpec:
         return self.core_kinds[self.chip.core_kind]
 
     @property
     def cores_per_chip(self) -> int:
         if isinstance(self.core, TernaryPipelineSpec):
             return self.core.cores
+        if isinstance(self.core, GpuRooflineSpec):
+            return 1
         m = self.chip.mesh
         places = m.routers_x * m.routers_y * m.cores_per_router
         return min(places, self.chip.cores) if self.chip.cores is not None else places
