@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from neurosim.errors import UserError
+from neurosim.errors import Interrupted, UserError
 
 DEFAULT_SCENARIO = "scenarios/quickstart.yaml"
 
@@ -313,8 +313,11 @@ def main() -> None:
     except click.exceptions.Abort:
         click.echo("interrupted", err=True)
         sys.exit(130)
+    except Interrupted as err:
+        click.echo(f"interrupted at {err.where}; no trace written", err=True)
+        sys.exit(130)
     except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
+        click.echo("interrupted; no trace written", err=True)
         sys.exit(130)
     except click.ClickException as err:
         err.show()

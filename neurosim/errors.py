@@ -25,3 +25,12 @@ class UserError(Exception):
             where = f"{self.file}:{self.line}: " if self.line else f"{self.file}: "
         what = f"{self.field}: " if self.field else ""
         return f"{where}{what}{self.message}"
+
+
+class Interrupted(Exception):
+    """A run stopped by the user (SIGINT), saying where it was; nothing was written. (Not a
+    `KeyboardInterrupt`: the CLI's framework would turn that into a bare "aborted".)"""
+
+    def __init__(self, where: str):
+        self.where = where
+        super().__init__(where)

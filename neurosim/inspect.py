@@ -72,6 +72,8 @@ def _kind_of_file(path: Path) -> str:
     if path.is_dir():
         return "model"
     data, _, _ = load_yaml(path)
+    if isinstance(data, dict) and ("grid" in data or "random" in data):
+        return "sweep"
     if isinstance(data, dict) and ("core_kinds" in data or "base" in data):
         return "chip"
     if isinstance(data, dict) and ("populations" in data or data.get("kind") in ("matmulfree_lm", "egru_lm")):
@@ -215,6 +217,11 @@ def _existing(path_str: str) -> tuple[Path, str]:
 
 def describe(path_str: str) -> str:
     path, kind = _existing(path_str)
+    if kind == "sweep":
+        from neurosim.sweep import load_sweep
+
+        sweep = load_sweep(path)
+        return f"{sweep.spec.name}: {len(sweep.points)} points over {', '.join(dict.fromkeys(k for p in sweep.points for k in p))}"
     if kind == "chip":
         return chip_report(load_chip(path)[0])
     if kind == "model":
@@ -229,6 +236,14 @@ def validate_path(path_str: str) -> str:
         load_chip(path)
     elif kind == "model":
         _checked_model(path if path.is_dir() else path.parent)
+    elif kind == "sweep":
+        from neurosim.spec.scenario import scenario_from_dict
+        from neurosim.sweep import apply_point, load_sweep
+
+        sweep = load_sweep(path)
+        for values in sweep.points:
+            scenario_from_dict(apply_point(sweep.base, values, [path.parent, Path.cwd()]),
+                               file=f"{path} (point {values})")
     else:
         from neurosim.runner import prepare
         prepare(path)

@@ -53,6 +53,8 @@ from neurosim.system.system import sample_timeline, system_timing
 
 def run_language(setup, progress: bool = False) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """Simulate the scenario's prompt and generation; returns (summary, trace groups, meta)."""
+    from neurosim.runner import PROGRESS
+
     spec, chip, graph, mapping, lowered = setup.scenario, setup.chip, setup.graph, setup.mapping, setup.language
     lang = spec.language
     text = datasets.load_text(lowered.lm.dataset, spec.input.split)
@@ -88,6 +90,7 @@ def run_language(setup, progress: bool = False) -> tuple[dict[str, Any], dict[st
             pending[step + depth] = index
             value = lowered.embed(np.array([token]))[0]
             next_token = None
+        PROGRESS["at"] = f"token {len(outputs) + 1} of {n_total}, timestep {step + 1}"
         engine.set_input(graph.input_population, value)
         c = engine.step(lowered.hold(step, entries))
         cost = model.step_cost(c, engine.payload)

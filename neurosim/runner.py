@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -15,7 +16,7 @@ from neurosim.cores import core_model
 from neurosim.cores.neurocore import BOUNDS, COMPONENTS, binding_bound
 from neurosim.cores.arm_pe import ArmPeModel, PeRecord
 from neurosim.engine.engine import Engine
-from neurosim.errors import UserError
+from neurosim.errors import Interrupted, UserError
 from neurosim.graph.graph import Graph
 from neurosim.graph.imported import ImportedModel
 from neurosim.graph.loader import LanguageModel, load_model, resolve_model_dir, sha256_of
@@ -270,6 +271,33 @@ def _predict(graph: Graph, readout_state: dict[str, np.ndarray], counts: np.ndar
     return np.argmax(values, axis=-1)
 
 
+def physical_memory_bytes() -> int:
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return 1 << 62
+
+
+RECORD_BYTES_PER_CORE_STEP = 8 * 8        # the eight per-core datasets of /cores, 8 bytes each
+
+
+def check_memory(setup: Setup, n_steps: int, n_cores: int) -> None:
+    """Refuse a run whose mapped model and records would not fit the machine's memory, before
+    allocating them: the routes and state the mapping holds, and the per-step records."""
+    mapping, spec = setup.mapping, setup.scenario
+    routes = mapping.routes.nbytes()
+    state = 8 * (mapping.delay_slots * mapping.n_dendrites + 4 * mapping.n_neurons)
+    per_core = n_steps * n_cores * RECORD_BYTES_PER_CORE_STEP if spec.record.cores else 0
+    per_step = n_steps * 8 * (40 + len(setup.graph.populations) * 2)
+    needed = routes + state + per_core + per_step
+    have = physical_memory_bytes()
+    if needed > 0.8 * have:
+        hint = " (record.cores: false drops the per-core records, " \
+               f"{per_core / 1e9:.1f} GB of it)" if per_core > 0.5 * needed else " (fewer samples or timesteps)"
+        raise UserError(f"the run would need about {needed / 1e9:.1f} GB of memory and the machine has "
+                        f"{have / 1e9:.1f} GB{hint}", file=setup.scenario_file)
+
+
 def step_input(inputs: np.ndarray, t: int, per_step: bool, hold: bool = False) -> np.ndarray:
     """Inputs of timestep t: ``inputs`` itself ([..., inputs], the same every step), or with
     ``per_step`` its step t of ``[..., timesteps, inputs]``; after its last step, zero, or with
@@ -304,13 +332,27 @@ def run_reference(graph: Graph, inputs: np.ndarray, timesteps: int,
     return np.concatenate(preds), np.concatenate(vs), np.concatenate(events)
 
 
+PROGRESS = {"at": "the start"}       # where a run is, for an interruption's message
+
+
 def run(scenario: str | Path | dict, *, out_dir: str | Path | None = None, seed: int | None = None,
         progress: bool = False, write: bool = True, overrides: dict[str, Any] | None = None) -> RunResult:
     """Run a scenario (a YAML path or a dict of its contents) and write its trace.
 
     ``seed`` and ``overrides`` (chip fields, as in the scenario's ``overrides``) change the
     scenario for this run. Returns the summary and the trace path (None when ``write`` is False).
+    Interrupted (Ctrl-C), it raises `neurosim.errors.Interrupted` saying where it was, and
+    writes nothing.
     """
+    PROGRESS["at"] = "loading the scenario"
+    try:
+        return _run(scenario, out_dir=out_dir, seed=seed, progress=progress, write=write, overrides=overrides)
+    except KeyboardInterrupt:
+        raise Interrupted(PROGRESS["at"]) from None
+
+
+def _run(scenario: str | Path | dict, *, out_dir: str | Path | None, seed: int | None, progress: bool,
+         write: bool, overrides: dict[str, Any] | None) -> RunResult:
     wall_start = time.perf_counter()
     setup = prepare(scenario, seed, overrides)
     if setup.lm is not None:
@@ -340,6 +382,7 @@ def run(scenario: str | Path | dict, *, out_dir: str | Path | None = None, seed:
         summary["wall_time_s"] = time.perf_counter() - wall_start
         return _finish(setup, summary, groups, {}, out_dir, write)
     n_samples, n_cores = len(data.labels), mapping.n_cores
+    check_memory(setup, n_samples * T, n_cores)
     model = core_model(chip, graph, mapping)
     links = model.links
     engine = Engine(graph, mapping, model.costs, per_message=spec.timing.per_message and model.per_message)
@@ -379,6 +422,7 @@ def run(scenario: str | Path | dict, *, out_dir: str | Path | None = None, seed:
             engine.set_input(graph.input_population, data.inputs[s])
         counts = np.zeros(readout[2] - readout[1], np.int64)
         for t in range(T):
+            PROGRESS["at"] = f"sample {s + 1} of {n_samples}, timestep {t + 1} of {T}"
             if per_step:
                 engine.set_input(graph.input_population, step_input(data.inputs[s], t, True, spec.input.hold))
             c = engine.step()

@@ -330,6 +330,8 @@ class ChipFile(Spec):
         if self.chip.core_kind not in self.core_kinds:
             raise ValueError(f"chip.core_kind {self.chip.core_kind!r} is not defined in core_kinds "
                              f"(defined: {', '.join(self.core_kinds) or 'none'})")
+        if isinstance(self.core, SynapticCoreSpec) and self.chip.mesh is None:
+            return self           # `chip_from_dict` names the missing field
         mesh = self.chip.mesh
         if mesh is not None and self.chip.cores is not None and \
                 self.chip.cores > mesh.routers_x * mesh.routers_y * mesh.cores_per_router:
