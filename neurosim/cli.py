@@ -37,7 +37,10 @@ def cli() -> None:
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 @click.option("--override", "overrides", multiple=True, metavar="FIELD=VALUE",
               help="Replace a chip field, as the scenario's overrides do (repeatable), e.g. system.chips_x=4.")
-def run(scenario: str, out_dir: str, seed: int | None, no_progress: bool, overrides: tuple[str, ...]) -> None:
+@click.option("--resume", is_flag=True,
+              help="Continue from the last checkpoint of this run (the scenario's checkpoint_every).")
+def run(scenario: str, out_dir: str, seed: int | None, no_progress: bool, overrides: tuple[str, ...],
+        resume: bool) -> None:
     """Run SCENARIO (default: the quickstart) and print its summary."""
     from neurosim.runner import run as run_scenario
 
@@ -45,7 +48,7 @@ def run(scenario: str, out_dir: str, seed: int | None, no_progress: bool, overri
         _run_several(scenario, out_dir, seed, not no_progress and sys.stderr.isatty(), _parse_overrides(overrides))
         return
     result = run_scenario(scenario, out_dir=out_dir, seed=seed, progress=not no_progress and sys.stderr.isatty(),
-                          overrides=_parse_overrides(overrides))
+                          overrides=_parse_overrides(overrides), resume=resume)
     s = result.summary
     click.echo(f"scenario        {scenario}")
     if "tokens_per_s" in s:

@@ -51,9 +51,12 @@ from neurosim.language_model import score
 from neurosim.system.system import sample_timeline, system_timing
 
 
-def run_language(setup, progress: bool = False) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """Simulate the scenario's prompt and generation; returns (summary, trace groups, meta)."""
-    from neurosim.runner import PROGRESS
+def run_language(setup, progress: bool = False, resume: bool = False) -> tuple[dict[str, Any], dict[str, Any],
+                                                                              dict[str, Any]]:
+    """Simulate the scenario's prompt and generation; returns (summary, trace groups, meta).
+    With the scenario's ``checkpoint_every`` it saves its whole state every so many tokens, and
+    with ``resume`` it continues from the last save (`neurosim.runner.Checkpoint`)."""
+    from neurosim.runner import PROGRESS, Checkpoint
 
     spec, chip, graph, mapping, lowered = setup.scenario, setup.chip, setup.graph, setup.mapping, setup.language
     lang = spec.language
@@ -75,9 +78,21 @@ def run_language(setup, progress: bool = False) -> tuple[dict[str, Any], dict[st
     pending: dict[int, int] = {}          # step at which a token's output leaves -> its index
     n_prompt, n_total = len(prompt), len(prompt) + lang.generate_tokens
     step = 0
-    from tqdm import tqdm
-    bar = tqdm(total=n_total, desc=spec.name, unit="token", disable=not progress, leave=False)
     next_token = None
+    checkpoint = Checkpoint(setup, prompt, lang.generate_tokens, ".pkl") if spec.checkpoint_every else None
+    saved = checkpoint.load_state() if checkpoint is not None and resume else None
+    if saved is not None:
+        record, tokens_in, phases, entry_step = saved["record"], saved["tokens_in"], saved["phases"], saved["entry_step"]
+        outputs, entries, pending = saved["outputs"], saved["entries"], saved["pending"]
+        step, next_token = saved["step"], saved["next_token"]
+        engine.acc[:], engine.payload[:], engine.steps_done = saved["acc"], saved["payload"], saved["steps_done"]
+        for (_name, *_r, state), arrays in zip(engine.pops, saved["neurons"]):
+            for key, value in arrays.items():
+                state.state[key][:] = value
+        if pe_record is not None:
+            pe_record.restore(saved["pe"])
+    from tqdm import tqdm
+    bar = tqdm(total=n_total, initial=len(outputs), desc=spec.name, unit="token", disable=not progress, leave=False)
     while len(outputs) < n_total:
         value = np.zeros(graph.populations[graph.input_population].size, engine.payload.dtype)
         index = len(tokens_in)
@@ -110,8 +125,17 @@ def run_language(setup, progress: bool = False) -> tuple[dict[str, Any], dict[st
             bar.update()
             if pending.pop(step) >= n_prompt - 1:
                 next_token = int(lowered.logits(out[None, :]).argmax())   # the host's head picks the next token
+            if checkpoint is not None and len(outputs) % spec.checkpoint_every == 0 and len(outputs) < n_total:
+                checkpoint.save_state({
+                    "record": record, "tokens_in": tokens_in, "phases": phases, "entry_step": entry_step,
+                    "outputs": outputs, "entries": entries, "pending": pending, "step": step + 1,
+                    "next_token": next_token, "acc": engine.acc, "payload": engine.payload,
+                    "steps_done": engine.steps_done, "neurons": [state.state for *_r, state in engine.pops],
+                    "pe": pe_record.state() if pe_record is not None else None})
         step += 1
     bar.close()
+    if checkpoint is not None:
+        checkpoint.remove()
 
     # the chip against the integer reference, token by token
     checked = {}

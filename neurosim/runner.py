@@ -271,6 +271,84 @@ def _predict(graph: Graph, readout_state: dict[str, np.ndarray], counts: np.ndar
     return np.argmax(values, axis=-1)
 
 
+CHECKPOINTS = Path(".neurosim") / "checkpoints"
+
+
+class Checkpoint:
+    """A spiking run's progress saved at a sample's end: every array recorded so far (the
+    engine starts each sample afresh, so nothing else is needed). Kept in
+    ``.neurosim/checkpoints/`` under the scenario's name and a hash of everything that
+    determines the run (the scenario, chip and model texts, seed and overrides, the inputs)."""
+
+    def __init__(self, setup: Setup, inputs: np.ndarray, timesteps: int, suffix: str = ".npz"):
+        import hashlib
+
+        digest = hashlib.sha256()
+        for part in (setup.scenario_text, setup.chip_text, setup.model_text, repr(setup.scenario.seed),
+                     repr(sorted(setup.scenario.overrides.items())), repr(timesteps)):
+            digest.update(part.encode())
+        digest.update(np.ascontiguousarray(inputs).tobytes())
+        self.key = digest.hexdigest()[:20]
+        self.path = CHECKPOINTS / f"{setup.scenario.name}-{self.key}{suffix}"
+
+    def save_state(self, state: dict) -> None:
+        """A language run's whole state (its own pickle: written and read by this class only)."""
+        import pickle
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.partial")
+        with open(tmp, "wb") as fh:
+            pickle.dump({"key": self.key, "state": state}, fh)
+        tmp.replace(self.path)
+
+    def load_state(self) -> dict | None:
+        import pickle
+
+        if not self.path.is_file():
+            return None
+        try:
+            with open(self.path, "rb") as fh:
+                saved = pickle.load(fh)
+        except (OSError, pickle.UnpicklingError, EOFError):
+            return None
+        return saved["state"] if saved.get("key") == self.key else None
+
+    def save(self, samples_done: int, step_arrays: dict, sample_arrays: dict, spikes: dict, pe) -> None:
+        steps = int(samples_done * len(step_arrays["steps/sample"]) // len(sample_arrays["predictions"]))
+        arrays = {k: v[:steps] for k, v in step_arrays.items()} | {k: v[:samples_done] for k, v in sample_arrays.items()}
+        for name, (ts, ids) in spikes.items():
+            arrays[f"spikes/{name}/t"] = np.concatenate(ts) if ts else np.zeros(0)
+            arrays[f"spikes/{name}/ids"] = np.concatenate(ids) if ids else np.zeros(0, np.int64)
+        if pe is not None:
+            arrays |= pe.state()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.partial")
+        with open(tmp, "wb") as fh:
+            np.savez(fh, _key=np.array(self.key), _samples_done=np.array(samples_done), **arrays)
+        tmp.replace(self.path)
+
+    def restore(self, step_arrays: dict, sample_arrays: dict, spikes: dict, pe) -> int:
+        """Fill the arrays from the last save (if any); returns the samples it had done."""
+        if not self.path.is_file():
+            return 0
+        with np.load(self.path, allow_pickle=False) as saved:
+            if str(saved["_key"]) != self.key:
+                return 0
+            for k, v in step_arrays.items():
+                v[:len(saved[k])] = saved[k]
+            for k, v in sample_arrays.items():
+                v[:len(saved[k])] = saved[k]
+            for name in spikes:
+                spikes[name][0].append(saved[f"spikes/{name}/t"])
+                spikes[name][1].append(saved[f"spikes/{name}/ids"])
+            if pe is not None:
+                pe.restore({k: saved[k] for k in saved.files if k.startswith("pe/")})
+            return int(saved["_samples_done"])
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
 def physical_memory_bytes() -> int:
     try:
         return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
@@ -336,29 +414,34 @@ PROGRESS = {"at": "the start"}       # where a run is, for an interruption's mes
 
 
 def run(scenario: str | Path | dict, *, out_dir: str | Path | None = None, seed: int | None = None,
-        progress: bool = False, write: bool = True, overrides: dict[str, Any] | None = None) -> RunResult:
+        progress: bool = False, write: bool = True, overrides: dict[str, Any] | None = None,
+        resume: bool = False) -> RunResult:
     """Run a scenario (a YAML path or a dict of its contents) and write its trace.
 
     ``seed`` and ``overrides`` (chip fields, as in the scenario's ``overrides``) change the
     scenario for this run. Returns the summary and the trace path (None when ``write`` is False).
     Interrupted (Ctrl-C), it raises `neurosim.errors.Interrupted` saying where it was, and
-    writes nothing.
+    writes nothing. With the scenario's ``checkpoint_every`` a run saves its progress every so
+    many timesteps (at the end of a sample; `Checkpoint`), and with ``resume`` it continues from
+    the last save of the same scenario, chip, model, seed and overrides, to the same trace as a
+    run that was never stopped.
     """
     PROGRESS["at"] = "loading the scenario"
     try:
-        return _run(scenario, out_dir=out_dir, seed=seed, progress=progress, write=write, overrides=overrides)
+        return _run(scenario, out_dir=out_dir, seed=seed, progress=progress, write=write, overrides=overrides,
+                    resume=resume)
     except KeyboardInterrupt:
         raise Interrupted(PROGRESS["at"]) from None
 
 
 def _run(scenario: str | Path | dict, *, out_dir: str | Path | None, seed: int | None, progress: bool,
-         write: bool, overrides: dict[str, Any] | None) -> RunResult:
+         write: bool, overrides: dict[str, Any] | None, resume: bool = False) -> RunResult:
     wall_start = time.perf_counter()
     setup = prepare(scenario, seed, overrides)
     if setup.lm is not None:
         from neurosim.language_runner import run_language, run_pipeline_language
 
-        summary, groups, meta = (run_language(setup, progress) if setup.language is not None
+        summary, groups, meta = (run_language(setup, progress, resume) if setup.language is not None
                                  else run_pipeline_language(setup))
         if setup.baselines:
             from neurosim.cores.gpu_roofline import baseline_summary
@@ -413,10 +496,21 @@ def _run(scenario: str | Path | dict, *, out_dir: str | Path | None, seed: int |
     readout_v = np.zeros((n_samples, readout[2] - readout[1]), np.int64)
     spikes_rec = {name: ([], []) for name, *_ in pops} if spec.record.spikes else {}
 
+    step_arrays = {**{f"steps/{k}": v for k, v in steps.items()}, "bounds_ns": bounds_ns, "link_bits": link_bits,
+                   "host_bits": host_bits, "layer_overflow": layer_overflow, "idle_pj": idle_pj,
+                   "layer_events": layer_events, "chip_busy": chip_busy,
+                   **{f"energy/{k}": v for k, v in energy.items()},
+                   **({f"cores/{k}": v for k, v in cores.items()} if record_cores else {})}
+    sample_arrays = {"predictions": predictions, "readout_v": readout_v}
+    checkpoint = Checkpoint(setup, data.inputs, T) if spec.checkpoint_every else None
+    first = 0
+    if checkpoint is not None and resume:
+        first = checkpoint.restore(step_arrays, sample_arrays, spikes_rec, pe_record)
     from tqdm import tqdm
-    bar = tqdm(total=n_samples, desc=spec.name, unit="sample", disable=not progress, leave=False)
-    i = 0
-    for s in range(n_samples):
+    bar = tqdm(total=n_samples, initial=first, desc=spec.name, unit="sample", disable=not progress, leave=False)
+    i = first * T
+    next_save = (first * T // spec.checkpoint_every + 1) * spec.checkpoint_every if checkpoint else None
+    for s in range(first, n_samples):
         engine.reset()
         if not per_step:
             engine.set_input(graph.input_population, data.inputs[s])
@@ -468,7 +562,12 @@ def _run(scenario: str | Path | dict, *, out_dir: str | Path | None, seed: int |
         predictions[s] = _predict(graph, state, counts)
         readout_v[s] = readout_values(state)
         bar.update()
+        if checkpoint is not None and i >= next_save and s + 1 < n_samples:
+            checkpoint.save(s + 1, step_arrays, sample_arrays, spikes_rec, pe_record)
+            next_save = (i // spec.checkpoint_every + 1) * spec.checkpoint_every
     bar.close()
+    if checkpoint is not None:
+        checkpoint.remove()
 
     latency_ns = np.zeros(n_steps)
     time_ns = np.zeros(n_steps)              # simulated time at the end of each step, samples back to back

@@ -262,6 +262,23 @@ class PeRecord:
         self.level_counts += np.bincount(cost.level, minlength=len(self.model.levels))
         self.total_cycles.append(float(cost.cycles.sum()))
 
+    def state(self) -> dict[str, np.ndarray]:
+        """What it has recorded, as arrays (for a checkpoint)."""
+        n = self.model.n_cores
+        lists = {"cycles": (self.cycles, np.float64), "level": (self.level, np.int8), "overrun": (self.overrun, bool),
+                 "packets_in": (self.packets_in, np.int64), "packets_out": (self.packets_out, np.int64)}
+        out = {f"pe/{k}": (np.array(v, dt) if v else np.zeros((0, n), dt)) for k, (v, dt) in lists.items()}
+        return out | {"pe/overrun_pes": np.array(self.overrun_pes, np.int64), "pe/late_ns": np.array(self.late_ns),
+                      "pe/level_counts": self.level_counts.copy(), "pe/total_cycles": np.array(self.total_cycles)}
+
+    def restore(self, saved: dict[str, np.ndarray]) -> None:
+        for k in ("cycles", "level", "overrun", "packets_in", "packets_out"):
+            setattr(self, k, list(saved[f"pe/{k}"]))
+        self.overrun_pes = [int(x) for x in saved["pe/overrun_pes"]]
+        self.late_ns = [float(x) for x in saved["pe/late_ns"]]
+        self.level_counts = saved["pe/level_counts"].astype(np.float64)
+        self.total_cycles = [float(x) for x in saved["pe/total_cycles"]]
+
     def step_groups(self) -> dict[str, np.ndarray]:
         return {"overrun_pes": np.array(self.overrun_pes, np.int64), "late_ns": np.array(self.late_ns),
                 "pe_cycles": np.array(self.total_cycles)}

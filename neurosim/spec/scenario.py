@@ -106,6 +106,8 @@ class ScenarioFile(Spec):
     timing: TimingSpec = TimingSpec()
     mapping: MappingSpec = MappingSpec()
     reference: bool = True        # also run the plain-numpy integer reference and compare
+    checkpoint_every: Annotated[int, Field(ge=1, le=10**12)] | None = None   # timesteps (tokens for a language
+                                                                             # model) between saves; see --resume
     baselines: Annotated[list[str], Field(max_length=16)] = []    # GPU chip files a language model is compared with
     seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 0
 
