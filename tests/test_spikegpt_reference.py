@@ -1,0 +1,46 @@
+"""The trained SpikeGPT (models/spikegpt): its numpy float32 forward against the golden torch logits."""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+from helpers import REPO
+from neurosim import datasets
+from neurosim.graph import spikegpt
+
+WEIGHTS = REPO / "models" / "spikegpt" / "weights.h5"
+
+
+@pytest.fixture(scope="module")
+def model():
+    return spikegpt.load(WEIGHTS)
+
+
+def test_the_numpy_forward_reproduces_the_golden_torch_logits(model):
+    assert spikegpt.golden_check(model, WEIGHTS) < 1e-3
+
+
+def test_shapes_and_vocab(model):
+    assert model.d == 128 and len(model.blocks) == 2 and model.head.shape == (len(model.vocab), 128)
+    assert model.vocab == datasets.load_text("shakespeare", "test").vocab
+
+
+def test_spikes_are_binary_and_the_residual_counts_them(model):
+    codes = datasets.load_text("shakespeare", "test").codes[:40].astype(np.int64)
+    state = spikegpt.initial_state(model, 1)
+    for c in codes:
+        _, state, spikes = spikegpt.step(model, np.array([c]), state)
+        assert all(set(np.unique(s)) <= {0.0, 1.0} for s in spikes)
+
+
+def test_the_stated_metrics_hold_on_part_of_the_test_split(model):
+    with h5py.File(WEIGHTS) as h5:
+        stated = json.loads(h5.attrs["metrics"])["test"]
+    assert 1.5 < stated["bits_per_char"] < 3.0
+    m = spikegpt.evaluate(model, datasets.load_text("shakespeare", "test").codes[:4097])
+    assert abs(m.bits_per_char - stated["bits_per_char"]) < 0.3
+    assert all(0.0 < r < 0.6 for r in m.spike_rate)
