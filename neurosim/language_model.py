@@ -8,9 +8,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from neurosim import datasets
-from neurosim.graph import egru, matmulfree
+from neurosim.graph import egru, matmulfree, spikegpt
 from neurosim.graph.egru_chip import LoweredEgru
 from neurosim.graph.egru_chip import lower as lower_egru
+from neurosim.graph.spikegpt_chip import LoweredSpikeGPT
+from neurosim.graph.spikegpt_chip import lower as lower_spikegpt
 from neurosim.graph.graph import Graph
 from neurosim.graph.loader import LanguageModel
 from neurosim.graph.matmulfree_chip import calibrate, embed, lower
@@ -67,13 +69,17 @@ class LoweredLanguageModel:
                 "scored_chars": chip.chars}
 
 
-def lower_language_model(lm: LanguageModel) -> LoweredLanguageModel | LoweredEgru:
+def lower_language_model(lm: LanguageModel) -> LoweredLanguageModel | LoweredEgru | LoweredSpikeGPT:
     """An EGRU model as float neuron programs; a MatMul-free model calibrated on the start of
     the training text with its blocks lowered."""
     if isinstance(lm.model, egru.Model):
         graph, depth = lower_egru(lm.model, lm.name, lm.dataset, lm.head_on_chip)
         graph.source_file, graph.weights_sha256 = lm.source_file, lm.weights_sha256
         return LoweredEgru(lm, graph, depth)
+    if isinstance(lm.model, spikegpt.Model):
+        graph, stage = lower_spikegpt(lm.model, lm.name, lm.dataset)
+        graph.source_file, graph.weights_sha256 = lm.source_file, lm.weights_sha256
+        return LoweredSpikeGPT(lm, graph, stage)
     text = datasets.load_text(lm.dataset, "train")
     exponents = calibrate(lm.model, text.codes[:lm.calibration_chars].astype(np.int64), lm.fixed_point)
     graph, depth = lower(lm.model, exponents, lm.fixed_point, name=lm.name, embedding_on_chip=lm.embedding_on_chip,

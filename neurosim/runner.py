@@ -150,7 +150,7 @@ def prepare(scenario: str | Path | dict, seed: int | None = None, overrides: dic
                                              "(prompt_tokens, generate_tokens)", "language", scenario_file, lines)
         if pipeline:
             _require(model.kind == "matmulfree_lm", f"a {chip.chip.core_kind} chip runs MatMul-free language "
-                                                      f"models; {model.name!r} is an EGRU", "model", scenario_file, lines)
+                                                      f"models; {model.name!r} is not one", "model", scenario_file, lines)
             return Setup(spec, text, chip, chip_text, None, model_text, None, scenario_file, lines, lm=model,
                          baselines=baselines)
         language = lower_language_model(model)

@@ -12,11 +12,11 @@ import numpy as np
 
 from neurosim import datasets
 from neurosim.errors import UserError
-from neurosim.graph import egru, matmulfree
+from neurosim.graph import egru, matmulfree, spikegpt
 from neurosim.graph.generate import local_sparse
 from neurosim.graph.graph import Conv2d, Csr, Dense, Graph, Population, Sparse
 from neurosim.graph.matmulfree_chip import FixedPoint
-from neurosim.spec.model import ENCODING_KINDS, EgruModelFile, LanguageModelFile, ModelFile
+from neurosim.spec.model import ENCODING_KINDS, EgruModelFile, LanguageModelFile, ModelFile, SpikeGptModelFile
 from neurosim.spec.validate import validate
 from neurosim.spec.yamlio import load_yaml
 
@@ -112,7 +112,7 @@ class LanguageModel:
     """A language model folder: the model, the text it reads and how to lower it to a chip."""
 
     name: str
-    model: matmulfree.Model | egru.Model
+    model: matmulfree.Model | egru.Model | spikegpt.Model
     fixed_point: FixedPoint
     dataset: str
     calibration_chars: int
@@ -124,7 +124,9 @@ class LanguageModel:
 
     @property
     def kind(self) -> str:
-        return "egru_lm" if isinstance(self.model, egru.Model) else "matmulfree_lm"
+        if isinstance(self.model, egru.Model):
+            return "egru_lm"
+        return "spikegpt_lm" if isinstance(self.model, spikegpt.Model) else "matmulfree_lm"
 
 
 def load_language_model(folder: Path, data: dict, lines, yaml_path: Path) -> LanguageModel:
@@ -173,6 +175,19 @@ def load_egru_model(folder: Path, data: dict, lines, yaml_path: Path) -> Languag
                          spec.generated is not None, False, spec.head == "chip")
 
 
+def load_spikegpt_model(folder: Path, data: dict, lines, yaml_path: Path) -> LanguageModel:
+    spec = validate(SpikeGptModelFile, data, file=str(yaml_path), lines=lines)
+    _text_dataset(spec.dataset, yaml_path, lines)
+    weights_path = folder / spec.weights.file
+    sha = _checked_sha256(weights_path, spec.weights.sha256)
+    try:
+        model = spikegpt.load(weights_path)
+    except (OSError, KeyError, ValueError) as err:
+        raise UserError(f"is not a readable SpikeGPT weights file ({err or type(err).__name__})",
+                        file=str(weights_path)) from None
+    return LanguageModel(spec.name, model, FixedPoint(), spec.dataset, 0, str(yaml_path), sha, False, False, True)
+
+
 def _checked_sha256(path: Path, expected: str) -> str:
     if not path.is_file():
         raise UserError("weights file not found", file=str(path))
@@ -194,6 +209,8 @@ def load_model(name_or_path: str | Path, base: Path | None = None) -> tuple[Grap
         return load_language_model(folder, data, lines, yaml_path), text
     if data.get("kind") == "egru_lm":
         return load_egru_model(folder, data, lines, yaml_path), text
+    if data.get("kind") == "spikegpt_lm":
+        return load_spikegpt_model(folder, data, lines, yaml_path), text
     spec = validate(ModelFile, data, file=str(yaml_path), lines=lines)
     input_kind = spec.populations[spec.input.population].kind
     expected_kind = ENCODING_KINDS[spec.input.encoding]

@@ -254,8 +254,9 @@ def _spread_caps(graph: Graph, placed: _Placed, caps: dict[str, int], share: flo
     for s in placed.slices:
         if s.core >= 0:
             counts[s.population] = counts.get(s.population, 0) + 1
+    whole = {name for name, pop in graph.populations.items() if KINDS[pop.kind].whole_population}
     return {name: (max(1, -(-graph.populations[name].size // max(1, int(counts[name] * share))))
-                   if name in counts else cap) for name, cap in caps.items()}
+                   if name in counts and name not in whole else cap) for name, cap in caps.items()}
 
 
 def map_graph(graph: Graph, chip: ChipFile, placement: str = "pack", cores: int | None = None) -> Mapping:
@@ -296,6 +297,10 @@ def map_graph(graph: Graph, chip: ChipFile, placement: str = "pack", cores: int 
             break
 
     next_core, slices = placed.n_cores, placed.slices
+    for name, pop in graph.populations.items():
+        if KINDS[pop.kind].whole_population and sum(s.population == name and s.core >= 0 for s in slices) > 1:
+            raise _fail(graph, name, f"a {pop.kind} population needs all its neurons on one core, and it does not "
+                                     f"fit one (its {pop.size} neurons and their synapses)")
     chip_idx, x, y = core_coordinates(chip, np.arange(next_core))
     state = np.zeros(next_core, np.int64)
     neurons = np.zeros(next_core, np.int64)

@@ -108,6 +108,23 @@ integer or all float, and a float graph's weights, accumulators and payloads are
         event if c~ > threshold: payload = c~, c = c~ - threshold;  else payload = 0, c = c~
 ``float_readout``
     A linear readout: ``v = acc + bias``, kept as state for the host to read; sends nothing.
+``float_layernorm``
+    A LayerNorm over the whole population (its neurons must share one core): the input is a
+    token's residual, ``payload = (x - mean) / sqrt(var + 1e-5) * weight + bias`` every update.
+``rwkv_wkv``
+    RWKV-4's WKV with its receptance gate, per channel (ports ``k v r``, and ``k_next v_next
+    r_next``: the token shift's share of this token for the next one, kept as ``*_carry``)::
+
+        k = acc_k + k_carry (v, r alike);  carries = acc_*_next
+        wkv = (A e^(p-q) + v e^(u+k-q)) / (B e^(p-q) + e^(u+k-q)),  q = max(p, u + k)
+        A, B, p = A e^(p+w-q') + v e^(k-q'), B e^(p+w-q') + e^(k-q'), q' = max(p + w, k)
+        payload = sigmoid(r) * wkv
+``relu_square``
+    ``payload = relu(acc_in + carry)^2`` with ``carry = acc_in_next`` (token shift, as above).
+``float_lif``
+    spikingjelly's LIF with decay of the input (tau 2): ``V += (X - V) / 2``; a spike where
+    ``V >= 1``, then ``V = 0``; ``X = acc`` (port ``in``), or with ports ``v``, ``r`` and
+    ``r_next`` a gated input ``X = sigmoid(acc_r + carry_r) * acc_v`` (SpikeGPT's FFN).
 ``float_source``
     A host-driven float input: each step it sends every nonzero input value as it is.
 
@@ -464,6 +481,53 @@ def float_readout_step(acc, payload, v, bias):
     return 0
 
 
+def float_layernorm_step(acc, payload, weight, bias):
+    x = acc[..., 0, :]
+    mean = x.mean(axis=-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
+    payload[...] = (x - mean) / np.sqrt(var + FLOAT(1e-5)) * weight + bias
+    acc[...] = 0
+    return 0
+
+
+def rwkv_wkv_step(acc, payload, num, den, top, k_carry, v_carry, r_carry, decay, first):
+    k = acc[..., 0, :] + k_carry
+    v = acc[..., 2, :] + v_carry
+    r = acc[..., 4, :] + r_carry
+    k_carry[...], v_carry[...], r_carry[...] = acc[..., 1, :], acc[..., 3, :], acc[..., 5, :]
+    q = np.maximum(top, first + k)
+    e1, e2 = np.exp(top - q), np.exp(first + k - q)
+    wkv = (e1 * num + e2 * v) / (e1 * den + e2)
+    q = np.maximum(top + decay, k)
+    e1, e2 = np.exp(top + decay - q), np.exp(k - q)
+    num[...], den[...], top[...] = e1 * num + e2 * v, e1 * den + e2, q
+    payload[...] = sigmoid32(r) * wkv
+    acc[...] = 0
+    return 0
+
+
+def relu_square_step(acc, payload, carry):
+    x = acc[..., 0, :] + carry
+    carry[...] = acc[..., 1, :]
+    payload[...] = np.square(np.maximum(x, FLOAT(0)))
+    acc[...] = 0
+    return 0
+
+
+def float_lif_step(acc, payload, v, carry):
+    if acc.shape[-2] == 1:
+        x = acc[..., 0, :]
+    else:                                    # ports v, r, r_next: a gated input
+        x = sigmoid32(acc[..., 1, :] + carry) * acc[..., 0, :]
+        carry[...] = acc[..., 2, :]
+    v[...] = v + (x - v) / FLOAT(2)
+    spike = (v >= FLOAT(1)).astype(FLOAT)
+    v[...] = v * (FLOAT(1) - spike)
+    payload[...] = spike
+    acc[...] = 0
+    return 0
+
+
 def float_source_step(acc, payload, values):
     payload[...] = values
     return 0
@@ -750,6 +814,20 @@ class FloatSourceParams(Spec):
     pass
 
 
+class FloatLayerNormParams(Spec):
+    weight: float = 1.0
+    bias: float = 0.0
+
+
+class RwkvWkvParams(Spec):
+    decay: float = 0.0           # w' (negative): the log of the per-step decay
+    first: float = 0.0           # u
+
+
+class FloatLifParams(Spec):
+    pass
+
+
 @dataclass
 class NeuronState:
     """One population's arrays: `state` changes every step, `consts` do not."""
@@ -777,6 +855,7 @@ class NeuronKind:
     ports: tuple[str, ...] = ("in",)   # its dendritic inputs; a projection names one (default: the first)
     active: Callable[[np.ndarray, NeuronState], np.ndarray] | None = None   # see `active_neurons`
     float_valued: bool = False         # fp32 state, accumulators and payloads (else integers)
+    whole_population: bool = False     # its update needs the whole population's vector: one core holds it
 
 
 def payload_bits_of(kind: NeuronKind, params: dict[str, Any]) -> int:
@@ -960,6 +1039,26 @@ def _build_float_readout(p: FloatReadoutParams, raw: dict[str, Any], size: int) 
     return NeuronState(state, (_float_per_neuron(raw, p, "bias", size),), initial)
 
 
+def _build_float_layernorm(p: FloatLayerNormParams, raw: dict[str, Any], size: int) -> NeuronState:
+    return NeuronState({}, (_float_per_neuron(raw, p, "weight", size), _float_per_neuron(raw, p, "bias", size)), {})
+
+
+def _build_rwkv_wkv(p: RwkvWkvParams, raw: dict[str, Any], size: int) -> NeuronState:
+    state, initial = _float_state(size, num=0.0, den=0.0, top=-1e38, k_carry=0.0, v_carry=0.0, r_carry=0.0)
+    return NeuronState(state, (_float_per_neuron(raw, p, "decay", size), _float_per_neuron(raw, p, "first", size)),
+                       initial)
+
+
+def _build_relu_square(p: FloatSourceParams, raw: dict[str, Any], size: int) -> NeuronState:
+    state, initial = _float_state(size, carry=0.0)
+    return NeuronState(state, (), initial)
+
+
+def _build_float_lif(p: FloatLifParams, raw: dict[str, Any], size: int) -> NeuronState:
+    state, initial = _float_state(size, v=0.0, carry=0.0)
+    return NeuronState(state, (), initial)
+
+
 def _build_float_source(p: FloatSourceParams, raw: dict[str, Any], size: int) -> NeuronState:
     state, initial = _float_state(size, values=0.0)
     return NeuronState(state, (), initial)
@@ -994,6 +1093,18 @@ KINDS: dict[str, NeuronKind] = {
                    float_readout_step, _build_float_readout, ("bias",), float_valued=True),
         NeuronKind("float_source", FloatSourceParams, 0, True, True, float_source_step, float_source_step,
                    _build_float_source, float_valued=True),
+        NeuronKind("float_layernorm", FloatLayerNormParams, 0, False, True, float_layernorm_step,
+                   float_layernorm_step, _build_float_layernorm, ("weight", "bias"), float_valued=True,
+                   whole_population=True),
+        NeuronKind("rwkv_wkv", RwkvWkvParams, 8 * WORD_BYTES, False, True, rwkv_wkv_step, rwkv_wkv_step,
+                   _build_rwkv_wkv, ("decay", "first"), ("k", "k_next", "v", "v_next", "r", "r_next"),
+                   float_valued=True),
+        NeuronKind("relu_square", FloatSourceParams, 2 * WORD_BYTES, False, True, relu_square_step, relu_square_step,
+                   _build_relu_square, (), ("in", "in_next"), float_valued=True),
+        NeuronKind("float_lif", FloatLifParams, 2 * WORD_BYTES, False, False, float_lif_step, float_lif_step,
+                   _build_float_lif, float_valued=True),
+        NeuronKind("float_gated_lif", FloatLifParams, 4 * WORD_BYTES, False, False, float_lif_step, float_lif_step,
+                   _build_float_lif, (), ("v", "r", "r_next"), float_valued=True),
     )
 }
 

@@ -214,3 +214,20 @@ class EgruModelFile(Spec):
         if self.weights is not None and self.weights.file is None:
             raise ValueError("a language model's weights are a file: expected weights: {file, sha256}")
         return self
+
+
+class SpikeGptModelFile(Spec):
+    """``model.yaml`` of a SpikeGPT language model (`neurosim.graph.spikegpt`): trained weights and
+    the text it reads."""
+
+    name: Name
+    kind: Literal["spikegpt_lm"]
+    description: str = ""
+    weights: WeightsRef
+    dataset: str
+
+    @model_validator(mode="after")
+    def _check(self) -> "SpikeGptModelFile":
+        if self.weights.file is None:
+            raise ValueError("a language model's weights are a file: expected weights: {file, sha256}")
+        return self

@@ -1,0 +1,185 @@
+"""SpikeGPT (`neurosim.graph.spikegpt`) lowered to a graph of float neuron programs, for chips
+whose neurons are software (SpiNNaker 2's ARM PEs).
+
+Populations per block ``n`` (d channels, f = 4 d in the FFN), after ``embed`` (the host sends a
+token's binary embedding)::
+
+    ln1_n    float_layernorm, d    LN1 of the token's residual (the embedding and every earlier
+                                    sub-layer's spikes, one synapse of weight 1 each)
+    wkv_n    rwkv_wkv, d           k, v, r from ln1 (the token shift's two shares on two ports), WKV, gate
+    att_n    float_lif, d          Wo of wkv's output; its spikes join the residual
+    ln2_n    float_layernorm, d    LN2 of the residual
+    ffk_n    relu_square, f        Wk2 of ln2's two shares, relu^2
+    ffn_n    float_gated_lif, d    Wv2 of ffk (port v), sigmoid(Wr2 of ln2's shares) (ports r, r_next)
+    ln_out   float_layernorm, d    the final LN of the residual
+    head     float_readout, V      Wh: the logits
+
+The token shift ``x mu + x' (1 - mu)`` (``x'`` the previous token's) is two projections of the
+same weights times ``mu`` and ``1 - mu``: the first into the token's port, the second into a
+``*_next`` port whose program keeps it for the next token (`neurosim.numerics.neurons`), so
+tokens may come at any pace. Each population takes a token a fixed number of steps after it
+entered (`stages`); the residual's contributions reach a LayerNorm in the same step through
+synaptic delays. A population updates only in the steps that bring it a token (`hold`).
+
+Its arithmetic is the model's in float32, but summed synapse by synapse in source order rather
+than by numpy's matrix products: the logits agree to float32 rounding, and a spike whose
+voltage was within that rounding of the threshold may differ (`LoweredSpikeGPT.scores`
+compares the two over a text).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from neurosim import datasets
+from neurosim.graph import spikegpt
+from neurosim.graph.graph import Csr, Dense, Graph, Population, Sparse
+from neurosim.numerics.neurons import FLOAT
+from neurosim.numerics.reference import Reference
+
+
+def _dense(name, source, target, weight, port="", delay=0):
+    return Dense(name, source, target, np.ascontiguousarray(weight, FLOAT), 0, port=port, weight_bits=32,
+                 sign_mode="float", delay=delay)
+
+
+def _identity(name, source, target, n, delay):
+    csr = Csr(np.arange(n + 1, dtype=np.int64), np.arange(n, dtype=np.int32), np.ones(n, FLOAT))
+    return Sparse(name, source, target, csr, n, 0, weight_bits=32, sign_mode="float", delay=delay)
+
+
+def lower(model: spikegpt.Model, name: str, dataset: str) -> tuple[Graph, dict[str, int]]:
+    """The graph and each population's stage (steps after a token's entry at which it takes it)."""
+    d = model.d
+    pops = {"embed": Population("embed", "float_source", d)}
+    projs: dict = {}
+    stage = {"embed": 0}
+    spikes: list[str] = ["embed"]                 # the residual's contributions, in order
+
+    def add(p):
+        projs[p.name] = p
+
+    def layernorm(pname: str, ln: spikegpt.LayerNorm, at: int) -> None:
+        pops[pname] = Population(pname, "float_layernorm", d, {"weight": ln.weight.astype(FLOAT),
+                                                                "bias": ln.bias.astype(FLOAT)})
+        stage[pname] = at
+        for src in spikes:                       # every contribution arrives at step `at`
+            add(_identity(f"{src}_to_{pname}", src, pname, d, at - stage[src] - 1))
+
+    def shifted(prefix: str, src: str, target: str, weight: np.ndarray, mix: np.ndarray, port: str,
+                delay: int = 0) -> None:
+        add(_dense(f"{prefix}_{port}", src, target, weight * mix[None, :], port, delay))
+        add(_dense(f"{prefix}_{port}_next", src, target, weight * (1 - mix)[None, :], f"{port}_next", delay))
+
+    at = 1
+    for n, block in enumerate(model.blocks):
+        ln1, wkv, att, ln2, ffk, ffn = (f"{p}_{n}" for p in ("ln1", "wkv", "att", "ln2", "ffk", "ffn"))
+        layernorm(ln1, block.ln1, at)
+        pops[wkv] = Population(wkv, "rwkv_wkv", d, {"decay": block.decay.astype(FLOAT),
+                                                    "first": block.first.astype(FLOAT)})
+        stage[wkv] = at + 1
+        for port, weight, mix in (("k", block.key, block.mix_k), ("v", block.value, block.mix_v),
+                                  ("r", block.receptance, block.mix_r)):
+            shifted(f"{ln1}_to_{wkv}", ln1, wkv, weight, mix, port)
+        pops[att] = Population(att, "float_lif", d)
+        stage[att] = at + 2
+        add(_dense(f"{wkv}_to_{att}", wkv, att, block.output))
+        spikes.append(att)
+        layernorm(ln2, block.ln2, at + 3)
+        pops[ffk] = Population(ffk, "relu_square", block.ffn_key.shape[0])
+        stage[ffk] = at + 4
+        shifted(f"{ln2}_to_{ffk}", ln2, ffk, block.ffn_key, block.ffn_mix_k, "in")
+        pops[ffn] = Population(ffn, "float_gated_lif", d)
+        stage[ffn] = at + 5
+        add(_dense(f"{ffk}_to_{ffn}", ffk, ffn, block.ffn_value, "v"))
+        shifted(f"{ln2}_to_{ffn}", ln2, ffn, block.ffn_receptance, block.ffn_mix_r, "r", delay=1)
+        spikes.append(ffn)
+        at += 6
+    layernorm("ln_out", model.ln_out, at)
+    vocab = model.head.shape[0]
+    pops["head"] = Population("head", "float_readout", vocab, {"bias": np.zeros(vocab, FLOAT)})
+    stage["head"] = at + 1
+    add(_dense("ln_out_to_head", "ln_out", "head", model.head))
+    return Graph(name, pops, projs, "embed", "head", "membrane", dataset), stage
+
+
+@dataclass
+class LoweredSpikeGPT:
+    """A SpikeGPT lowered for a chip: what the language runner needs of it."""
+
+    lm: object
+    graph: Graph
+    stage: dict[str, int]
+
+    @property
+    def depth(self) -> int:
+        return self.stage["head"]
+
+    @property
+    def output(self) -> str:
+        return "head"
+
+    def embed(self, tokens: np.ndarray) -> np.ndarray:
+        return (self.lm.model.embedding[np.asarray(tokens)] >= 0).astype(FLOAT)
+
+    def stages(self) -> dict[str, int]:
+        return {k: v for k, v in self.stage.items() if k != "embed"}
+
+    def hold(self, step: int, entries) -> frozenset[str]:
+        return frozenset(name for name, offset in self.stages().items() if step - offset not in entries)
+
+    def output_values(self, payload, state) -> np.ndarray:
+        return state["v"].copy()
+
+    def logits(self, output: np.ndarray) -> np.ndarray:
+        return np.atleast_2d(output)
+
+    def reference_outputs(self, tokens: list[int]) -> list[np.ndarray]:
+        """The model's own logits for the tokens, one after another from the zero state."""
+        model, state, out = self.lm.model, spikegpt.initial_state(self.lm.model, 1), []
+        for token in tokens:
+            logits, state, _ = spikegpt.step(model, np.array([token]), state)
+            out.append(logits[0])
+        return out
+
+    def matches(self, expected: list[np.ndarray], outputs: list[np.ndarray]) -> bool:
+        """The chip's logits equal the model's to float32 rounding (sums in another order)."""
+        return all(np.allclose(e, o, rtol=1e-4, atol=1e-4) for e, o in zip(expected, outputs))
+
+    def scores(self, codes: np.ndarray) -> dict[str, float]:
+        """Bits per character of the chip's arithmetic (the graph's float32 reference over the
+        text's segments) and of the model itself; spikes per neuron and token of each LIF population."""
+        inputs, targets, valid = datasets.text_segments(codes, spikegpt.RESET_EVERY)
+        reference = Reference(self.graph, len(inputs))
+        steps = spikegpt.RESET_EVERY
+        entries = range(steps)
+        nll, correct = 0.0, 0
+        lifs = [p for p, pop in self.graph.populations.items() if pop.kind in ("float_lif", "float_gated_lif")]
+        events = np.zeros(len(lifs))
+        for t in range(steps + self.depth):
+            tokens = inputs[:, t] if t < steps else np.zeros(len(inputs), np.int64)
+            reference.set_input("embed", self.embed(tokens) if t in entries else np.zeros((len(inputs), self.lm.model.d),
+                                                                                      FLOAT))
+            payload = reference.step(self.hold(t, entries))
+            for k, name in enumerate(lifs):
+                token = t - self.stage[name]
+                if 0 <= token < steps:
+                    events[k] += np.count_nonzero(payload[name][valid[:, token]])
+            token = t - self.depth
+            if token < 0:
+                continue
+            rows = valid[:, token]
+            logits = reference.state_of("head")["v"][rows].astype(np.float64)
+            shifted = logits - logits.max(axis=1, keepdims=True)
+            log_prob = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+            nll -= log_prob[np.arange(len(logits)), targets[rows, token]].sum()
+            correct += int(np.count_nonzero(logits.argmax(axis=1) == targets[rows, token]))
+        n = int(valid.sum())
+        float_model = spikegpt.evaluate(self.lm.model, codes)
+        return {"bits_per_char": float(nll / n / np.log(2.0)), "accuracy": correct / n,
+                "float_bits_per_char": float_model.bits_per_char, "float_accuracy": float_model.accuracy,
+                "scored_chars": n,
+                **{f"spike_rate_{name}": float(e / (n * self.graph.populations[name].size))
+                   for name, e in zip(lifs, events)}}
