@@ -679,6 +679,9 @@ def test_ports_of_the_programs():
     assert ports.pop("gate_product") == ("a", "b")
     assert ports.pop("gated_recurrence") == ("f", "c")
     assert ports.pop("egru") == ("in_z", "in_r", "in_g", "rec_z", "rec_r", "rec_g")
+    assert ports.pop("rwkv_wkv") == ("k", "k_next", "v", "v_next", "r", "r_next")
+    assert ports.pop("relu_square") == ("in", "in_next")
+    assert ports.pop("float_gated_lif") == ("v", "r", "r_next")
     assert set(ports.values()) == {("in",)}
 
 
