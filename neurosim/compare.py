@@ -111,10 +111,7 @@ def table(rows: list[Row]) -> str:
 
 def plot(rows: list[Row], out_dir: str | Path) -> list[Path]:
     """``compare.png`` (energy, time and throughput per run) and ``pareto.png``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from neurosim.plots.figures import plt, save        # the figures module sets the Agg backend
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -129,10 +126,7 @@ def plot(rows: list[Row], out_dir: str | Path) -> list[Path]:
         ax.set_yscale("log")
         ax.set_ylabel(name)
         ax.set_xticks(x, labels, rotation=70, ha="right", fontsize=7)
-    fig.tight_layout()
-    paths = [out / "compare.png"]
-    fig.savefig(paths[0], dpi=120, bbox_inches="tight")
-    plt.close(fig)
+    paths = [save(fig, out / "compare.png")]
 
     front = pareto(rows)
     fig, ax = plt.subplots(figsize=(7, 5))
@@ -154,8 +148,5 @@ def plot(rows: list[Row], out_dir: str | Path) -> list[Path]:
     ax.set_ylabel(f"energy per {per} (µJ)")
     ax.legend(fontsize=8)
     ax.set_title("Energy against time")
-    fig.tight_layout()
-    paths.append(out / "pareto.png")
-    fig.savefig(paths[1], dpi=120, bbox_inches="tight")
-    plt.close(fig)
+    paths.append(save(fig, out / "pareto.png"))
     return paths

@@ -50,6 +50,10 @@ class LoweredLanguageModel:
         """The output a token leaves: the output population's payloads."""
         return np.array(payload, copy=True)
 
+    def matches(self, expected: list[np.ndarray], outputs: list[np.ndarray]) -> bool:
+        """The chip's outputs equal the integer reference's exactly."""
+        return all(np.array_equal(e, o) for e, o in zip(expected, outputs))
+
     def reference_outputs(self, tokens: list[int]) -> list[np.ndarray]:
         """The integer reference's outputs for the tokens (`DataflowReference`), one after another."""
         reference = DataflowReference(self.graph, 1)
@@ -115,10 +119,8 @@ def score(model: matmulfree.Model | LoweredLanguageModel, codes: np.ndarray, mod
             logits = lowered.logits(reference.step()[lowered.output])
         else:
             logits, state = matmulfree.step(model, inputs[:, t], state, mode)
-        shifted = logits - logits.max(axis=1, keepdims=True)
-        log_prob = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
         rows = valid[:, t]
-        nll -= log_prob[rows, targets[rows, t]].sum()
-        correct += int(np.count_nonzero(logits[rows].argmax(axis=1) == targets[rows, t]))
+        loss, right = datasets.prediction_scores(logits[rows], targets[rows, t])
+        nll, correct = nll + loss, correct + right
     n = int(valid.sum())
     return Score(float(nll / n / np.log(2.0)), correct / n, n)

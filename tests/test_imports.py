@@ -206,6 +206,7 @@ def test_a_delay_node_delays_the_events(tmp_path):
     small_graph(tmp_path / "d0.nir", neuron="IF")
     small_graph(tmp_path / "d3.nir", neuron="IF", delay=3.0)
     plain, delayed = load_nir(tmp_path / "d0.nir").graph, load_nir(tmp_path / "d3.nir").graph
+    assert {p.delay for p in plain.projections.values() if p.target == "cell"} == {0}
     assert {p.delay for p in delayed.projections.values() if p.target == "cell"} == {3}
     base = scenario(None, input={"dataset": "random_spikes", "samples": 2, "rate": 0.4}, timesteps=20,
                     record={"spikes": True, "spike_samples": 1})

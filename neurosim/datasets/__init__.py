@@ -235,6 +235,15 @@ def load_text(name: str, split: str) -> TextDataset:
 RESET_EVERY = 256        # characters between state resets when a language model is scored on a text
 
 
+def prediction_scores(logits: np.ndarray, targets: np.ndarray) -> tuple[float, int]:
+    """Of next-character predictions ``logits [n, V]`` against ``targets [n]``: the summed negative
+    log-likelihood (nats, in float64) and the number whose argmax is right."""
+    logits = np.asarray(logits, np.float64)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_prob = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    return float(-log_prob[np.arange(len(logits)), targets].sum()), int(np.count_nonzero(logits.argmax(axis=1) == targets))
+
+
 def text_segments(codes: np.ndarray, reset_every: int = RESET_EVERY) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A text cut where a model's state is reset: (inputs, targets, valid), each ``[segment, reset_every]``.
 

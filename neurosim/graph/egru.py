@@ -235,11 +235,8 @@ def evaluate(model: Model, codes: np.ndarray, reset_every: int = RESET_EVERY) ->
         rows = valid[:, t]
         # padded rows run too (the batch stays rectangular) but are not counted
         logits, state, stats = step(model, inputs[:, t], state)
-        logits = logits[rows].astype(np.float64)
-        shifted = logits - logits.max(axis=1, keepdims=True)
-        log_prob = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-        nll -= log_prob[np.arange(len(logits)), targets[rows, t]].sum()
-        correct += int(np.count_nonzero(logits.argmax(axis=1) == targets[rows, t]))
+        loss, right = datasets.prediction_scores(logits[rows], targets[rows, t])
+        nll, correct = nll + loss, correct + right
         events += [e[rows].sum() for e in stats.events]
         synops += int(stats.synops[rows].sum())
     n = int(valid.sum())

@@ -29,11 +29,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from neurosim import datasets
 from neurosim.graph import egru
 from neurosim.graph.graph import Csr, Graph, Population, Sparse
 from neurosim.numerics.neurons import EGRU_PORTS, FLOAT
-from neurosim.numerics.reference import Reference
+from neurosim.graph.lowered import score_on_reference
 
 
 def gate_blocks(w: egru.Csr, h: int) -> list[Csr]:
@@ -129,37 +128,16 @@ class LoweredEgru:
             outputs.append(logits[0] if self.head_on_chip else state[-1].y[0])
         return outputs
 
+    def matches(self, expected: list[np.ndarray], outputs: list[np.ndarray]) -> bool:
+        """The chip's outputs equal the model's bit for bit (the same float32 sums, in the same order)."""
+        return all(np.array_equal(e, o) for e, o in zip(expected, outputs))
+
     def scores(self, codes: np.ndarray) -> dict[str, float]:
-        """Bits per character and accuracy of the chip's arithmetic (the graph's float32 reference,
-        `neurosim.numerics.reference.Reference`, batched over the text's segments) and of the model
-        as trained (`neurosim.graph.egru.evaluate`); with the event rate per layer."""
-        inputs, targets, valid = datasets.text_segments(codes, egru.RESET_EVERY)
-        reference = Reference(self.graph, len(inputs))
-        nll, correct = 0.0, 0
-        pops = [name for name in self.graph.populations if name.startswith("egru")]
-        events = np.zeros(len(pops))
-        entries = range(egru.RESET_EVERY)
-        for t in range(egru.RESET_EVERY + self.depth):
-            tokens = inputs[:, t] if t < egru.RESET_EVERY else np.zeros(len(inputs), np.int64)
-            reference.set_input("embed", self.embed(tokens) if t in entries else np.zeros_like(self.embed(tokens)))
-            payload = reference.step(self.hold(t, entries))
-            for k, name in enumerate(pops):
-                if 1 + k <= t < egru.RESET_EVERY + 1 + k:
-                    events[k] += np.count_nonzero(payload[name][valid[:, t - 1 - k]])
-            if t < self.depth:
-                continue
-            rows = valid[:, t - self.depth]
-            out = self.output_values(payload[self.output], reference.state_of(self.output)) if self.head_on_chip \
-                else payload[self.output]
-            logits = self.logits(out)[rows].astype(np.float64)
-            shifted = logits - logits.max(axis=1, keepdims=True)
-            log_prob = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-            nll -= log_prob[np.arange(len(logits)), targets[rows, t - self.depth]].sum()
-            correct += int(np.count_nonzero(logits.argmax(axis=1) == targets[rows, t - self.depth]))
-        n = int(valid.sum())
+        """Bits per character and accuracy of the chip's arithmetic (`score_on_reference`) and of the
+        model as trained (`neurosim.graph.egru.evaluate`); with the event rate per layer."""
+        units = [name for name in self.graph.populations if name.startswith("egru")]
+        chip, n = score_on_reference(self, codes, units)
         float_model = egru.evaluate(self.lm.model, codes)
-        sizes = [self.graph.populations[name].size for name in pops]
-        return {"bits_per_char": float(nll / n / np.log(2.0)), "accuracy": correct / n,
+        return {"bits_per_char": chip["bits_per_char"], "accuracy": chip["accuracy"],
                 "float_bits_per_char": float_model.bits_per_char, "float_accuracy": float_model.accuracy,
-                "scored_chars": n,
-                **{f"event_rate_{name}": float(e / (n * size)) for name, e, size in zip(pops, events, sizes)}}
+                "scored_chars": n, **{f"event_rate_{name}": chip[name] for name in units}}

@@ -138,15 +138,20 @@ def load_language_model(folder: Path, data: dict, lines, yaml_path: Path) -> Lan
         model = matmulfree.generate(n_layers, d, glu, vocab, spec.generated.seed)
         sha = f"generated, seed {spec.generated.seed}"
     else:
-        weights_path = folder / spec.weights.file
-        sha = _checked_sha256(weights_path, spec.weights.sha256)
-        try:
-            model = matmulfree.load(weights_path)
-        except (OSError, KeyError, ValueError) as err:
-            raise UserError(f"is not a readable MatMul-free weights file ({err})", file=str(weights_path)) from None
+        model, sha = _trained(folder, spec.weights, matmulfree.load, "MatMul-free")
     return LanguageModel(spec.name, model, FixedPoint(**spec.fixed_point.model_dump()), spec.dataset,
                          spec.calibration_chars, str(yaml_path), sha, spec.generated is not None,
                          spec.embedding == "chip", spec.head == "chip")
+
+
+def _trained(folder: Path, weights, load, what: str):
+    """A language model's trained weights, checked against their sha256: (model, sha256)."""
+    path = folder / weights.file
+    sha = _checked_sha256(path, weights.sha256)
+    try:
+        return load(path), sha
+    except (OSError, KeyError, ValueError, AssertionError) as err:
+        raise UserError(f"is not a readable {what} weights file ({err or type(err).__name__})", file=str(path)) from None
 
 
 def _text_dataset(name: str, yaml_path: Path, lines) -> None:
@@ -164,13 +169,7 @@ def load_egru_model(folder: Path, data: dict, lines, yaml_path: Path) -> Languag
                                     g.seed)
         sha = f"generated, seed {g.seed}"
     else:
-        weights_path = folder / spec.weights.file
-        sha = _checked_sha256(weights_path, spec.weights.sha256)
-        try:
-            model = egru.load(weights_path)
-        except (OSError, KeyError, ValueError, AssertionError) as err:
-            raise UserError(f"is not a readable EGRU weights file ({err or type(err).__name__})",
-                            file=str(weights_path)) from None
+        model, sha = _trained(folder, spec.weights, egru.load, "EGRU")
     return LanguageModel(spec.name, model, FixedPoint(), spec.dataset, 0, str(yaml_path), sha,
                          spec.generated is not None, False, spec.head == "chip")
 
@@ -178,13 +177,7 @@ def load_egru_model(folder: Path, data: dict, lines, yaml_path: Path) -> Languag
 def load_spikegpt_model(folder: Path, data: dict, lines, yaml_path: Path) -> LanguageModel:
     spec = validate(SpikeGptModelFile, data, file=str(yaml_path), lines=lines)
     _text_dataset(spec.dataset, yaml_path, lines)
-    weights_path = folder / spec.weights.file
-    sha = _checked_sha256(weights_path, spec.weights.sha256)
-    try:
-        model = spikegpt.load(weights_path)
-    except (OSError, KeyError, ValueError) as err:
-        raise UserError(f"is not a readable SpikeGPT weights file ({err or type(err).__name__})",
-                        file=str(weights_path)) from None
+    model, sha = _trained(folder, spec.weights, spikegpt.load, "SpikeGPT")
     return LanguageModel(spec.name, model, FixedPoint(), spec.dataset, 0, str(yaml_path), sha, False, False, True)
 
 

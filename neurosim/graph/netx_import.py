@@ -195,7 +195,7 @@ def _build(layers: list[Layer], path: Path, name: str | None) -> ImportedModel:
         raise UserError("has no layers", file=file)
     first = layers[0]
     shape = first.shape
-    source, source_float = None, None
+    source = None
     input_pop = None
     for layer in layers:
         kind = layer.type
@@ -208,7 +208,7 @@ def _build(layers: list[Layer], path: Path, name: str | None) -> ImportedModel:
                 pops["input"] = Population("input", "delta_source", n, {
                     "vth": vth, "input_exp": SDNN_SCALE, "state_exp": SDNN_STATE_EXP,
                     "payload_bits": int(layer.neuron.get("messageBits", SDNN_MESSAGE_BITS))})
-                input_pop, source, source_float = "input", "input", "input"
+                input_pop = source = "input"
                 float_layers.append(FloatLayer("input", "delta_input", n, {"vth": vth}, None))
             else:
                 pops["input"] = Population("input", "graded_source", n, {"payload_bits": 16})

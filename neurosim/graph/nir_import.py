@@ -459,7 +459,6 @@ def load_nir(path: str | Path, *, dt: float | None = None, reset: str = "zero", 
     pops[names[inp]] = Population(names[inp], "graded_source" if input_encoding == "graded" else "spike_source",
                                   input_size)
     neuron_nodes = [n for n in nodes if type(nodes[n]).__name__ in NEURON_TYPES]
-    feeds_output = {i.source for i in incoming(out)}
     direct_output = [p for p in preds[out] if is_pop(p)]
     models: dict[str, FloatNeuron] = {}
     recurrent = False

@@ -166,11 +166,8 @@ def evaluate(model: Model, codes: np.ndarray, reset_every: int = RESET_EVERY) ->
     for t in range(reset_every):
         rows = valid[:, t]
         logits, state, spikes = step(model, inputs[:, t], state)
-        logits = logits[rows].astype(np.float64)
-        shifted = logits - logits.max(axis=1, keepdims=True)
-        log_prob = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-        nll -= log_prob[np.arange(len(logits)), targets[rows, t]].sum()
-        correct += int(np.count_nonzero(logits.argmax(axis=1) == targets[rows, t]))
+        loss, right = datasets.prediction_scores(logits[rows], targets[rows, t])
+        nll, correct = nll + loss, correct + right
         rates += [s[rows].sum() for s in spikes]
     n = int(valid.sum())
     return Metrics(float(nll / n / np.log(2.0)), correct / n, [float(r / (n * model.d)) for r in rates], n)

@@ -33,11 +33,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from neurosim import datasets
 from neurosim.graph import spikegpt
 from neurosim.graph.graph import Csr, Dense, Graph, Population, Sparse
 from neurosim.numerics.neurons import FLOAT
-from neurosim.numerics.reference import Reference
+from neurosim.graph.lowered import score_on_reference
 
 
 def _dense(name, source, target, weight, port="", delay=0):
@@ -149,37 +148,11 @@ class LoweredSpikeGPT:
         return all(np.allclose(e, o, rtol=1e-4, atol=1e-4) for e, o in zip(expected, outputs))
 
     def scores(self, codes: np.ndarray) -> dict[str, float]:
-        """Bits per character of the chip's arithmetic (the graph's float32 reference over the
-        text's segments) and of the model itself; spikes per neuron and token of each LIF population."""
-        inputs, targets, valid = datasets.text_segments(codes, spikegpt.RESET_EVERY)
-        reference = Reference(self.graph, len(inputs))
-        steps = spikegpt.RESET_EVERY
-        entries = range(steps)
-        nll, correct = 0.0, 0
+        """Bits per character of the chip's arithmetic (`score_on_reference`) and of the model
+        itself; spikes per neuron and token of each LIF population."""
         lifs = [p for p, pop in self.graph.populations.items() if pop.kind in ("float_lif", "float_gated_lif")]
-        events = np.zeros(len(lifs))
-        for t in range(steps + self.depth):
-            tokens = inputs[:, t] if t < steps else np.zeros(len(inputs), np.int64)
-            reference.set_input("embed", self.embed(tokens) if t in entries else np.zeros((len(inputs), self.lm.model.d),
-                                                                                      FLOAT))
-            payload = reference.step(self.hold(t, entries))
-            for k, name in enumerate(lifs):
-                token = t - self.stage[name]
-                if 0 <= token < steps:
-                    events[k] += np.count_nonzero(payload[name][valid[:, token]])
-            token = t - self.depth
-            if token < 0:
-                continue
-            rows = valid[:, token]
-            logits = reference.state_of("head")["v"][rows].astype(np.float64)
-            shifted = logits - logits.max(axis=1, keepdims=True)
-            log_prob = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-            nll -= log_prob[np.arange(len(logits)), targets[rows, token]].sum()
-            correct += int(np.count_nonzero(logits.argmax(axis=1) == targets[rows, token]))
-        n = int(valid.sum())
+        chip, n = score_on_reference(self, codes, lifs)
         float_model = spikegpt.evaluate(self.lm.model, codes)
-        return {"bits_per_char": float(nll / n / np.log(2.0)), "accuracy": correct / n,
+        return {"bits_per_char": chip["bits_per_char"], "accuracy": chip["accuracy"],
                 "float_bits_per_char": float_model.bits_per_char, "float_accuracy": float_model.accuracy,
-                "scored_chars": n,
-                **{f"spike_rate_{name}": float(e / (n * self.graph.populations[name].size))
-                   for name, e in zip(lifs, events)}}
+                "scored_chars": n, **{f"spike_rate_{name}": chip[name] for name in lifs}}

@@ -83,10 +83,14 @@ def _hops(chip: ChipFile, src_core: np.ndarray, dst_core: np.ndarray):
     return ew.astype(np.int32), ns.astype(np.int32), links.astype(np.int32)
 
 
+def _model_error(graph: Graph, where: tuple, message: str) -> UserError:
+    """A mistake in the model file at the key path ``where`` (its line where known)."""
+    return UserError(message, file=graph.source_file, field=".".join(where),
+                     line=graph.lines.find(where) if graph.lines is not None else None)
+
+
 def _fail(graph: Graph, pop: str, message: str) -> UserError:
-    lines = graph.lines
-    return UserError(message, file=graph.source_file, field=f"populations.{pop}",
-                     line=lines.find(("populations", pop)) if lines is not None else None)
+    return _model_error(graph, ("populations", pop), message)
 
 
 def _check_targets(graph: Graph) -> None:
@@ -95,9 +99,8 @@ def _check_targets(graph: Graph) -> None:
         target = graph.populations[proj.target]
         if KINDS[target.kind].on_host:
             where = ("projections", name, "target")
-            raise UserError(f"{proj.target!r} is a {target.kind} population on the host, which takes no synaptic "
-                            f"input; expected an on-chip population", file=graph.source_file,
-                            field=".".join(where), line=graph.lines.find(where) if graph.lines is not None else None)
+            raise _model_error(graph, where, f"{proj.target!r} is a {target.kind} population on the host, which "
+                                             f"takes no synaptic input; expected an on-chip population")
 
 
 def _check_delays(graph: Graph, chip: ChipFile) -> None:
@@ -106,9 +109,8 @@ def _check_delays(graph: Graph, chip: ChipFile) -> None:
     for name, proj in graph.projections.items():
         if proj.delay > most:
             where = ("projections", name, "delay")
-            raise UserError(f"a delay of {proj.delay} steps, a core holds at most {most} "
-                            f"(core_kinds.{chip.chip.core_kind}.limits.synaptic_delay_steps)", file=graph.source_file,
-                            field=".".join(where), line=graph.lines.find(where) if graph.lines is not None else None)
+            raise _model_error(graph, where, f"a delay of {proj.delay} steps, a core holds at most {most} "
+                                             f"(core_kinds.{chip.chip.core_kind}.limits.synaptic_delay_steps)")
 
 
 def _check_weights(graph: Graph, chip: ChipFile) -> None:
@@ -117,9 +119,8 @@ def _check_weights(graph: Graph, chip: ChipFile) -> None:
     for name, proj in graph.projections.items():
         if proj.weight_bits > most:
             where = ("projections", name, "weight_bits")
-            raise UserError(f"{proj.weight_bits}-bit weights, the chip's synapses hold at most {most} bits "
-                            f"(core_kinds.{chip.chip.core_kind}.synapses.max_weight_bits)", file=graph.source_file,
-                            field=".".join(where), line=graph.lines.find(where) if graph.lines is not None else None)
+            raise _model_error(graph, where, f"{proj.weight_bits}-bit weights, the chip's synapses hold at most "
+                                             f"{most} bits (core_kinds.{chip.chip.core_kind}.synapses.max_weight_bits)")
 
 
 def _check_payloads(graph: Graph, chip: ChipFile) -> None:
@@ -130,9 +131,8 @@ def _check_payloads(graph: Graph, chip: ChipFile) -> None:
         if bits > most:
             where = ("populations", name, "params", "payload_bits")
             carries = f"carry at most {most} bits" if most else "carry no payload (binary spikes only)"
-            raise UserError(f"{bits}-bit graded payloads, the chip's messages {carries} "
-                            f"(core_kinds.{chip.chip.core_kind}.graded_payload_bits)", file=graph.source_file,
-                            field=".".join(where), line=graph.lines.find(where) if graph.lines is not None else None)
+            raise _model_error(graph, where, f"{bits}-bit graded payloads, the chip's messages {carries} "
+                                             f"(core_kinds.{chip.chip.core_kind}.graded_payload_bits)")
 
 
 @dataclass

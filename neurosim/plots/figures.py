@@ -20,6 +20,16 @@ COMPONENTS = ("synapse", "neuron", "network", "static")
 COLOURS = {"synapse": "#4477aa", "neuron": "#66ccee", "network": "#228833", "static": "#bbbbbb"}
 
 
+def save(fig, target: str | Path) -> Path:
+    """Lay the figure out, write it as a PNG (its folder made if need be) and close it."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(target, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return target
+
+
 def _title(trace: Trace) -> str:
     return f"{trace.meta.get('model_name', '?')} on {trace.meta.get('chip_name', '?')}"
 
@@ -174,11 +184,7 @@ def plot_trace(path: str | Path, out_dir: str | Path | None = None) -> list[Path
             core_activity(trace, ax, fig)
         else:
             draw(trace, ax)
-        fig.tight_layout()
-        target = out / f"{name}.png"
-        fig.savefig(target, dpi=120, bbox_inches="tight")
-        plt.close(fig)
-        written.append(target)
+        written.append(save(fig, out / f"{name}.png"))
     return written
 
 
@@ -215,13 +221,7 @@ def plot_scaling(paths: list[str | Path], out_dir: str | Path) -> Path:
     right.set_ylim(bottom=0)
     right.set_title("Latency per inference (label: the bound that sets most steps)")
     fig.suptitle(f"{traces[0].meta.get('model_name', '?')}: energy and latency against chip count")
-    fig.tight_layout()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    target = out / "scaling.png"
-    fig.savefig(target, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return target
+    return save(fig, Path(out_dir) / "scaling.png")
 
 
 def plot_dvfs(paths: list[str | Path], out_dir: str | Path) -> Path:
@@ -262,13 +262,7 @@ def plot_dvfs(paths: list[str | Path], out_dir: str | Path) -> Path:
         ax.set_xticks(x, labels, fontsize=8)
         ax.set_xlabel("DVFS level (auto: per tick and PE)")
     fig.suptitle(f"{traces[0].meta.get('model_name', '?')} on {traces[0].meta.get('chip_name', '?')}: DVFS sweep")
-    fig.tight_layout()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    target = out / "dvfs.png"
-    fig.savefig(target, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return target
+    return save(fig, Path(out_dir) / "dvfs.png")
 
 
 def plot_chip_comparison(paths: list[str | Path], target: str | Path) -> Path:
@@ -291,9 +285,4 @@ def plot_chip_comparison(paths: list[str | Path], target: str | Path) -> Path:
             ax.set_yscale("log")
     axes[0].set_ylim(0, 105)
     fig.suptitle(f"{traces[0].meta.get('model_name', '?')} on {len(traces)} chips")
-    fig.tight_layout()
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(target, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return target
+    return save(fig, target)
