@@ -101,17 +101,19 @@ def _run_several(scenario: str, out_dir, seed, progress: bool, overrides: dict) 
     """Run a scenario on each of its chips and print them side by side."""
     from neurosim.runner import run_chips
 
-    results, plot = run_chips(scenario, out_dir=out_dir, seed=seed, progress=progress, overrides=overrides)
-    click.echo(f"scenario        {scenario}")
-    click.echo(f"{'chip':<22} {'accuracy':>9} {'energy/inference':>17} {'latency/inference':>18} {'cores':>6}  trace")
+    from neurosim.compare import from_summary
     from neurosim.traces.trace import read_summary
 
-    for r in results:
-        s = r.summary
-        chip = str(read_summary(r.trace_path).meta.get("chip_name", "?"))
-        acc = f"{s['accuracy']:.2%}" if s["accuracy"] == s["accuracy"] else "n/a"
-        click.echo(f"{chip:<22} {acc:>9} {_fmt_si(s['energy_per_inference_j'], 'J'):>17} "
-                   f"{_fmt_si(s['latency_per_inference_s'], 's'):>18} {s['cores_used']:>6}  {r.trace_path}")
+    results, plot = run_chips(scenario, out_dir=out_dir, seed=seed, progress=progress, overrides=overrides)
+    rows = [from_summary("", str(read_summary(r.trace_path).meta.get("chip_name", "?")), "", r.summary)
+            for r in results]
+    per = rows[0].per
+    click.echo(f"scenario        {scenario}")
+    click.echo(f"{'chip':<22} {'accuracy':>9} {'energy/' + per:>17} {'latency/' + per:>18} {'cores':>6}  trace")
+    for r, row in zip(results, rows):
+        acc = f"{row.accuracy:.2%}" if row.accuracy == row.accuracy else "n/a"
+        click.echo(f"{row.chip:<22} {acc:>9} {_fmt_si(row.energy_j, 'J'):>17} "
+                   f"{_fmt_si(row.time_s, 's'):>18} {r.summary['cores_used']:>6}  {r.trace_path}")
     if plot is not None:
         click.echo(f"plot            {plot}")
 
@@ -125,7 +127,7 @@ def _print_language(s: dict, trace_path) -> None:
         click.echo(f"accuracy        {s['accuracy']:.2%} next character, {s['bits_per_char']:.4f} bits/char over "
                    f"{s['scored_chars']:,} chars ({others})")
     if "matches_reference" in s:
-        what = "integer reference" if "trained_bits_per_char" in s or s["accuracy"] != s["accuracy"] else "model"
+        what = "model" if s.get("reference_is_model") else "integer reference"
         click.echo(f"reference       on-chip execution "
                    f"{'equals' if s['matches_reference'] else 'DIFFERS FROM'} the {what}, token by token")
     click.echo(f"generation      {s['tokens_per_s']:,.1f} tokens/s, {_fmt_si(s['energy_per_token_j'], 'J')} per token")

@@ -41,7 +41,8 @@ def _float(value) -> float:
         return float("nan")
 
 
-def _from_summary(label: str, chip: str, model: str, s: dict) -> Row:
+def from_summary(label: str, chip: str, model: str, s: dict) -> Row:
+    """A run's row from its summary: per generated token for a language model, else per inference."""
     if "tokens_per_s" in s:
         return Row(label, chip, model, _float(s.get("accuracy")), _float(s["energy_per_token_j"]),
                    1.0 / _float(s["tokens_per_s"]), _float(s.get("mean_sparsity")), "token")
@@ -71,10 +72,10 @@ def load_rows(paths: list[str | Path]) -> list[Row]:
                     continue
                 label = ", ".join(f"{k}={Path(r[k]).stem if '/' in str(r[k]) else r[k]}" for k in varying)
                 chip = Path(r["chip"]).stem if "chip" in r else ""
-                rows.append(_from_summary(label or r["point"], chip, r.get("model", ""), r))
+                rows.append(from_summary(label or r["point"], chip, r.get("model", ""), r))
             continue
         t = read_summary(path)
-        rows.append(_from_summary(str(t.meta.get("scenario_name", path.stem)), str(t.meta.get("chip_name", "")),
+        rows.append(from_summary(str(t.meta.get("scenario_name", path.stem)), str(t.meta.get("chip_name", "")),
                                   str(t.meta.get("model_name", "")), t.summary))
     if not rows:
         raise UserError("no finished runs to compare in the files given")

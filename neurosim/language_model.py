@@ -13,6 +13,8 @@ from neurosim.graph.egru_chip import LoweredEgru
 from neurosim.graph.egru_chip import lower as lower_egru
 from neurosim.graph.spikegpt_chip import LoweredSpikeGPT
 from neurosim.graph.spikegpt_chip import lower as lower_spikegpt
+from neurosim.graph.spikegpt_fixed import LoweredSpikeGPTFixed
+from neurosim.graph.spikegpt_fixed import lower as lower_spikegpt_fixed
 from neurosim.graph.graph import Graph
 from neurosim.graph.loader import LanguageModel
 from neurosim.graph.matmulfree_chip import calibrate, embed, lower
@@ -23,6 +25,8 @@ RESET_EVERY = datasets.RESET_EVERY     # characters between state resets when sc
 
 @dataclass
 class LoweredLanguageModel:
+    reference_is_model = False      # the chip is checked against the integer dataflow reference
+
     lm: LanguageModel
     graph: Graph
     depth: int                      # timesteps from a token's entry to its output
@@ -73,17 +77,22 @@ class LoweredLanguageModel:
                 "scored_chars": chip.chars}
 
 
-def lower_language_model(lm: LanguageModel) -> LoweredLanguageModel | LoweredEgru | LoweredSpikeGPT:
-    """An EGRU model as float neuron programs; a MatMul-free model calibrated on the start of
-    the training text with its blocks lowered."""
+def lower_language_model(lm: LanguageModel, software_neurons: bool = True
+                         ) -> LoweredLanguageModel | LoweredEgru | LoweredSpikeGPT:
+    """An EGRU model as float neuron programs; a SpikeGPT as float programs on a chip whose
+    neurons are software (``software_neurons``: ARM PEs), else as fixed-point programs with
+    8-bit weights; a MatMul-free model calibrated on the start of the training text with its
+    blocks lowered."""
     if isinstance(lm.model, egru.Model):
         graph, depth = lower_egru(lm.model, lm.name, lm.dataset, lm.head_on_chip)
         graph.source_file, graph.weights_sha256 = lm.source_file, lm.weights_sha256
         return LoweredEgru(lm, graph, depth)
     if isinstance(lm.model, spikegpt.Model):
-        graph, stage = lower_spikegpt(lm.model, lm.name, lm.dataset)
+        lowering, lowered = ((lower_spikegpt, LoweredSpikeGPT) if software_neurons
+                             else (lower_spikegpt_fixed, LoweredSpikeGPTFixed))
+        graph, stage = lowering(lm.model, lm.name, lm.dataset)
         graph.source_file, graph.weights_sha256 = lm.source_file, lm.weights_sha256
-        return LoweredSpikeGPT(lm, graph, stage)
+        return lowered(lm, graph, stage)
     text = datasets.load_text(lm.dataset, "train")
     exponents = calibrate(lm.model, text.codes[:lm.calibration_chars].astype(np.int64), lm.fixed_point)
     graph, depth = lower(lm.model, exponents, lm.fixed_point, name=lm.name, embedding_on_chip=lm.embedding_on_chip,

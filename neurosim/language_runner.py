@@ -26,8 +26,10 @@ Figures (summary attributes):
   ``float_accuracy`` of the model itself and the event rate per layer); NaN when
   ``accuracy_chars`` is 0.
 - ``matches_reference`` (when the scenario's ``reference`` is on): the chip's output for every
-  token equals the reference's (the integer dataflow reference; for an EGRU, the model's own
-  float32 step).
+  token equals the reference's: for a MatMul-free model the integer dataflow reference, for a
+  SpikeGPT in fixed point its integer graph on `neurosim.numerics.reference.Reference`
+  (exactly), for float programs (EGRU, SpikeGPT on ARM PEs) the model's own float32 step;
+  ``reference_is_model`` says which of the last.
 
 On a chip of ARM PEs (`neurosim.cores.arm_pe`) the PE figures join them: overruns, the share
 of PE-steps at each DVFS level, cycles per PE and step; the trace's ``cores`` group has them
@@ -141,7 +143,8 @@ def run_language(setup, progress: bool = False, resume: bool = False) -> tuple[d
     checked = {}
     if spec.reference:
         expected = lowered.reference_outputs(tokens_in)
-        checked = {"matches_reference": bool(lowered.matches(expected, outputs))}
+        checked = {"matches_reference": bool(lowered.matches(expected, outputs)),
+                   "reference_is_model": bool(lowered.reference_is_model)}
 
     # time: the SimPy timeline of the steps, then the host's readouts where generation waits for them
     n_steps = step

@@ -153,7 +153,7 @@ def prepare(scenario: str | Path | dict, seed: int | None = None, overrides: dic
                                                       f"models; {model.name!r} is not one", "model", scenario_file, lines)
             return Setup(spec, text, chip, chip_text, None, model_text, None, scenario_file, lines, lm=model,
                          baselines=baselines)
-        language = lower_language_model(model)
+        language = lower_language_model(model, software_neurons=isinstance(chip.core, ArmPeSpec))
         mapping = map_graph(language.graph, chip, spec.mapping.placement, spec.mapping.cores)
         return Setup(spec, text, chip, chip_text, language.graph, model_text, mapping, scenario_file, lines,
                      lm=model, language=language, baselines=baselines)

@@ -682,6 +682,9 @@ def test_ports_of_the_programs():
     assert ports.pop("rwkv_wkv") == ("k", "k_next", "v", "v_next", "r", "r_next")
     assert ports.pop("relu_square") == ("in", "in_next")
     assert ports.pop("float_gated_lif") == ("v", "r", "r_next")
+    assert ports.pop("wkv_fixed") == ("k", "k_next", "v", "v_next", "r", "r_next")
+    assert ports.pop("relu_square_fixed") == ("in", "in_next")
+    assert ports.pop("gated_lif_fixed") == ("v", "r", "r_next")
     assert set(ports.values()) == {("in",)}
 
 

@@ -68,11 +68,80 @@ def test_spikegpt_on_spinnaker2_agrees_with_the_model(tmp_path):
     assert {"att_0", "ffn_0", "att_1", "ffn_1"} <= set(names)          # spikes per layer and step
 
 
-def test_spikegpt_refuses_a_chip_of_fixed_point_neurocores():
+def test_float_programs_are_refused_by_fixed_point_neurocores():
+    """The EGRU lowers to float32 programs: on Loihi 2 that is one clear error naming the population."""
     from neurosim.errors import UserError
     from neurosim.runner import run
 
-    data = {"name": "x", "chip": str(REPO / "chips" / "loihi2.yaml"), "model": str(REPO / "models" / "spikegpt"),
+    data = {"name": "x", "chip": str(REPO / "chips" / "loihi2.yaml"), "model": str(REPO / "models" / "egru_lm"),
             "input": {"dataset": "shakespeare"}, "language": {"prompt_tokens": 4, "generate_tokens": 1}}
-    with pytest.raises(UserError, match="32-bit"):
+    with pytest.raises(UserError, match="float32 program") as err:
         run(data, write=False)
+    assert err.value.field.startswith("populations.") and "arm_pe" in err.value.message
+
+
+@pytest.fixture(scope="module")
+def fixed():
+    from neurosim.graph.loader import load_model
+    from neurosim.graph.spikegpt_fixed import LoweredSpikeGPTFixed, lower
+
+    lm, _ = load_model(REPO / "models" / "spikegpt")
+    graph, stage = lower(lm.model, "spikegpt", "shakespeare")
+    return LoweredSpikeGPTFixed(lm, graph, stage)
+
+
+def test_the_fixed_point_graph_fits_loihi2_formats(fixed):
+    """8-bit weights, payloads within 24 bits, delays within the core's slots; 24 steps deep."""
+    from neurosim.numerics.neurons import KINDS, check_populations, check_projections, payload_bits_of
+
+    check_populations(fixed.graph)
+    check_projections(fixed.graph)
+    assert fixed.depth == 24
+    assert all(p.weight_bits == 8 for p in fixed.graph.projections.values())
+    assert max(p.delay for p in fixed.graph.projections.values()) <= 62
+    assert all(payload_bits_of(KINDS[p.kind], p.params) <= 24 for p in fixed.graph.populations.values())
+
+
+def test_the_fixed_point_layernorm_and_spikes_follow_the_float_model(fixed):
+    """Token by token over 48 characters: the first LayerNorm's output within 0.01 of the float
+    model's (its inputs, spike counts, are the same), and the LIF spikes agree on 95 % or more."""
+    from neurosim.numerics.reference import Reference
+
+    model = fixed.lm.model
+    codes = datasets.load_text("shakespeare", "test").codes[:48].astype(np.int64)
+    reference, state = Reference(fixed.graph, 1), spikegpt.initial_state(model, 1)
+    silent = np.zeros((1, model.d), np.int64)
+    agree, total, step = 0, 0, 0
+    for c in codes:
+        x = (model.embedding[[c]] >= 0).astype(np.float32)
+        expected_ln = model.blocks[0].ln1(x)
+        _, state, spikes = spikegpt.step(model, np.array([c]), state)
+        entry = step
+        for t in range(fixed.depth + 1):
+            reference.set_input("embed", fixed.embed(np.array([c])) if t == 0 else silent)
+            payload = reference.step(fixed.hold(step, {entry}))
+            if step - entry == fixed.stage["ln1_0"]:
+                np.testing.assert_allclose(payload["ln1_0"][0] / 4096, expected_ln[0], atol=0.01)
+            for name, s in zip(("att_0", "ffn_0", "att_1", "ffn_1"), spikes):
+                if step - entry == fixed.stage[name]:
+                    agree, total = agree + int(np.sum(payload[name][0] == s[0])), total + s.size
+            step += 1
+    assert agree / total > 0.95
+
+
+def test_spikegpt_on_loihi2_equals_its_integer_reference(tmp_path):
+    """On Loihi 2's fixed-point neurocores the logits of every prompt and generated token equal
+    the integer reference's exactly, and the scored text is within 0.05 bits/char of the float
+    model."""
+    import yaml
+
+    from neurosim.runner import run
+
+    data = yaml.safe_load((REPO / "scenarios" / "loihi2_spikegpt.yaml").read_text())
+    data |= {"chip": str(REPO / "chips" / "loihi2.yaml"), "model": str(REPO / "models" / "spikegpt"),
+             "language": {"prompt_tokens": 12, "generate_tokens": 3, "accuracy_chars": 1024}}
+    s = run(data, out_dir=tmp_path).summary
+    assert s["matches_reference"] and not s["reference_is_model"]
+    assert abs(s["bits_per_char"] - s["float_bits_per_char"]) < 0.05
+    assert all(0 < s[f"spike_rate_{p}"] < 0.6 for p in ("att_0", "ffn_0", "att_1", "ffn_1"))
+    assert s["depth_steps"] == 24 and s["overflows"] == 0

@@ -135,15 +135,16 @@ def test_synapses_in_dram_are_fetched_per_row():
         extra_pj + rows * chip.core.cycles.dma_setup * level.cycle_pj)
 
 
-def test_float_weights_do_not_fit_a_neurocore():
-    """32-bit float synapses are refused by a chip whose synapses hold at most 8 bits."""
+def test_float_programs_do_not_run_on_a_neurocore():
+    """A float program is refused by a chip of fixed-point neurocores, naming its population."""
     rng = np.random.default_rng(1)
     csr = Csr(np.array([0, 2], np.int64), np.array([0, 1], np.int32), rng.standard_normal(2).astype(np.float32))
     pops = [Population("inp", "float_source", 1), Population("out", "float_readout", 2)]
     graph = graph_of(pops, [Sparse("w", "inp", "out", csr, 2, 0, weight_bits=32, sign_mode="float")],
                      input_pop="inp", readout_pop="out")
-    with pytest.raises(UserError, match="32-bit .* at most"):
+    with pytest.raises(UserError, match="float_readout is a float32 program") as err:
         map_graph(graph, make_chip())
+    assert err.value.field == "populations.out.kind"
     map_graph(graph, spinnaker2())
 
 

@@ -86,3 +86,24 @@ def test_pipeline_adds_are_events_times_fan_out():
             bits = proj.weight_bits if graph.populations[proj.source].kind == "graded_source" else 1
             expected += int(((payload[proj.source] != 0) @ fan_out).sum()) * bits
     assert result.summary["synaptic_ops"] == expected
+
+
+def test_a_language_model_compared_across_chips_is_per_token(tmp_path):
+    """SpikeGPT on Loihi 2 (fixed point) and SpiNNaker 2 (float): a row per chip, per generated token."""
+    import yaml
+    from click.testing import CliRunner
+
+    from neurosim.cli import cli
+
+    data = yaml.safe_load((REPO / "scenarios" / "compare_chips_spikegpt.yaml").read_text())
+    data |= {"chip": [str(REPO / "chips" / f"{c}.yaml") for c in ("loihi2", "spinnaker2")],
+             "model": str(REPO / "models" / "spikegpt"),
+             "language": {"prompt_tokens": 4, "generate_tokens": 2, "accuracy_chars": 0}}
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(yaml.safe_dump(data))
+    result = CliRunner().invoke(cli, ["run", str(scenario), "--out", str(tmp_path), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "energy/token" in result.output
+    rows = [line.split()[0] for line in result.output.splitlines() if line.split()[:1] in (["loihi2"], ["spinnaker2"])]
+    assert rows == ["loihi2", "spinnaker2"]
+    assert (tmp_path / "compare_chips_spikegpt-compare.png").is_file()

@@ -83,6 +83,8 @@ def lower(model: egru.Model, name: str, dataset: str, head_on_chip: bool) -> tup
 class LoweredEgru:
     """An EGRU language model lowered for a chip: what the language runner needs of it."""
 
+    reference_is_model = True       # the chip is checked against the model's own float32 step
+
     lm: object                      # neurosim.graph.loader.LanguageModel
     graph: Graph
     depth: int

@@ -108,6 +108,9 @@ def lower(model: spikegpt.Model, name: str, dataset: str) -> tuple[Graph, dict[s
 class LoweredSpikeGPT:
     """A SpikeGPT lowered for a chip: what the language runner needs of it."""
 
+    lif_kinds = ("float_lif", "float_gated_lif")     # the populations whose spikes are counted
+    reference_is_model = True                        # the chip is checked against `spikegpt.step`
+
     lm: object
     graph: Graph
     stage: dict[str, int]
@@ -150,7 +153,7 @@ class LoweredSpikeGPT:
     def scores(self, codes: np.ndarray) -> dict[str, float]:
         """Bits per character of the chip's arithmetic (`score_on_reference`) and of the model
         itself; spikes per neuron and token of each LIF population."""
-        lifs = [p for p, pop in self.graph.populations.items() if pop.kind in ("float_lif", "float_gated_lif")]
+        lifs = [p for p, pop in self.graph.populations.items() if pop.kind in self.lif_kinds]
         chip, n = score_on_reference(self, codes, lifs)
         float_model = spikegpt.evaluate(self.lm.model, codes)
         return {"bits_per_char": chip["bits_per_char"], "accuracy": chip["accuracy"],

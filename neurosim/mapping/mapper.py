@@ -17,7 +17,7 @@ from neurosim.mapping.partition import LIMIT_NAMES, encoding_of, incoming, slice
 from neurosim.mapping.routes import Routes, copy_synapses, destinations_per_core, sort_rows, split_rows
 from neurosim.numerics.neurons import (KINDS, check_populations, check_projections, payload_bits_of, port_index,
                                        state_bytes_of)
-from neurosim.spec.chip import ChipFile
+from neurosim.spec.chip import ArmPeSpec, ChipFile
 
 HOST = -1
 
@@ -111,6 +111,17 @@ def _check_delays(graph: Graph, chip: ChipFile) -> None:
             where = ("projections", name, "delay")
             raise _model_error(graph, where, f"a delay of {proj.delay} steps, a core holds at most {most} "
                                              f"(core_kinds.{chip.chip.core_kind}.limits.synaptic_delay_steps)")
+
+
+def _check_arithmetic(graph: Graph, chip: ChipFile) -> None:
+    """Float neuron programs are software: they run on programmable cores (ARM PEs), not neurocores."""
+    if isinstance(chip.core, ArmPeSpec):
+        return
+    for name, pop in graph.populations.items():
+        if KINDS[pop.kind].float_valued and not KINDS[pop.kind].on_host:
+            raise _model_error(graph, ("populations", name, "kind"),
+                               f"{pop.kind} is a float32 program; a {chip.chip.core_kind} core runs fixed-point "
+                               f"programs (expected a chip of arm_pe cores for float programs)")
 
 
 def _check_weights(graph: Graph, chip: ChipFile) -> None:
@@ -269,6 +280,7 @@ def map_graph(graph: Graph, chip: ChipFile, placement: str = "pack", cores: int 
     check_populations(graph)
     check_projections(graph)
     _check_targets(graph)
+    _check_arithmetic(graph, chip)
     _check_payloads(graph, chip)
     _check_weights(graph, chip)
     _check_delays(graph, chip)

@@ -48,9 +48,10 @@ Programs
 
         payload = clip((act(acc + bias)) >> shift, payload_bits)
 ``gate_product``
-    A two-port gate: the elementwise fixed-point product of its inputs ``a`` and ``b``::
+    A two-port gate: the elementwise fixed-point product of its inputs ``a`` and ``b``, plus a
+    per-neuron ``offset`` (0 unless given)::
 
-        payload = clip((act_a(acc_a) * act_b(acc_b)) >> frac_bits, payload_bits)
+        payload = clip(((act_a(acc_a) * act_b(acc_b)) >> frac_bits) + offset, payload_bits)
 ``gated_recurrence``
     A two-port recurrent gate as in a minimal GRU, h = f * h_prev + (1 - f) * c, with f a
     fixed-point fraction of 2^frac_bits on port ``f`` and the candidate on port ``c``::
@@ -93,6 +94,34 @@ Programs
 
         delta = (values << input_exp) - act_prev
         p = clip(delta >> state_exp, payload_bits) if |delta| >= vth else 0;  act_prev += p << state_exp
+
+Fixed-point programs with a token shift (SpikeGPT on neurocores, `neurosim.graph.spikegpt_fixed`).
+They run only in the steps that bring their population a token (a pipeline's layers are held
+between tokens, `neurosim.engine.engine.Engine.step`), so a step with no input on a port is still
+a token. Each has a ``*_next`` port: the previous layer's share of this token for the next one,
+kept as ``carry`` (the token shift ``x mu + x' (1 - mu)`` as two projections of one matrix); a
+per-neuron ``mult`` with a common ``shift`` rescales a sum of 8-bit weights (its row's scale). ``SIG``
+reads a sigmoid table over [-8, 8) at 2^-8 steps with 12 fractional bits; ``EXP`` is e^x for x <= 0
+(12 fractional bits in, 16 out) as the product of two 256-entry tables (e^-(hi 256 + lo) / 4096)::
+
+    in(port) = clip32(acc_port + carry_port) * mult_port >> shift;   carry_port = acc_port_next
+
+``wkv_fixed``
+    RWKV-4's WKV and its receptance gate in fixed point (ports ``k k_next v v_next r r_next``;
+    k, v, ``first`` u, ``decay`` w and the running maximum p with 12 fractional bits, r with 8;
+    A with 28 and B with 16, 48-bit state saturating at +-(2^47 - 1))::
+
+        q = max(p, u + k);  wkv = ((EXP(p-q) A >> 16) + EXP(u+k-q) v) // ((EXP(p-q) B >> 16) + EXP(u+k-q))
+        q' = max(p + w, k);  A = (EXP(p+w-q') A >> 16) + EXP(k-q') v;  B = (EXP(p+w-q') B >> 16) + EXP(k-q');  p = q'
+        payload = clip(SIG(r) wkv >> 12, payload_bits)
+``relu_square_fixed``
+    ``payload = clip(max(in, 0)^2 >> (2 in_frac - out_frac), payload_bits)`` (ports ``in in_next``).
+``lif_fixed``
+    spikingjelly's LIF (tau 2, threshold 1, hard reset) with ``frac_bits`` fractional bits: ``x =
+    in`` (port ``in``, no carry); ``V = fix24((V + x) >> 1)``; a spike where ``V >= 2^frac_bits``,
+    then ``V = 0``.
+``gated_lif_fixed``
+    The same with a gated input (SpikeGPT's FFN; ports ``v r r_next``): ``x = clip24(v) SIG(r) >> 12``.
 
 Float programs (fp32, as software neurons on a programmable core run them; a graph is all
 integer or all float, and a float graph's weights, accumulators and payloads are float32):
@@ -302,14 +331,14 @@ def graded_relu_step(acc, payload, bias, relu, shift_bits, payload_max):
 
 
 @nb.njit(cache=True, nogil=True)
-def gate_product_step(acc, payload, relu_a, relu_b, frac_bits, payload_max):
+def gate_product_step(acc, payload, relu_a, relu_b, frac_bits, offset, payload_max):
     overflow = 0
     for i in range(payload.shape[0]):
         a, o0 = _clip(acc[0, i], STATE_MAX)
         b, o1 = _clip(acc[1, i], STATE_MAX)
         acc[0, i] = 0
         acc[1, i] = 0
-        out, o2 = _clip((_activate(a, relu_a) * _activate(b, relu_b)) >> frac_bits, payload_max)
+        out, o2 = _clip(((_activate(a, relu_a) * _activate(b, relu_b)) >> frac_bits) + offset[i], payload_max)
         payload[i] = out
         overflow += o0 + o1 + o2
     return overflow
@@ -445,6 +474,107 @@ def delta_source_step(acc, payload, values, act_prev, vth, input_exp, state_exp,
 
 # ---------------------------------------------------------------------------------------------
 # plain-numpy references of the same arithmetic; batched: state [..., n], acc [..., ports, n]
+
+
+# ---------------------------------------------------------------------------------------------
+# fixed-point programs with a token shift: numpy on [..., ports, n], one code for kernel and
+# reference (as the float programs below); they update only in the steps that bring a token
+
+EXP_IN_FRAC, EXP_OUT_FRAC = 12, 16      # wkv_fixed: EXP's input and output fractional bits
+GATE_IN_FRAC, GATE_FRAC = 8, 12         # SIG's input and output fractional bits
+WKV_STATE_MAX = (1 << 47) - 1           # A and B: two 24-bit state words
+
+
+def exp_tables() -> tuple[np.ndarray, np.ndarray]:
+    """EXP's two tables: e^-(256 j / 2^12) and e^-(j / 2^12), j < 256, with 16 fractional bits."""
+    j = np.arange(256, dtype=np.float64)
+    def table(step: float) -> np.ndarray:
+        return np.floor(np.exp(-j * step / (1 << EXP_IN_FRAC)) * (1 << EXP_OUT_FRAC) + 0.5).astype(np.int64)
+    return table(256.0), table(1.0)
+
+
+def _exp_fixed(x: np.ndarray, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+    """EXP(x) for x <= 0 (12 fractional bits in, 16 out); 0 below -16."""
+    j = -x
+    jc = np.clip(j, 0, (1 << 16) - 1)
+    return np.where(j < (1 << 16), np.right_shift(hi[jc >> 8] * lo[jc & 255], EXP_OUT_FRAC), 0)
+
+
+def _gate(r: np.ndarray, table: np.ndarray, table_lo: int) -> np.ndarray:
+    """SIG(r): r with 8 fractional bits, the sigmoid with 12; 0 and 1 beyond the table."""
+    k = r - table_lo
+    inside = table[np.clip(k, 0, len(table) - 1)]
+    return np.where(k < 0, 0, np.where(k >= len(table), 1 << GATE_FRAC, inside))
+
+
+def _shifted_in(acc: np.ndarray, carry: np.ndarray, mult: np.ndarray, shift_bits: int) -> tuple[np.ndarray, int]:
+    """A token-shifted input: clip32(acc + carry) * mult >> shift, clipped to 24 bits; and its overflows."""
+    total = acc + carry
+    a = np.clip(total, -INPUT32_MAX, INPUT32_MAX)
+    x = np.right_shift(a * mult, shift_bits)
+    xc = np.clip(x, -STATE_MAX, STATE_MAX)
+    return xc, _count(a, total) + _count(xc, x)
+
+
+def wkv_fixed_step(acc, payload, num, den, top, k_carry, v_carry, r_carry, mult_k, mult_v, mult_r, decay, first,
+                   shift_bits, exp_hi, exp_lo, table, table_lo, payload_max):
+    k, o_k = _shifted_in(acc[..., 0, :], k_carry, mult_k, shift_bits)
+    v, o_v = _shifted_in(acc[..., 2, :], v_carry, mult_v, shift_bits)
+    r, o_r = _shifted_in(acc[..., 4, :], r_carry, mult_r, shift_bits)
+    k_carry[...], v_carry[...], r_carry[...] = acc[..., 1, :], acc[..., 3, :], acc[..., 5, :]
+    uk = first + k
+    q = np.maximum(top, uk)
+    e1, e2 = _exp_fixed(top - q, exp_hi, exp_lo), _exp_fixed(uk - q, exp_hi, exp_lo)
+    numerator = np.right_shift(e1 * num, EXP_OUT_FRAC) + e2 * v
+    denominator = np.maximum(np.right_shift(e1 * den, EXP_OUT_FRAC) + e2, 1)
+    wkv = numerator // denominator
+    q = np.maximum(top + decay, k)
+    e1, e2 = _exp_fixed(top + decay - q, exp_hi, exp_lo), _exp_fixed(k - q, exp_hi, exp_lo)
+    num_raw = np.right_shift(e1 * num, EXP_OUT_FRAC) + e2 * v
+    den_raw = np.right_shift(e1 * den, EXP_OUT_FRAC) + e2
+    num[...] = np.clip(num_raw, -WKV_STATE_MAX, WKV_STATE_MAX)
+    den[...] = np.clip(den_raw, 0, WKV_STATE_MAX)
+    top[...] = q
+    wkv_c = np.clip(wkv, -STATE_MAX, STATE_MAX)
+    out = np.right_shift(_gate(r, table, table_lo) * wkv_c, GATE_FRAC)
+    clipped = np.clip(out, -payload_max, payload_max)
+    payload[...] = clipped
+    acc[...] = 0
+    return (o_k + o_v + o_r + _count(num, num_raw) + _count(den, den_raw) + _count(wkv_c, wkv)
+            + _count(clipped, out))
+
+
+def relu_square_fixed_step(acc, payload, carry, mult, shift_bits, in_frac, out_frac, payload_max):
+    x, overflow = _shifted_in(acc[..., 0, :], carry, mult, shift_bits)
+    carry[...] = acc[..., 1, :]
+    y = np.right_shift(np.square(np.maximum(x, 0)), 2 * in_frac - out_frac)
+    clipped = np.clip(y, -payload_max, payload_max)
+    payload[...] = clipped
+    acc[...] = 0
+    return overflow + _count(clipped, y)
+
+
+def _lif_fixed(payload, v, x, frac_bits) -> int:
+    raw = np.right_shift(v + x, 1)
+    vv = np.clip(raw, -STATE_MAX, STATE_MAX)
+    spike = vv >= (1 << frac_bits)
+    payload[...] = spike
+    v[...] = np.where(spike, 0, vv)
+    return _count(vv, raw)
+
+
+def lif_fixed_step(acc, payload, v, mult, shift_bits, frac_bits):
+    x, overflow = _shifted_in(acc[..., 0, :], 0, mult, shift_bits)
+    acc[...] = 0
+    return overflow + _lif_fixed(payload, v, x, frac_bits)
+
+
+def gated_lif_fixed_step(acc, payload, v, carry, mult, mult_r, shift_bits, frac_bits, table, table_lo):
+    x, o_v = _shifted_in(acc[..., 0, :], 0, mult, shift_bits)
+    r, o_r = _shifted_in(acc[..., 1, :], carry, mult_r, shift_bits)
+    carry[...] = acc[..., 2, :]
+    acc[...] = 0
+    return o_v + o_r + _lif_fixed(payload, v, np.right_shift(x * _gate(r, table, table_lo), GATE_FRAC), frac_bits)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -606,7 +736,7 @@ def graded_relu_reference(acc, payload, bias, relu, shift_bits, payload_max):
     return _count(clipped, x)
 
 
-def gate_product_reference(acc, payload, relu_a, relu_b, frac_bits, payload_max):
+def gate_product_reference(acc, payload, relu_a, relu_b, frac_bits, offset, payload_max):
     a_in, b_in = acc[..., 0, :], acc[..., 1, :]
     a, b = np.clip(a_in, -STATE_MAX, STATE_MAX), np.clip(b_in, -STATE_MAX, STATE_MAX)
     overflow = _count(a, a_in) + _count(b, b_in)
@@ -614,7 +744,7 @@ def gate_product_reference(acc, payload, relu_a, relu_b, frac_bits, payload_max)
         a = np.maximum(a, 0)
     if relu_b:
         b = np.maximum(b, 0)
-    x = np.right_shift(a * b, frac_bits)
+    x = np.right_shift(a * b, frac_bits) + offset
     clipped = np.clip(x, -payload_max, payload_max)
     payload[...] = clipped
     acc[...] = 0
@@ -753,6 +883,7 @@ class GateProductParams(Spec):
     activation_a: Activation = "identity"
     activation_b: Activation = "identity"
     frac_bits: Annotated[int, Field(ge=0, le=23)] = 0
+    offset: Annotated[int, Field(ge=-STATE_MAX, le=STATE_MAX)] = 0
     payload_bits: PayloadBits = 24
 
 
@@ -774,7 +905,7 @@ class LutActivationParams(Spec):
 
 
 class RsqrtParams(Spec):
-    count: Annotated[int, Field(ge=1, le=1 << 20)]
+    count: Annotated[int, Field(ge=1, le=1 << 40)]
     in_frac: Annotated[int, Field(ge=0, le=30)] = 0
     out_frac: Annotated[int, Field(ge=0, le=23)] = 12
     eps: Annotated[int, Field(ge=1, le=1 << 40)] = 1
@@ -794,6 +925,36 @@ class DeltaSourceParams(Spec):
     input_exp: Annotated[int, Field(ge=0, le=23)] = 0
     state_exp: Annotated[int, Field(ge=0, le=23)] = 0
     payload_bits: PayloadBits = 24
+
+
+Mult = Annotated[int, Field(ge=-(1 << 23), le=1 << 23)]
+Shift = Annotated[int, Field(ge=0, le=40)]
+FixedFrac = Annotated[int, Field(ge=0, le=16)]
+
+
+class WkvFixedParams(Spec):
+    mult_k: Mult = 1
+    mult_v: Mult = 1
+    mult_r: Mult = 1
+    shift: Shift = 0
+    decay: Annotated[int, Field(ge=-STATE_MAX, le=0)] = 0       # w, 12 fractional bits
+    first: Annotated[int, Field(ge=-STATE_MAX, le=STATE_MAX)] = 0   # u, 12 fractional bits
+    payload_bits: PayloadBits = 24
+
+
+class ReluSquareFixedParams(Spec):
+    mult: Mult = 1
+    shift: Shift = 0
+    in_frac: FixedFrac = 12
+    out_frac: FixedFrac = 8
+    payload_bits: PayloadBits = 24
+
+
+class LifFixedParams(Spec):
+    mult: Mult = 1
+    mult_r: Mult = 1
+    shift: Shift = 0
+    frac_bits: FixedFrac = 12
 
 
 class EgruParams(Spec):
@@ -959,7 +1120,8 @@ def _build_graded_relu(p: GradedReluParams, raw: dict[str, Any], size: int) -> N
 
 
 def _build_gate_product(p: GateProductParams, raw: dict[str, Any], size: int) -> NeuronState:
-    return NeuronState({}, (p.activation_a == "relu", p.activation_b == "relu", p.frac_bits,
+    offset = _per_neuron(_value(raw, p, "offset"), size, -STATE_MAX, STATE_MAX, "offset")
+    return NeuronState({}, (p.activation_a == "relu", p.activation_b == "relu", p.frac_bits, offset,
                             _payload_max(p.payload_bits)), {})
 
 
@@ -1013,6 +1175,41 @@ def _build_source(p: SourceParams, raw: dict[str, Any], size: int) -> NeuronStat
 def _build_delta_source(p: DeltaSourceParams, raw: dict[str, Any], size: int) -> NeuronState:
     state, initial = _state(size, values=0, act_prev=0)
     return NeuronState(state, (p.vth, p.input_exp, p.state_exp, _payload_max(p.payload_bits)), initial)
+
+
+def _mults(raw: dict[str, Any], p: Spec, keys: tuple[str, ...], size: int) -> tuple[np.ndarray, ...]:
+    return tuple(_per_neuron(_value(raw, p, key), size, -(1 << 23), 1 << 23, key) for key in keys)
+
+
+def _build_wkv_fixed(p: WkvFixedParams, raw: dict[str, Any], size: int) -> NeuronState:
+    mult_k, mult_v, mult_r = _mults(raw, p, ("mult_k", "mult_v", "mult_r"), size)
+    decay = _per_neuron(_value(raw, p, "decay"), size, -STATE_MAX, 0, "decay")
+    first = _per_neuron(_value(raw, p, "first"), size, -STATE_MAX, STATE_MAX, "first")
+    table, lo = function_table("sigmoid", GATE_IN_FRAC, GATE_FRAC)
+    state, initial = _state(size, num=0, den=0, top=-STATE_MAX, k_carry=0, v_carry=0, r_carry=0)
+    return NeuronState(state, (mult_k, mult_v, mult_r, decay, first, p.shift, *exp_tables(), table, lo,
+                               _payload_max(p.payload_bits)), initial)
+
+
+def _build_relu_square_fixed(p: ReluSquareFixedParams, raw: dict[str, Any], size: int) -> NeuronState:
+    if 2 * p.in_frac < p.out_frac:
+        raise _ParameterError("out_frac", f"a square has {2 * p.in_frac} fractional bits; expected out_frac "
+                                          f"at most that, found {p.out_frac}")
+    state, initial = _state(size, carry=0)
+    return NeuronState(state, (*_mults(raw, p, ("mult",), size), p.shift, p.in_frac, p.out_frac,
+                               _payload_max(p.payload_bits)), initial)
+
+
+def _build_lif_fixed(p: LifFixedParams, raw: dict[str, Any], size: int) -> NeuronState:
+    state, initial = _state(size, v=0)
+    return NeuronState(state, (*_mults(raw, p, ("mult",), size), p.shift, p.frac_bits), initial)
+
+
+def _build_gated_lif_fixed(p: LifFixedParams, raw: dict[str, Any], size: int) -> NeuronState:
+    table, lo = function_table("sigmoid", GATE_IN_FRAC, GATE_FRAC)
+    state, initial = _state(size, v=0, carry=0)
+    return NeuronState(state, (*_mults(raw, p, ("mult", "mult_r"), size), p.shift, p.frac_bits, table, lo),
+                       initial)
 
 
 def _float_per_neuron(raw: dict[str, Any], p: Spec, key: str, size: int) -> np.ndarray:
@@ -1075,7 +1272,7 @@ KINDS: dict[str, NeuronKind] = {
         NeuronKind("graded_relu", GradedReluParams, WORD_BYTES, False, True, graded_relu_step,
                    graded_relu_reference, _build_graded_relu, ("bias",)),
         NeuronKind("gate_product", GateProductParams, WORD_BYTES, False, True, gate_product_step,
-                   gate_product_reference, _build_gate_product, (), ("a", "b")),
+                   gate_product_reference, _build_gate_product, ("offset",), ("a", "b")),
         NeuronKind("gated_recurrence", GatedRecurrenceParams, 2 * WORD_BYTES, False, True, gated_recurrence_step,
                    gated_recurrence_reference, _build_gated_recurrence, (), ("f", "c")),
         NeuronKind("lut_activation", LutActivationParams, WORD_BYTES, False, True, lut_activation_step,
@@ -1086,6 +1283,15 @@ KINDS: dict[str, NeuronKind] = {
                    _build_spike_source),
         NeuronKind("delta_source", DeltaSourceParams, 0, True, True, delta_source_step, delta_source_reference,
                    _build_delta_source),
+        NeuronKind("wkv_fixed", WkvFixedParams, 13 * WORD_BYTES, False, True, wkv_fixed_step, wkv_fixed_step,
+                   _build_wkv_fixed, ("mult_k", "mult_v", "mult_r", "decay", "first"),
+                   ("k", "k_next", "v", "v_next", "r", "r_next")),
+        NeuronKind("relu_square_fixed", ReluSquareFixedParams, 2 * WORD_BYTES, False, True, relu_square_fixed_step,
+                   relu_square_fixed_step, _build_relu_square_fixed, ("mult",), ("in", "in_next")),
+        NeuronKind("lif_fixed", LifFixedParams, WORD_BYTES, False, False, lif_fixed_step, lif_fixed_step,
+                   _build_lif_fixed, ("mult",)),
+        NeuronKind("gated_lif_fixed", LifFixedParams, 4 * WORD_BYTES, False, False, gated_lif_fixed_step,
+                   gated_lif_fixed_step, _build_gated_lif_fixed, ("mult", "mult_r"), ("v", "r", "r_next")),
         NeuronKind("egru", EgruParams, (1 + len(EGRU_PORTS) - 1) * WORD_BYTES, False, True, egru_step, egru_step,
                    _build_egru, ("threshold", "bias_z", "bias_r", "bias_g", "rec_bias_z", "rec_bias_r", "rec_bias_g"),
                    EGRU_PORTS, float_valued=True),

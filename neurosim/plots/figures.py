@@ -266,16 +266,21 @@ def plot_dvfs(paths: list[str | Path], out_dir: str | Path) -> Path:
 
 
 def plot_chip_comparison(paths: list[str | Path], target: str | Path) -> Path:
-    """Accuracy, energy and latency per inference of one model on several chips, a bar per chip."""
+    """Accuracy, energy and latency per inference (per generated token for a language model) of
+    one model on several chips, a bar per chip."""
+    from neurosim.compare import from_summary
+
     traces = [read_summary(p) for p in paths]
     names = [str(t.meta.get("chip_name", "?")) for t in traces]
+    rows = [from_summary("", name, "", t.summary) for name, t in zip(names, traces)]
+    per = rows[0].per
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.2))
     x = np.arange(len(traces))
     colours = ["#4477aa", "#ee6677", "#228833", "#ccbb44", "#66ccee", "#aa3377"]
-    panels = [("accuracy", 100.0, "accuracy (%)", False), ("energy_per_inference_j", 1e6, "energy per inference (µJ)", True),
-              ("latency_per_inference_s", 1e6, "latency per inference (µs)", True)]
+    panels = [("accuracy", 100.0, "accuracy (%)", False), ("energy_j", 1e6, f"energy per {per} (µJ)", True),
+              ("time_s", 1e6, f"latency per {per} (µs)", True)]
     for ax, (key, scale, label, log) in zip(axes, panels):
-        values = [float(t.summary.get(key, np.nan)) * scale for t in traces]
+        values = [getattr(row, key) * scale for row in rows]
         ax.bar(x, values, color=[colours[i % len(colours)] for i in range(len(traces))])
         for xi, v in zip(x, values):
             ax.annotate(f"{v:.3g}", (xi, v), textcoords="offset points", xytext=(0, 3), ha="center", fontsize=8)
