@@ -103,7 +103,7 @@ def test_the_fixed_point_graph_fits_loihi2_formats(fixed):
 
 
 def test_the_fixed_point_layernorm_and_spikes_follow_the_float_model(fixed):
-    """Token by token over 48 characters: the first LayerNorm's output within 0.01 of the float
+    """Token by token over 48 characters: the first LayerNorm's output within 0.002 of the float
     model's (its inputs, spike counts, are the same), and the LIF spikes agree on 95 % or more."""
     from neurosim.numerics.reference import Reference
 
@@ -121,7 +121,7 @@ def test_the_fixed_point_layernorm_and_spikes_follow_the_float_model(fixed):
             reference.set_input("embed", fixed.embed(np.array([c])) if t == 0 else silent)
             payload = reference.step(fixed.hold(step, {entry}))
             if step - entry == fixed.stage["ln1_0"]:
-                np.testing.assert_allclose(payload["ln1_0"][0] / 4096, expected_ln[0], atol=0.01)
+                np.testing.assert_allclose(payload["ln1_0"][0] / 4096, expected_ln[0], atol=0.002)
             for name, s in zip(("att_0", "ffn_0", "att_1", "ffn_1"), spikes):
                 if step - entry == fixed.stage[name]:
                     agree, total = agree + int(np.sum(payload[name][0] == s[0])), total + s.size

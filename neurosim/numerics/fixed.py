@@ -14,6 +14,9 @@ ACT_SHIFT = 6                                   # synaptic input and threshold a
 def shift(x: np.ndarray | int, exp: np.ndarray | int):
     """x * 2**exp as an arithmetic shift (right shift rounds toward minus infinity)."""
     x = np.asarray(x, dtype=np.int64)
+    if np.ndim(exp) == 0:                       # one exponent: one shift, no select
+        exp = int(exp)
+        return np.left_shift(x, exp) if exp >= 0 else np.right_shift(x, -exp)
     exp = np.asarray(exp, dtype=np.int64)
     return np.where(exp >= 0, np.left_shift(x, np.maximum(exp, 0)), np.right_shift(x, np.maximum(-exp, 0)))
 

@@ -2,8 +2,9 @@
 
 It shares nothing with the engine but the neuron kinds' numpy reference steps: synapses
 are applied per projection from CSR arrays with ``np.add.at``, the rows of the sources that
-sent an event, with no cores, axons or messages; a projection's delay puts its input into a
-later step's accumulators. The engine must reproduce its events and state exactly.
+sent an event, with no cores, axons or messages (an integer dense projection with a weight
+exponent of 0 or more as an exact int64 matrix product instead); a projection's delay puts its
+input into a later step's accumulators. The engine must reproduce its events and state exactly.
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ class Reference:
         self.steps_done = 0
         self.payload = {name: np.zeros((batch, p.size), dtype) for name, p in graph.populations.items()}
         self.csr = {name: proj.to_csr() for name, proj in graph.projections.items()}
+        # integer dense projections as exact int64 products [source, target]: w * 2^exp per synapse
+        self.matrix = {name: proj.weight.T.astype(np.int64) << proj.weight_exp
+                       for name, proj in graph.projections.items()
+                       if isinstance(proj, Dense) and proj.weight.dtype.kind != "f" and proj.weight_exp >= 0}
 
     def set_input(self, population: str, values: np.ndarray) -> None:
         self.states[population].state["values"][:] = values
@@ -56,6 +61,10 @@ class Reference:
         for name, proj in self.graph.projections.items():
             csr = self.csr[name]
             acc = self.accs[(self.steps_done + 1 + proj.delay) % self.slots][proj.target]
+            port = port_index(self.kinds[proj.target], proj.port)
+            if name in self.matrix:
+                acc[:, port] += self.payload[proj.source] @ self.matrix[name]
+                continue
             b, j = np.nonzero(self.payload[proj.source])          # events, by sample then source
             lengths = csr.indptr[j + 1] - csr.indptr[j]
             first = np.cumsum(lengths) - lengths
@@ -65,7 +74,6 @@ class Reference:
                 contrib = csr.weight[synapse] * value
             else:
                 contrib = shift(csr.weight[synapse].astype(np.int64) * value, proj.weight_exp)
-            port = port_index(self.kinds[proj.target], proj.port)
             flat = acc.reshape(-1)
             n_ports, size = acc.shape[1], acc.shape[2]
             np.add.at(flat, (np.repeat(b, lengths) * n_ports + port) * size + csr.indices[synapse], contrib)
