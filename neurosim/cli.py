@@ -127,7 +127,7 @@ def _print_language(s: dict, trace_path) -> None:
         click.echo(f"accuracy        {s['accuracy']:.2%} next character, {s['bits_per_char']:.4f} bits/char over "
                    f"{s['scored_chars']:,} chars ({others})")
     if "matches_reference" in s:
-        what = "model" if s.get("reference_is_model") else "integer reference"
+        what = "model" if s.get("reference_is_model") else "numpy reference"
         click.echo(f"reference       on-chip execution "
                    f"{'equals' if s['matches_reference'] else 'DIFFERS FROM'} the {what}, token by token")
     click.echo(f"generation      {s['tokens_per_s']:,.1f} tokens/s, {_fmt_si(s['energy_per_token_j'], 'J')} per token")

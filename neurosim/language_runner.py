@@ -26,9 +26,9 @@ Figures (summary attributes):
   ``float_accuracy`` of the model itself and the event rate per layer); NaN when
   ``accuracy_chars`` is 0.
 - ``matches_reference`` (when the scenario's ``reference`` is on): the chip's output for every
-  token equals the reference's: for a MatMul-free model the integer dataflow reference, for a
-  SpikeGPT in fixed point its integer graph on `neurosim.numerics.reference.Reference`
-  (exactly), for float programs (EGRU, SpikeGPT on ARM PEs) the model's own float32 step;
+  token equals the reference's exactly: for a MatMul-free model the integer dataflow reference,
+  for a SpikeGPT its graph on `neurosim.numerics.reference.Reference` (integer or float32, the
+  arithmetic that also scores the text), for an EGRU the model's own float32 step;
   ``reference_is_model`` says which of the last.
 
 On a chip of ARM PEs (`neurosim.cores.arm_pe`) the PE figures join them: overruns, the share
@@ -139,7 +139,7 @@ def run_language(setup, progress: bool = False, resume: bool = False) -> tuple[d
     if checkpoint is not None:
         checkpoint.remove()
 
-    # the chip against the integer reference, token by token
+    # the chip against its reference, token by token
     checked = {}
     if spec.reference:
         expected = lowered.reference_outputs(tokens_in)

@@ -22,9 +22,10 @@ entered (`stages`); the residual's contributions reach a LayerNorm in the same s
 synaptic delays. A population updates only in the steps that bring it a token (`hold`).
 
 Its arithmetic is the model's in float32, but summed synapse by synapse in source order rather
-than by numpy's matrix products: the logits agree to float32 rounding, and a spike whose
-voltage was within that rounding of the threshold may differ (`LoweredSpikeGPT.scores`
-compares the two over a text).
+than by numpy's matrix products: the logits agree with the model's to float32 rounding, and a
+spike whose voltage was within that rounding of the threshold may differ (`LoweredSpikeGPT.scores`
+compares the two over a text). The chip's logits equal those of the graph's numpy `Reference`,
+which sums in the same order, exactly.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from neurosim.graph import spikegpt
 from neurosim.graph.graph import Csr, Dense, Graph, Population, Sparse
 from neurosim.numerics.neurons import FLOAT
 from neurosim.graph.lowered import score_on_reference
+from neurosim.numerics.reference import Reference
 
 
 def _dense(name, source, target, weight, port="", delay=0):
@@ -109,7 +111,7 @@ class LoweredSpikeGPT:
     """A SpikeGPT lowered for a chip: what the language runner needs of it."""
 
     lif_kinds = ("float_lif", "float_gated_lif")     # the populations whose spikes are counted
-    reference_is_model = True                        # the chip is checked against `spikegpt.step`
+    reference_is_model = False                       # the chip is checked against its graph's `Reference`
 
     lm: object
     graph: Graph
@@ -139,16 +141,25 @@ class LoweredSpikeGPT:
         return np.atleast_2d(output)
 
     def reference_outputs(self, tokens: list[int]) -> list[np.ndarray]:
-        """The model's own logits for the tokens, one after another from the zero state."""
-        model, state, out = self.lm.model, spikegpt.initial_state(self.lm.model, 1), []
+        """The graph's outputs for the tokens on its numpy `Reference` (the arithmetic that scores
+        the text), one after another: each token alone in the pipeline, read ``depth`` steps
+        after it entered."""
+        reference, out = Reference(self.graph, 1), []
+        silent = np.zeros_like(self.embed(np.zeros(1, np.int64)))
+        step = 0
         for token in tokens:
-            logits, state, _ = spikegpt.step(model, np.array([token]), state)
-            out.append(logits[0])
+            entry = step
+            for t in range(self.depth + 1):
+                reference.set_input(self.graph.input_population, self.embed(np.array([token])) if t == 0 else silent)
+                payload = reference.step(self.hold(step, {entry}))
+                step += 1
+            state = {key: value[0] for key, value in reference.state_of(self.output).items()}
+            out.append(self.output_values(payload[self.output][0], state))
         return out
 
     def matches(self, expected: list[np.ndarray], outputs: list[np.ndarray]) -> bool:
-        """The chip's logits equal the model's to float32 rounding (sums in another order)."""
-        return all(np.allclose(e, o, rtol=1e-4, atol=1e-4) for e, o in zip(expected, outputs))
+        """The chip's logits equal the reference's exactly (the same sums in the same order)."""
+        return all(np.array_equal(e, o) for e, o in zip(expected, outputs))
 
     def scores(self, codes: np.ndarray) -> dict[str, float]:
         """Bits per character of the chip's arithmetic (`score_on_reference`) and of the model

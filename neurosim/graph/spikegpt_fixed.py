@@ -33,7 +33,6 @@ from neurosim.graph.graph import Csr, Dense, Graph, Population, Sparse
 from neurosim.graph.spikegpt_chip import LoweredSpikeGPT
 from neurosim.numerics.fixed import STATE_MAX
 from neurosim.numerics.neurons import GATE_IN_FRAC
-from neurosim.numerics.reference import Reference
 
 FRAC = 12            # LayerNorm outputs, k, v, wkv, LIF voltages, logits
 SQUARE_FRAC = 8      # relu^2 of the FFN's keys
@@ -155,10 +154,10 @@ def lower(model: spikegpt.Model, name: str, dataset: str) -> tuple[Graph, dict[s
 
 class LoweredSpikeGPTFixed(LoweredSpikeGPT):
     """A SpikeGPT lowered to fixed-point programs: the chip's outputs are the head's payloads,
-    logits with `FRAC` fractional bits, and the integer `Reference` is what they must equal."""
+    logits with `FRAC` fractional bits, which must equal those of the
+    graph's integer `neurosim.numerics.reference.Reference`."""
 
     lif_kinds = ("lif_fixed", "gated_lif_fixed")
-    reference_is_model = False
 
     def embed(self, tokens: np.ndarray) -> np.ndarray:
         return (self.lm.model.embedding[np.asarray(tokens)] >= 0).astype(np.int64)
@@ -168,22 +167,3 @@ class LoweredSpikeGPTFixed(LoweredSpikeGPT):
 
     def logits(self, output: np.ndarray) -> np.ndarray:
         return np.atleast_2d(output) / float(1 << FRAC)
-
-    def reference_outputs(self, tokens: list[int]) -> list[np.ndarray]:
-        """The integer reference's logits for the tokens, one after another: each token alone in
-        the pipeline, read ``depth`` steps after it entered."""
-        reference, out = Reference(self.graph, 1), []
-        silent = np.zeros((1, self.graph.populations["embed"].size), np.int64)
-        step = 0
-        for token in tokens:
-            entry = step
-            for t in range(self.depth + 1):
-                reference.set_input("embed", self.embed(np.array([token])) if t == 0 else silent)
-                payload = reference.step(self.hold(step, {entry}))
-                step += 1
-            out.append(payload[self.output][0].copy())
-        return out
-
-    def matches(self, expected: list[np.ndarray], outputs: list[np.ndarray]) -> bool:
-        """The chip's logits equal the integer reference's exactly."""
-        return all(np.array_equal(e, o) for e, o in zip(expected, outputs))
