@@ -29,11 +29,12 @@ where ``s = w_scale / 2^k`` turns a ternary sum of codes back into a value. `Dat
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from neurosim.graph.graph import Csr, Dense, Graph, Population, Sparse
+from neurosim.graph.graph import Graph
+from neurosim.graph.pipeline import Pipeline, to_fixed
 from neurosim.graph.matmulfree import NORM_EPS, Model, rms_norm, sigmoid, silu
 
 
@@ -46,75 +47,34 @@ class FixedPoint:
     payload_bits: int = 24   # every other graded spike
 
 
-@dataclass
-class _Builder:
-    """Populations with the timestep (relative to the token's entry) at which each sends."""
-
-    populations: dict[str, Population] = field(default_factory=dict)
-    projections: dict[str, object] = field(default_factory=dict)
-    time: dict[str, int] = field(default_factory=dict)
-
-    def source(self, name: str, size: int, payload_bits: int) -> str:
-        self.populations[name] = Population(name, "graded_source", size, {"payload_bits": payload_bits})
-        self.time[name] = 0
-        return name
-
-    def add(self, name: str, kind: str, size: int, params: dict, inputs: list[tuple]) -> str:
-        """A population reading ``inputs``: ``(source, connection, weight, port[, exp])`` with the
-        connection ``diagonal`` (per-channel int8 weights), ``broadcast`` (one source to all),
-        ``sum`` (all to one), ``dense`` (a ternary matrix [target, source]) or ``dense8`` (an
-        8-bit matrix with the weight exponent ``exp``)."""
-        self.populations[name] = Population(name, kind, size, params)
-        self.time[name] = 1 + max(self.time[src] for src, *_ in inputs)
-        for src, connection, weight, port, *exp in inputs:
-            delay = self.time[name] - self.time[src] - 1
-            proj_name = f"{src}__{name}" + (f"_{port}" if port else "")
-            n_src = self.populations[src].size
-            if connection == "diagonal":
-                w = np.broadcast_to(np.asarray(weight, np.int8), (size,)).copy()
-                csr = Csr(np.arange(size + 1, dtype=np.int64), np.arange(size, dtype=np.int32), w)
-                proj = Sparse(proj_name, src, name, csr, size, 0, port=port, weight_bits=8, delay=delay)
-            else:
-                w = {"broadcast": np.ones((size, 1), np.int8), "sum": np.ones((1, n_src), np.int8)}.get(connection,
-                                                                                                         weight)
-                proj = Dense(proj_name, src, name, np.ascontiguousarray(w, np.int8), exp[0] if exp else 0, port=port,
-                             weight_bits=8 if connection == "dense8" else 2, delay=delay)
-            self.projections[proj_name] = proj
-        return name
-
-
-def _fixed(values: np.ndarray, frac: int) -> np.ndarray:
-    return np.round(np.asarray(values, np.float64) * (1 << frac)).astype(np.int64)
-
-
-def _norm_scale(b: _Builder, fp: FixedPoint, x: str, gain: np.ndarray, tag: str) -> str:
+def _norm_scale(b: Pipeline, fp: FixedPoint, x: str, gain: np.ndarray, tag: str) -> str:
     """A population of one neuron sending rsqrt(mean((x gain)²)) for every token of ``x``."""
     size = b.populations[x].size
     sq = b.add(f"{tag}_sq", "lut_activation", size,
-               {"function": "square", "mult": _fixed(gain, fp.gain_frac), "shift": fp.gain_frac, "in_frac": fp.frac,
+               {"function": "square", "mult": to_fixed(gain, fp.gain_frac), "shift": fp.gain_frac, "in_frac": fp.frac,
                 "payload_bits": fp.payload_bits}, [(x, "diagonal", 1, "")])
     eps = max(1, int(round(NORM_EPS * size * (1 << fp.frac))))
     return b.add(f"{tag}_rs", "rsqrt", 1, {"count": size, "in_frac": fp.frac, "out_frac": fp.rsqrt_frac, "eps": eps,
                                             "payload_bits": fp.payload_bits}, [(sq, "sum", 1, "")])
 
 
-def _scaled(b: _Builder, fp: FixedPoint, x: str, gain: np.ndarray, scale: str, shift: int, bits: int,
+def _scaled(b: Pipeline, fp: FixedPoint, x: str, gain: np.ndarray, scale: str, shift: int, bits: int,
             tag: str) -> str:
     """``(x gain) · r >> shift`` per channel, ``r`` the one value of ``scale``."""
     size = b.populations[x].size
     pre = b.add(f"{tag}_pre", "lut_activation", size,
-                {"mult": _fixed(gain, fp.gain_frac), "shift": fp.gain_frac, "payload_bits": fp.payload_bits},
+                {"mult": to_fixed(gain, fp.gain_frac), "shift": fp.gain_frac, "payload_bits": fp.payload_bits},
                 [(x, "diagonal", 1, "")])
     return b.add(f"{tag}_q", "gate_product", size, {"frac_bits": shift, "payload_bits": bits},
                  [(pre, "diagonal", 1, "a"), (scale, "broadcast", 1, "b")])
 
 
-def _codes(b: _Builder, fp: FixedPoint, x: str, gain: np.ndarray, scale: str, k: int, tag: str) -> str:
+def _codes(b: Pipeline, fp: FixedPoint, x: str, gain: np.ndarray, scale: str, k: int, tag: str) -> str:
     """A BitLinear's input codes: ``x gain r 2^k`` in ``code_bits``."""
     return _scaled(b, fp, x, gain, scale, fp.frac + fp.rsqrt_frac - k, fp.code_bits, tag)
 
 
-def _ternary(b: _Builder, fp: FixedPoint, codes: str, weight: np.ndarray, w_scale: float, k: int, tag: str,
+def _ternary(b: Pipeline, fp: FixedPoint, codes: str, weight: np.ndarray, w_scale: float, k: int, tag: str,
              function: str = "identity", gain=None, offset=None) -> str:
     """A ternary matrix over codes, its sums turned back into values (``frac`` bits) and a function."""
     params = {"mult": int(round(w_scale * 2.0 ** (fp.frac + fp.gain_frac - k))), "shift": fp.gain_frac,
@@ -134,16 +94,14 @@ def lower(model: Model, exponents: dict[str, int], fp: FixedPoint = FixedPoint()
     the embedding is a projection of 8-bit weights (`embedding_weights`). The output is the last
     block's residual values, or with ``head_on_chip`` the logits (``frac`` bits) of the head.
     """
-    b = _Builder()
+    b = Pipeline()
     if embedding_on_chip:
         weight, exp = embedding_weights(model, fp)
-        b.populations["embedding"] = Population("embedding", "spike_source", len(model.vocab), {})
-        b.time["embedding"] = 0
-        x = b.add("embedding_relay", "graded_relu", model.d, {"activation": "identity", "payload_bits": fp.payload_bits},
-                  [("embedding", "dense8", weight, "", exp)])
+        embedding = (b.source("embedding", "spike_source", len(model.vocab)), "dense8", weight, "", exp)
     else:
-        x = b.add("embedding_relay", "graded_relu", model.d, {"activation": "identity", "payload_bits": fp.payload_bits},
-                  [(b.source("embedding", model.d, fp.payload_bits), "diagonal", 1, "")])
+        embedding = (b.source("embedding", "graded_source", model.d, {"payload_bits": fp.payload_bits}), "diagonal", 1, "")
+    x = b.add("embedding_relay", "graded_relu", model.d, {"activation": "identity", "payload_bits": fp.payload_bits},
+              [embedding])
     ones = np.ones(model.d)
     for n, blk in enumerate(model.blocks):
         t = f"b{n}"
@@ -153,7 +111,7 @@ def lower(model: Model, exponents: dict[str, int], fp: FixedPoint = FixedPoint()
         q = {p: _codes(b, fp, x, blk.attn_norm * getattr(blk, p).norm_gain, r_a, k[p], f"{t}_{p[0]}")
              for p in ("i_proj", "f_proj", "g_proj")}
         f = _ternary(b, fp, q["f_proj"], blk.f_proj.weight_ternary, blk.f_proj.weight_scale, k["f_proj"], f"{t}_f",
-                     "sigmoid", gain=_fixed(1.0 - blk.lower_bound, fp.frac), offset=_fixed(blk.lower_bound, fp.frac))
+                     "sigmoid", gain=to_fixed(1.0 - blk.lower_bound, fp.frac), offset=to_fixed(blk.lower_bound, fp.frac))
         c = _ternary(b, fp, q["i_proj"], blk.i_proj.weight_ternary, blk.i_proj.weight_scale, k["i_proj"], f"{t}_c",
                      "silu")
         gp = _ternary(b, fp, q["g_proj"], blk.g_proj.weight_ternary, blk.g_proj.weight_scale, k["g_proj"],
@@ -212,7 +170,7 @@ def embed(model: Model, tokens: np.ndarray, fp: FixedPoint = FixedPoint(), on_ch
     if on_chip:
         return (np.asarray(tokens)[..., None] == np.arange(len(model.vocab))).astype(np.int64)
     limit = (1 << (fp.payload_bits - 1)) - 1
-    return np.clip(_fixed(model.embedding[tokens], fp.frac), -limit, limit)
+    return np.clip(to_fixed(model.embedding[tokens], fp.frac), -limit, limit)
 
 
 def calibrate(model: Model, tokens: np.ndarray, fp: FixedPoint = FixedPoint(), quantile: float = 0.9999,

@@ -19,7 +19,8 @@ stages, each LIF and matrix one, so a token is 24 steps deep (2 blocks)::
 
 Every matrix is stored as 8-bit weights with one scale per row (its largest magnitude over 127,
 over both shares of a token shift); the receiving program multiplies its row's sum by that scale
-(``mult`` >> ``shift``, `neurosim.numerics.neurons`). As the float lowering
+(``mult`` >> ``shift``, `neurosim.numerics.neurons`). Each population takes a token a step after
+the last of its sources sent it (`neurosim.graph.pipeline.Pipeline`). As the float lowering
 (`neurosim.graph.spikegpt_chip`) the populations update only in the steps that bring them a
 token (`LoweredSpikeGPTFixed.hold`), so tokens may come at any pace.
 """
@@ -29,7 +30,8 @@ from __future__ import annotations
 import numpy as np
 
 from neurosim.graph import spikegpt
-from neurosim.graph.graph import Csr, Dense, Graph, Population, Sparse
+from neurosim.graph.graph import Graph
+from neurosim.graph.pipeline import Pipeline, to_fixed
 from neurosim.graph.spikegpt_chip import LoweredSpikeGPT
 from neurosim.numerics.fixed import STATE_MAX
 from neurosim.numerics.neurons import GATE_IN_FRAC
@@ -56,100 +58,62 @@ def _mults(scales: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], int]:
     return {key: np.round(s * 2.0 ** shift).astype(np.int64) for key, s in scales.items()}, shift
 
 
-def _fixed(values: np.ndarray, frac: int) -> np.ndarray:
-    return np.round(np.asarray(values, np.float64) * (1 << frac)).astype(np.int64)
-
-
 def lower(model: spikegpt.Model, name: str, dataset: str) -> tuple[Graph, dict[str, int]]:
     """The graph and each population's stage (steps after a token's entry at which it takes it)."""
     d, n_layers = model.d, len(model.blocks)
-    pops = {"embed": Population("embed", "spike_source", d)}
-    projs: dict = {}
-    stage = {"embed": 0}
-    residual: list[str] = ["embed"]
-
-    def add(pname: str, kind: str, size: int, at: int, params: dict | None = None) -> str:
-        pops[pname] = Population(pname, kind, size, params or {})
-        stage[pname] = at
-        return pname
-
-    def dense(src: str, tgt: str, weight: np.ndarray, port: str = "") -> None:
-        pname = f"{src}_to_{tgt}" + (f"_{port}" if port else "")
-        delay = stage[tgt] - stage[src] - 1
-        projs[pname] = Dense(pname, src, tgt, np.ascontiguousarray(weight, np.int8), 0, port=port, weight_bits=8,
-                             delay=delay)
-
-    def diagonal(src: str, tgt: str, port: str, size: int) -> None:
-        pname = f"{src}_to_{tgt}_{port}"
-        csr = Csr(np.arange(size + 1, dtype=np.int64), np.arange(size, dtype=np.int32), np.ones(size, np.int8))
-        projs[pname] = Sparse(pname, src, tgt, csr, size, 0, port=port, weight_bits=8,
-                              delay=stage[tgt] - stage[src] - 1)
-
+    b = Pipeline()
+    residual = [b.source("embed", "spike_source", d)]      # the residual stream's spike sources
     centering = np.full((d, d), -1, np.int8)
     np.fill_diagonal(centering, 127)
     # c w 2^g / d within 24 bits for a residual count up to its number of sources
-    largest_weight = max(float(np.abs(ln.weight).max()) for blk in model.blocks for ln in (blk.ln1, blk.ln2))
-    largest_weight = max(largest_weight, float(np.abs(model.ln_out.weight).max()))
+    largest_weight = max(float(np.abs(ln.weight).max())
+                         for ln in [model.ln_out, *(n for blk in model.blocks for n in (blk.ln1, blk.ln2))])
     gain_frac = min(20, int(np.floor(np.log2(STATE_MAX / ((1 + 2 * n_layers) * largest_weight)))))
 
-    def layernorm(tag: str, ln: spikegpt.LayerNorm, at: int) -> str:
-        cw = add(f"{tag}_cw", "lut_activation", d, at,
-                 {"mult": np.round(ln.weight.astype(np.float64) * 2.0 ** gain_frac / d).astype(np.int64)})
-        sq = add(f"{tag}_sq", "lut_activation", d, at, {"function": "square"})
-        for src in residual:
-            dense(src, cw, centering)
-            dense(src, sq, centering)
-        rs = add(f"{tag}_rs", "rsqrt", 1, at + 1, {"count": d ** 3, "out_frac": RSQRT_FRAC,
-                                                     "eps": max(1, round(spikegpt.LN_EPS * d ** 3))})
-        dense(sq, rs, np.ones((1, d), np.int8))
-        out = add(tag, "gate_product", d, at + 2, {"frac_bits": gain_frac + RSQRT_FRAC - FRAC,
-                                                   "offset": _fixed(ln.bias, FRAC)})
-        diagonal(cw, out, "a", d)
-        dense(rs, out, np.ones((d, 1), np.int8), "b")
-        return out
+    def layernorm(tag: str, ln: spikegpt.LayerNorm) -> str:
+        centered = [(src, "dense8", centering, "") for src in residual]
+        cw = b.add(f"{tag}_cw", "lut_activation", d,
+                   {"mult": np.round(ln.weight.astype(np.float64) * 2.0 ** gain_frac / d).astype(np.int64)}, centered)
+        sq = b.add(f"{tag}_sq", "lut_activation", d, {"function": "square"}, centered)
+        rs = b.add(f"{tag}_rs", "rsqrt", 1, {"count": d ** 3, "out_frac": RSQRT_FRAC,
+                                             "eps": max(1, round(spikegpt.LN_EPS * d ** 3))}, [(sq, "sum", 1, "")])
+        return b.add(tag, "gate_product", d, {"frac_bits": gain_frac + RSQRT_FRAC - FRAC,
+                                              "offset": to_fixed(ln.bias, FRAC)},
+                     [(cw, "diagonal", 1, "a"), (rs, "broadcast", 1, "b")])
 
-    def shifted(src: str, tgt: str, port: str, weight: np.ndarray, mix: np.ndarray) -> np.ndarray:
-        """The token shift's two projections; returns the rows' scale."""
+    def shifted(src: str, port: str, weight: np.ndarray, mix: np.ndarray) -> tuple[list[tuple], np.ndarray]:
+        """The token shift's two projections of ``weight``, and its rows' scale."""
         (now, nxt), scale = _rows(weight * mix[None, :], weight * (1 - mix)[None, :])
-        dense(src, tgt, now, port)
-        dense(src, tgt, nxt, f"{port}_next")
-        return scale
+        return [(src, "dense8", now, port), (src, "dense8", nxt, f"{port}_next")], scale
 
-    at = 1
     for n, blk in enumerate(model.blocks):
-        ln1 = layernorm(f"ln1_{n}", blk.ln1, at)
-        wkv = add(f"wkv_{n}", "wkv_fixed", d, at + 3)
-        scales = {f"mult_{p}": shifted(ln1, wkv, p, w, mix) for p, w, mix in
-                  (("k", blk.key, blk.mix_k), ("v", blk.value, blk.mix_v), ("r", blk.receptance, blk.mix_r))}
-        scales["mult_r"] = scales["mult_r"] * 2.0 ** (GATE_IN_FRAC - FRAC)
-        mults, shift = _mults(scales)
-        pops[wkv].params.update(mults, shift=shift, decay=_fixed(blk.decay, FRAC), first=_fixed(blk.first, FRAC))
-        att = add(f"att_{n}", "lif_fixed", d, at + 4)
+        ln1 = layernorm(f"ln1_{n}", blk.ln1)
+        (k, s_k), (v, s_v), (r, s_r) = (shifted(ln1, p, w, mix) for p, w, mix in
+                                        (("k", blk.key, blk.mix_k), ("v", blk.value, blk.mix_v),
+                                         ("r", blk.receptance, blk.mix_r)))
+        mults, shift = _mults({"mult_k": s_k, "mult_v": s_v, "mult_r": s_r * 2.0 ** (GATE_IN_FRAC - FRAC)})
+        wkv = b.add(f"wkv_{n}", "wkv_fixed", d, {**mults, "shift": shift, "decay": to_fixed(blk.decay, FRAC),
+                                                 "first": to_fixed(blk.first, FRAC)}, k + v + r)
         (w_o,), scale = _rows(blk.output)
-        dense(wkv, att, w_o)
         mults, shift = _mults({"mult": scale})
-        pops[att].params.update(mults, shift=shift, frac_bits=FRAC)
-        residual.append(att)
-        ln2 = layernorm(f"ln2_{n}", blk.ln2, at + 5)
-        ffk = add(f"ffk_{n}", "relu_square_fixed", blk.ffn_key.shape[0], at + 8)
-        mults, shift = _mults({"mult": shifted(ln2, ffk, "in", blk.ffn_key, blk.ffn_mix_k)})
-        pops[ffk].params.update(mults, shift=shift, in_frac=FRAC, out_frac=SQUARE_FRAC)
-        ffn = add(f"ffn_{n}", "gated_lif_fixed", d, at + 9)
+        residual.append(b.add(f"att_{n}", "lif_fixed", d, {**mults, "shift": shift, "frac_bits": FRAC},
+                              [(wkv, "dense8", w_o, "")]))
+        ln2 = layernorm(f"ln2_{n}", blk.ln2)
+        keys, scale = shifted(ln2, "in", blk.ffn_key, blk.ffn_mix_k)
+        mults, shift = _mults({"mult": scale})
+        ffk = b.add(f"ffk_{n}", "relu_square_fixed", blk.ffn_key.shape[0],
+                    {**mults, "shift": shift, "in_frac": FRAC, "out_frac": SQUARE_FRAC}, keys)
         (w_v,), scale_v = _rows(blk.ffn_value)
-        dense(ffk, ffn, w_v, "v")
-        scale_r = shifted(ln2, ffn, "r", blk.ffn_receptance, blk.ffn_mix_r)
+        gates, scale_r = shifted(ln2, "r", blk.ffn_receptance, blk.ffn_mix_r)
         mults, shift = _mults({"mult": scale_v * 2.0 ** (FRAC - SQUARE_FRAC),
                                "mult_r": scale_r * 2.0 ** (GATE_IN_FRAC - FRAC)})
-        pops[ffn].params.update(mults, shift=shift, frac_bits=FRAC)
-        residual.append(ffn)
-        at += 10
-    ln_out = layernorm("ln_out", model.ln_out, at)
-    head = add("head", "lut_activation", model.head.shape[0], at + 3)
+        residual.append(b.add(f"ffn_{n}", "gated_lif_fixed", d, {**mults, "shift": shift, "frac_bits": FRAC},
+                              [(ffk, "dense8", w_v, "v"), *gates]))
+    ln_out = layernorm("ln_out", model.ln_out)
     (w_h,), scale = _rows(model.head)
-    dense(ln_out, head, w_h)
     mults, shift = _mults({"mult": scale})
-    pops[head].params.update(mults, shift=shift)
-    return Graph(name, pops, projs, "embed", "head", "membrane", dataset), stage
+    head = b.add("head", "lut_activation", model.head.shape[0], {**mults, "shift": shift}, [(ln_out, "dense8", w_h, "")])
+    return Graph(name, b.populations, b.projections, "embed", head, "membrane", dataset), dict(b.time)
 
 
 class LoweredSpikeGPTFixed(LoweredSpikeGPT):

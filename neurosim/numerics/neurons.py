@@ -473,10 +473,6 @@ def delta_source_step(acc, payload, values, act_prev, vth, input_exp, state_exp,
 
 
 # ---------------------------------------------------------------------------------------------
-# plain-numpy references of the same arithmetic; batched: state [..., n], acc [..., ports, n]
-
-
-# ---------------------------------------------------------------------------------------------
 # fixed-point programs with a token shift: numpy on [..., ports, n], one code for kernel and
 # reference (as the float programs below); they update only in the steps that bring a token
 
@@ -661,6 +657,10 @@ def float_lif_step(acc, payload, v, carry):
 def float_source_step(acc, payload, values):
     payload[...] = values
     return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# plain-numpy references of the same arithmetic; batched: state [..., n], acc [..., ports, n]
 
 
 def _count(before: np.ndarray, after: np.ndarray) -> int:
@@ -952,9 +952,12 @@ class ReluSquareFixedParams(Spec):
 
 class LifFixedParams(Spec):
     mult: Mult = 1
-    mult_r: Mult = 1
     shift: Shift = 0
     frac_bits: FixedFrac = 12
+
+
+class GatedLifFixedParams(LifFixedParams):
+    mult_r: Mult = 1
 
 
 class EgruParams(Spec):
@@ -1205,7 +1208,7 @@ def _build_lif_fixed(p: LifFixedParams, raw: dict[str, Any], size: int) -> Neuro
     return NeuronState(state, (*_mults(raw, p, ("mult",), size), p.shift, p.frac_bits), initial)
 
 
-def _build_gated_lif_fixed(p: LifFixedParams, raw: dict[str, Any], size: int) -> NeuronState:
+def _build_gated_lif_fixed(p: GatedLifFixedParams, raw: dict[str, Any], size: int) -> NeuronState:
     table, lo = function_table("sigmoid", GATE_IN_FRAC, GATE_FRAC)
     state, initial = _state(size, v=0, carry=0)
     return NeuronState(state, (*_mults(raw, p, ("mult", "mult_r"), size), p.shift, p.frac_bits, table, lo),
@@ -1290,7 +1293,7 @@ KINDS: dict[str, NeuronKind] = {
                    relu_square_fixed_step, _build_relu_square_fixed, ("mult",), ("in", "in_next")),
         NeuronKind("lif_fixed", LifFixedParams, WORD_BYTES, False, False, lif_fixed_step, lif_fixed_step,
                    _build_lif_fixed, ("mult",)),
-        NeuronKind("gated_lif_fixed", LifFixedParams, 4 * WORD_BYTES, False, False, gated_lif_fixed_step,
+        NeuronKind("gated_lif_fixed", GatedLifFixedParams, 4 * WORD_BYTES, False, False, gated_lif_fixed_step,
                    gated_lif_fixed_step, _build_gated_lif_fixed, ("mult", "mult_r"), ("v", "r", "r_next")),
         NeuronKind("egru", EgruParams, (1 + len(EGRU_PORTS) - 1) * WORD_BYTES, False, True, egru_step, egru_step,
                    _build_egru, ("threshold", "bias_z", "bias_r", "bias_g", "rec_bias_z", "rec_bias_r", "rec_bias_g"),
