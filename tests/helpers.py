@@ -14,7 +14,7 @@ import numpy as np
 import yaml
 
 from neurosim.graph.graph import Conv2d, Csr, Dense, Graph, Population, Sparse
-from neurosim.graph.loader import sha256_of
+from neurosim.zoo.loader import sha256_of
 from neurosim.spec.chip import ChipFile, chip_from_dict
 
 REPO = Path(__file__).resolve().parents[1]

@@ -11,7 +11,7 @@ from neurosim.engine.engine import Engine
 from neurosim.errors import UserError
 from neurosim.graph.graph import Dense, Population
 from neurosim.mapping.mapper import map_graph
-from neurosim.numerics.reference import Reference
+from neurosim.programs.reference import Reference
 
 
 def _relay_graph(delay: int):

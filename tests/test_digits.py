@@ -10,7 +10,7 @@ from helpers import REPO
 from neurosim import datasets
 from neurosim.cores.neurocore import timing_costs
 from neurosim.engine.engine import Engine
-from neurosim.graph.loader import load_model
+from neurosim.zoo.loader import load_model
 from neurosim.mapping.mapper import map_graph
 
 MODEL = REPO / "models" / "digits_snn"

@@ -10,7 +10,7 @@ from neurosim.cores.neurocore import timing_costs
 from neurosim.engine.engine import Engine
 from neurosim.graph.graph import Dense, Population
 from neurosim.mapping.mapper import map_graph
-from neurosim.numerics.reference import Reference
+from neurosim.programs.reference import Reference
 
 T = 8
 

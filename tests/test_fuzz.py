@@ -66,7 +66,7 @@ def mutate(text: str, draw) -> str:
 
 def validate_cli(path: Path) -> tuple[int, str]:
     """``neurosim validate PATH`` in this process: (exit status, stderr)."""
-    from neurosim.cli import main
+    from neurosim.cli.main import main
 
     err, out = io.StringIO(), io.StringIO()
     argv = sys.argv

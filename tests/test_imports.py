@@ -12,11 +12,11 @@ from helpers import REPO
 from neurosim import datasets
 from neurosim.errors import UserError
 from neurosim.graph.graph import Graph
-from neurosim.graph.loader import load_model
-from neurosim.graph.nir_export import export_nir, to_nir
-from neurosim.graph.nir_import import Coo, compose, conv_map, load_nir, m_apply
-from neurosim.numerics.nir_reference import conv
-from neurosim.runner import run
+from neurosim.zoo.loader import load_model
+from neurosim.interop.nir_export import export_nir, to_nir
+from neurosim.interop.nir_import import Coo, compose, conv_map, load_nir, m_apply
+from neurosim.interop.nir_reference import conv
+from neurosim.runs.runner import run
 from neurosim.traces.trace import read_trace
 
 SHARED = REPO.parent / "shared" / "reference"
@@ -69,7 +69,7 @@ def test_reference_netx_networks_run_on_loihi2_and_agree_with_their_float_model(
 
 
 def test_netx_register_semantics():
-    from neurosim.graph.netx_import import load_netx
+    from neurosim.interop.netx_import import load_netx
 
     tiny = load_netx(SHARED / "netx" / "tiny.net").graph
     layer = tiny.populations["layer1"]

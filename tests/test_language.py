@@ -17,12 +17,12 @@ from neurosim.cores.neurocore import timing_costs
 from neurosim.cores.ternary_pipeline import block_costs, elementwise_ops, token_cost
 from neurosim.engine.engine import Engine
 from neurosim.errors import UserError
-from neurosim.graph import matmulfree
-from neurosim.graph.loader import sha256_of
-from neurosim.graph.matmulfree_chip import calibrate, embed, lower
+from neurosim.zoo.matmulfree import model as matmulfree
+from neurosim.zoo.loader import sha256_of
+from neurosim.zoo.matmulfree.lowering import calibrate, embed, lower
 from neurosim.mapping.mapper import map_graph
-from neurosim.numerics.reference import DataflowReference
-from neurosim.runner import run
+from neurosim.programs.reference import DataflowReference
+from neurosim.runs.runner import run
 from neurosim.spec.chip import load_chip
 from neurosim.traces.trace import read_trace
 
@@ -107,8 +107,8 @@ def test_embedding_and_head_on_the_chip_equal_the_reference():
 def test_trained_model_bits_per_char_within_two_percent_of_float_activations():
     """On held-out text the chip's integer arithmetic scores within 2 % of the same ternary model with
     float activations (2,048 characters here; the scenario scores more)."""
-    from neurosim.graph.loader import load_model
-    from neurosim.language_model import lower_language_model, score
+    from neurosim.zoo.loader import load_model
+    from neurosim.zoo.language import lower_language_model, score
 
     lm, _ = load_model(REPO / "models" / "matmulfree_lm")
     low = lower_language_model(lm)
@@ -156,7 +156,7 @@ def test_language_run_on_loihi2(tmp_path):
     assert np.all(np.diff(tokens["output_time_ns"]) > 0)
     assert trace["layers"]["sparsity"].shape[1] == len(trace["layers"]["names"])
     assert len(trace.meta["generated_text"]) == 3
-    from neurosim.plots.figures import plot_trace
+    from neurosim.analysis.figures import plot_trace
     assert [p.name for p in plot_trace(result.trace_path, tmp_path / "figures")] == ["tokens.png",
                                                                                        "layer_sparsity.png"]
 
@@ -166,7 +166,7 @@ def test_language_run_on_the_ternary_pipeline(tmp_path):
     result = run(_scenario(_model_folder(tmp_path), chip=REPO / "chips" / "ternary_fpga.yaml"),
                  out_dir=tmp_path / "traces")
     s = result.summary
-    from neurosim.plots.figures import plot_trace
+    from neurosim.analysis.figures import plot_trace
     assert [p.name for p in plot_trace(result.trace_path, tmp_path / "figures")] == ["block_times.png"]
     assert LANGUAGE_KEYS <= set(s) and s["tokens_per_s"] > 0
     chip, _ = load_chip(REPO / "chips" / "ternary_fpga.yaml")

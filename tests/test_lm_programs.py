@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from neurosim.errors import UserError
-from neurosim.numerics.neurons import KINDS, build_state, function_table, run_step
+from neurosim.programs.neurons import KINDS, build_state, function_table, run_step
 
 I64 = np.int64
 
@@ -122,7 +122,7 @@ def _run(name: str, params: dict, accs: list, **state) -> tuple[list, dict]:
 
 def test_exp_tables_are_e_to_the_x_in_16_bits():
     """EXP(0) = 2^16 exactly, EXP(-1) and EXP(-5.5) within 2 units of 2^16 e^x; beyond -16 it is 0."""
-    from neurosim.numerics.neurons import _exp_fixed, exp_tables
+    from neurosim.programs.neurons import _exp_fixed, exp_tables
 
     hi, lo = exp_tables()
     x = np.array([0, -4096, -22528, -(1 << 16) + 1, -(1 << 16), -10**7])
@@ -133,7 +133,7 @@ def test_exp_tables_are_e_to_the_x_in_16_bits():
 
 
 def _wkv_float(k, v, r, decay, first):
-    """RWKV-4's WKV with its gate in float64, token after token (as `neurosim.graph.spikegpt`)."""
+    """RWKV-4's WKV with its gate in float64, token after token (as `neurosim.zoo.spikegpt.model`)."""
     num = den = 0.0
     top, out = -1e38, []
     for kt, vt, rt in zip(k, v, r):

@@ -22,10 +22,10 @@ from neurosim.cores.neurocore import (BOUNDS, _chip_links, _chip_route, binding_
 from neurosim.engine.engine import Engine
 from neurosim.errors import UserError
 from neurosim.graph.graph import Conv2d, Csr, Dense, Population, Sparse
-from neurosim.graph.loader import load_model
+from neurosim.zoo.loader import load_model
 from neurosim.mapping.mapper import HOST, map_graph
-from neurosim.numerics.reference import Reference
-from neurosim.runner import run
+from neurosim.programs.reference import Reference
+from neurosim.runs.runner import run
 from neurosim.spec.chip import chip_from_dict, load_chip
 from neurosim.traces.trace import read_trace
 
@@ -57,8 +57,8 @@ def _spiker(name: str, size: int, **params) -> Population:
 
 
 def _run_cli(monkeypatch, *args: str) -> tuple[int, str, str]:
-    """`neurosim ARGS` through `neurosim.cli.main` (which maps user errors to status 2), in process."""
-    from neurosim.cli import main
+    """`neurosim ARGS` through `neurosim.cli.main.main` (which maps user errors to status 2), in process."""
+    from neurosim.cli.main import main
 
     monkeypatch.setattr(sys, "argv", ["neurosim", *args])
     with CliRunner().isolation() as (out, err, _):
@@ -845,7 +845,7 @@ def test_cli_override_changes_the_run(tmp_path, tiny_model, fake_dataset):
 
 def test_run_overrides_win_over_the_scenario_overrides(tiny_model, fake_dataset):
     """Overrides given to a run add to the scenario's own, and win where both name a field."""
-    from neurosim.runner import prepare
+    from neurosim.runs.runner import prepare
 
     scenario = scenario_dict(tiny_model, overrides={"system.chips_x": 3, "core.energy_pj.synop": 1.5})
     setup = prepare(scenario, overrides={"system.chips_x": 2})

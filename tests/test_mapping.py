@@ -8,9 +8,9 @@ import pytest
 from helpers import graph_of, make_chip, random_graph, tiny_model_files, write_model
 from neurosim.errors import UserError
 from neurosim.graph.graph import Conv2d, Dense, Population
-from neurosim.graph.loader import load_model
+from neurosim.zoo.loader import load_model
 from neurosim.mapping.mapper import HOST, core_coordinates, map_graph, utilisation_table
-from neurosim.numerics.neurons import KINDS
+from neurosim.programs.neurons import KINDS
 
 
 def independent_usage(graph, chip, mapping) -> dict[str, np.ndarray]:

@@ -71,7 +71,7 @@ def test_the_same_scenario_and_seed_give_the_same_trace_in_separate_processes(tm
 
 def test_a_run_too_big_for_memory_is_refused_up_front():
     from neurosim.errors import UserError
-    from neurosim.runner import run
+    from neurosim.runs.runner import run
 
     scenario = {"name": "huge", "chip": str(REPO / "chips" / "loihi2.yaml"), "model": str(REPO / "models" / "digits_snn"),
                 "input": {"dataset": "digits"}, "timesteps": 1_000_000}
@@ -130,7 +130,7 @@ def test_corrupt_weight_files_are_detected(model, damage, tmp_path):
     import shutil
 
     from neurosim.errors import UserError
-    from neurosim.graph.loader import load_model
+    from neurosim.zoo.loader import load_model
 
     folder = tmp_path / model
     shutil.copytree(REPO / "models" / model, folder)
@@ -149,7 +149,7 @@ def test_a_nir_file_with_wrong_shapes_is_a_clear_error(tmp_path):
     import nir
 
     from neurosim.errors import UserError
-    from neurosim.graph.nir_import import load_nir
+    from neurosim.interop.nir_import import load_nir
 
     n = 4
     graph = nir.NIRGraph(nodes={"input": nir.Input(input_type={"input": np.array([3])}),
@@ -166,9 +166,9 @@ def test_a_nir_file_with_wrong_shapes_is_a_clear_error(tmp_path):
 def test_a_resumed_language_run_ends_with_the_trace_of_an_uninterrupted_one(tmp_path, monkeypatch):
     """A language run stopped after a checkpoint (here: by an interruption raised at a token)
     and resumed gives the trace of a run that was not stopped."""
-    import neurosim.language_runner as lr
+    import neurosim.runs.language as lr
     from neurosim.errors import Interrupted
-    from neurosim.runner import run
+    from neurosim.runs.runner import run
 
     monkeypatch.chdir(tmp_path)
     data = yaml.safe_load((REPO / "scenarios" / "spinnaker2_egru_small.yaml").read_text())

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from helpers import LOIHI2, scenario_dict, tiny_model_files, write_model
 from neurosim.cores.neurocore import BOUNDS
 from neurosim.errors import UserError
-from neurosim.runner import run
+from neurosim.runs.runner import run
 from neurosim.traces.trace import read_trace
 
 SUMMARY_KEYS = {"accuracy", "reference_accuracy", "matches_reference", "energy_per_inference_j",
@@ -157,7 +157,7 @@ def test_spike_count_readout_and_no_core_records(tmp_path, fake_dataset):
     assert result.summary["matches_reference"] is True
     assert trace["cores"]["synops"].shape == (0, 2)
     assert trace["layers"]["events"][:, 2].sum() > 0, "the readout spikes"
-    from neurosim.plots.figures import plot_trace
+    from neurosim.analysis.figures import plot_trace
     assert len(plot_trace(result.trace_path, tmp_path / "png")) == 4
 
 
@@ -177,7 +177,7 @@ def test_dataset_that_does_not_fit_the_model(tmp_path, tiny_model, fake_dataset,
 
 
 def test_plot_trace_writes_four_pngs(traced, tmp_path):
-    from neurosim.plots.figures import plot_trace
+    from neurosim.analysis.figures import plot_trace
 
     result, _ = traced
     paths = plot_trace(result.trace_path, tmp_path / "figures")

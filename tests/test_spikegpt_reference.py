@@ -10,7 +10,7 @@ import pytest
 
 from helpers import REPO
 from neurosim import datasets
-from neurosim.graph import spikegpt
+from neurosim.zoo.spikegpt import model as spikegpt
 
 WEIGHTS = REPO / "models" / "spikegpt" / "weights.h5"
 
@@ -52,7 +52,7 @@ def test_spikegpt_on_spinnaker2_equals_its_float_reference(tmp_path):
     character."""
     import yaml
 
-    from neurosim.runner import run
+    from neurosim.runs.runner import run
     from neurosim.traces.trace import read_trace
 
     data = yaml.safe_load((REPO / "scenarios" / "spinnaker2_spikegpt.yaml").read_text())
@@ -72,8 +72,8 @@ def test_spikegpt_on_spinnaker2_equals_its_float_reference(tmp_path):
 def test_the_float_programs_agree_with_the_model_to_float32_rounding():
     """The float lowering's reference (sums synapse by synapse) against `spikegpt.step` (matrix
     products): the logits of 24 tokens within 1e-4."""
-    from neurosim.graph.loader import load_model
-    from neurosim.graph.spikegpt_chip import LoweredSpikeGPT, lower
+    from neurosim.zoo.loader import load_model
+    from neurosim.zoo.spikegpt.float_lowering import LoweredSpikeGPT, lower
 
     lm, _ = load_model(REPO / "models" / "spikegpt")
     lowered = LoweredSpikeGPT(lm, *lower(lm.model, "spikegpt", "shakespeare"))
@@ -87,7 +87,7 @@ def test_the_float_programs_agree_with_the_model_to_float32_rounding():
 def test_float_programs_are_refused_by_fixed_point_neurocores():
     """The EGRU lowers to float32 programs: on Loihi 2 that is one clear error naming the population."""
     from neurosim.errors import UserError
-    from neurosim.runner import run
+    from neurosim.runs.runner import run
 
     data = {"name": "x", "chip": str(REPO / "chips" / "loihi2.yaml"), "model": str(REPO / "models" / "egru_lm"),
             "input": {"dataset": "shakespeare"}, "language": {"prompt_tokens": 4, "generate_tokens": 1}}
@@ -98,8 +98,8 @@ def test_float_programs_are_refused_by_fixed_point_neurocores():
 
 @pytest.fixture(scope="module")
 def fixed():
-    from neurosim.graph.loader import load_model
-    from neurosim.graph.spikegpt_fixed import LoweredSpikeGPTFixed, lower
+    from neurosim.zoo.loader import load_model
+    from neurosim.zoo.spikegpt.fixed_lowering import LoweredSpikeGPTFixed, lower
 
     lm, _ = load_model(REPO / "models" / "spikegpt")
     graph, stage = lower(lm.model, "spikegpt", "shakespeare")
@@ -108,7 +108,7 @@ def fixed():
 
 def test_the_fixed_point_graph_fits_loihi2_formats(fixed):
     """8-bit weights, payloads within 24 bits, delays within the core's slots; 24 steps deep."""
-    from neurosim.numerics.neurons import KINDS, check_populations, check_projections, payload_bits_of
+    from neurosim.programs.neurons import KINDS, check_populations, check_projections, payload_bits_of
 
     check_populations(fixed.graph)
     check_projections(fixed.graph)
@@ -121,7 +121,7 @@ def test_the_fixed_point_graph_fits_loihi2_formats(fixed):
 def test_the_fixed_point_layernorm_and_spikes_follow_the_float_model(fixed):
     """Token by token over 48 characters: the first LayerNorm's output within 0.002 of the float
     model's (its inputs, spike counts, are the same), and the LIF spikes agree on 95 % or more."""
-    from neurosim.numerics.reference import Reference
+    from neurosim.programs.reference import Reference
 
     model = fixed.lm.model
     codes = datasets.load_text("shakespeare", "test").codes[:48].astype(np.int64)
@@ -151,7 +151,7 @@ def test_spikegpt_on_loihi2_equals_its_integer_reference(tmp_path):
     model."""
     import yaml
 
-    from neurosim.runner import run
+    from neurosim.runs.runner import run
 
     data = yaml.safe_load((REPO / "scenarios" / "loihi2_spikegpt.yaml").read_text())
     data |= {"chip": str(REPO / "chips" / "loihi2.yaml"), "model": str(REPO / "models" / "spikegpt"),

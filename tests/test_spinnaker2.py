@@ -14,7 +14,7 @@ from neurosim.engine.engine import Engine
 from neurosim.errors import UserError
 from neurosim.graph.graph import Csr, Dense, Population, Sparse
 from neurosim.mapping.mapper import map_graph
-from neurosim.runner import prepare, run
+from neurosim.runs.runner import prepare, run
 from neurosim.spec.chip import ArmPeSpec, chip_from_dict, load_chip
 from neurosim.traces.trace import read_trace
 
@@ -205,7 +205,7 @@ def egru_scenario(**language) -> dict:
 
 def test_egru_on_spinnaker2_equals_the_model_token_by_token(tmp_path):
     """The chip's float32 logits for every prompt and generated token equal the model's own step
-    (`neurosim.graph.egru.step`), bit for bit, and its scored text gives the model's bits per char."""
+    (`neurosim.zoo.egru.model.step`), bit for bit, and its scored text gives the model's bits per char."""
     result = run(egru_scenario(accuracy_chars=600), out_dir=tmp_path)
     s = result.summary
     assert s["matches_reference"]
@@ -248,7 +248,7 @@ def test_the_w5_egru_maps_over_150_pes_and_runs():
 
 
 def test_plot_dvfs_needs_traces_with_dvfs(tmp_path):
-    from neurosim.plots.figures import plot_dvfs
+    from neurosim.analysis.figures import plot_dvfs
 
     traces = [run(egru_scenario(), out_dir=tmp_path, overrides={"core.timing.dvfs": level,
                                                                  "core.timing.mode": "afap"}).trace_path

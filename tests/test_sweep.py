@@ -15,12 +15,12 @@ import pytest
 import yaml
 
 from helpers import REPO
-from neurosim.compare import Row, load_rows, pareto, plot
+from neurosim.analysis.compare import Row, load_rows, pareto, plot
 from neurosim.cores.gpu_roofline import token_cost
 from neurosim.errors import UserError
-from neurosim.runner import run
+from neurosim.runs.runner import run
 from neurosim.spec.chip import load_chip
-from neurosim.sweep import apply_point, load_sweep, point_id, run_sweep
+from neurosim.sweep.sweep import apply_point, load_sweep, point_id, run_sweep
 
 
 def sweep_file(tmp_path, grid: dict, **extra) -> str:
@@ -146,7 +146,7 @@ def test_language_scenarios_report_gpu_ratios_and_gpus_are_not_chips(tmp_path):
 
 
 def test_report_is_one_self_contained_html_page(tmp_path):
-    from neurosim.report import build_report
+    from neurosim.analysis.report import build_report
 
     trace = run({"name": "r", "chip": str(REPO / "chips" / "loihi2.yaml"), "model": str(REPO / "models" / "digits_snn"),
                  "input": {"dataset": "digits", "samples": 2}, "timesteps": 4}, out_dir=tmp_path).trace_path

@@ -10,8 +10,8 @@ import pytest
 from helpers import REPO
 from neurosim import run_chips
 from neurosim.cores.ternary_pipeline import NEURON_OPS, graph_step_cost
-from neurosim.graph.loader import load_model
-from neurosim.runner import run, run_reference
+from neurosim.zoo.loader import load_model
+from neurosim.runs.runner import run, run_reference
 from neurosim.spec.chip import load_chip
 
 CHIPS = ["loihi2", "spinnaker2", "ternary_fpga"]
@@ -74,7 +74,7 @@ def test_pipeline_adds_are_events_times_fan_out():
                   "model": str(REPO / "models" / "scnn_digits"), "input": {"dataset": "digits", "samples": 3},
                   "timesteps": 4}, write=False)
     from neurosim.datasets import load
-    from neurosim.numerics.reference import Reference
+    from neurosim.programs.reference import Reference
 
     ref = Reference(graph, 3)
     ref.set_input("pixels", load("digits", "test").inputs[:3])

@@ -43,8 +43,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent))
 
 from neurosim import datasets                                   # noqa: E402
-from neurosim.graph.loader import load_model, sha256_of          # noqa: E402
-from neurosim.runner import run_reference                        # noqa: E402
+from neurosim.zoo.loader import load_model, sha256_of          # noqa: E402
+from neurosim.runs.runner import run_reference                        # noqa: E402
 
 SIZES = (64, 128, 128, 10)
 LEVELS = 8                 # QCFS quantisation levels L

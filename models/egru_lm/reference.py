@@ -1,5 +1,5 @@
 """The trained EGRU character LM (``weights.h5``) in plain numpy float32, no torch: the model of
-`neurosim.graph.egru` (equations there and in README.md), checked against the golden torch logits
+`neurosim.zoo.egru.model` (equations there and in README.md), checked against the golden torch logits
 and scored here.
 
     python models/egru_lm/reference.py        # golden check, then the test split
@@ -13,8 +13,8 @@ import h5py
 import numpy as np
 
 from neurosim import datasets
-from neurosim.graph import egru
-from neurosim.graph.egru import (RESET_EVERY, Csr, EgruLayer, LayerState, Metrics, Model, StepStats,  # noqa: F401
+from neurosim.zoo.egru import model as egru
+from neurosim.zoo.egru.model import (RESET_EVERY, Csr, EgruLayer, LayerState, Metrics, Model, StepStats,  # noqa: F401
                                  egru_step, evaluate, event_matvec, forward, initial_state, read_csr, segments,
                                  sigmoid, step)
 

@@ -1,5 +1,5 @@
 """The trained MatMul-free character LM (``weights.h5``) in plain numpy, no torch: the model of
-`neurosim.graph.matmulfree`, checked against the golden torch logits and scored here.
+`neurosim.zoo.matmulfree.model`, checked against the golden torch logits and scored here.
 
     python models/matmulfree_lm/reference.py        # golden check, then both modes on the test split
 
@@ -38,8 +38,8 @@ import numpy as np
 
 from neurosim import datasets
 
-from neurosim.graph import matmulfree
-from neurosim.graph.matmulfree import (ACT_MAX_MIN, BITLINEAR_EPS, BLOCK_LAYERS, INT8_MAX, MODES, NORM_EPS,  # noqa: F401
+from neurosim.zoo.matmulfree import model as matmulfree
+from neurosim.zoo.matmulfree.model import (ACT_MAX_MIN, BITLINEAR_EPS, BLOCK_LAYERS, INT8_MAX, MODES, NORM_EPS,  # noqa: F401
                                        WEIGHT_MEAN_MIN, BitLinear, Block, Model, bitlinear, initial_state,
                                        quantize_activations, quantize_weights, rms_norm, sigmoid, silu, step)
 
@@ -50,7 +50,7 @@ GOLDEN_TOLERANCE = 1e-4
 
 
 # ---------------------------------------------------------------------------------------------
-# the model (neurosim.graph.matmulfree holds it; what follows is this folder's evaluation)
+# the model (neurosim.zoo.matmulfree.model holds it; what follows is this folder's evaluation)
 
 
 @dataclass

@@ -48,7 +48,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent))
 
 from neurosim import datasets                        # noqa: E402
-from neurosim.graph import spikegpt as reference       # noqa: E402
+from neurosim.zoo.spikegpt import model as reference       # noqa: E402
 
 D, LAYERS, FFN = 128, 2, 512
 B, T = 32, 128

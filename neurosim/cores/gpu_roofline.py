@@ -35,7 +35,7 @@ def token_cost(gpu: GpuRooflineSpec, params: int, layers: int = 0, d: int = 0, c
 
 def model_shape(model) -> tuple[int, int, int]:
     """(weights, layers, d) of a language model as a GPU would run it: every weight dense."""
-    from neurosim.graph import egru
+    from neurosim.zoo.egru import model as egru
 
     if isinstance(model, egru.Model):
         weights = sum(layer.input_weight.shape[0] * layer.input_weight.shape[1]

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from neurosim.graph.matmulfree import BLOCK_LAYERS, Model
+from neurosim.zoo.matmulfree.model import BLOCK_LAYERS, Model
 from neurosim.spec.chip import TernaryPipelineSpec
 
 SUM_BYTES = 4        # a layer's output sums leave the matrix cores as 32-bit words

@@ -143,7 +143,7 @@ class ModelFile(Spec):
 
 
 class FixedPointSpec(Spec):
-    """Fractional bits of a lowered language model (`neurosim.graph.matmulfree_chip.FixedPoint`)."""
+    """Fractional bits of a lowered language model (`neurosim.zoo.matmulfree.lowering.FixedPoint`)."""
 
     frac: Annotated[int, Field(ge=4, le=16)] = 12
     gain_frac: Annotated[int, Field(ge=4, le=16)] = 12
@@ -153,7 +153,7 @@ class FixedPointSpec(Spec):
 
 
 class ShapeSpec(Spec):
-    """A published shape, with weights drawn from ``seed`` (`neurosim.graph.matmulfree.SHAPES`)."""
+    """A published shape, with weights drawn from ``seed`` (`neurosim.zoo.matmulfree.model.SHAPES`)."""
 
     shape: Literal["370m", "1.3b", "2.7b"]
     seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 0
@@ -186,7 +186,7 @@ class LanguageModelFile(Spec):
 
 
 class EgruShapeSpec(Spec):
-    """A shape for an EGRU model with generated weights (`neurosim.graph.egru.generate_model`)."""
+    """A shape for an EGRU model with generated weights (`neurosim.zoo.egru.model.generate_model`)."""
 
     embed: Annotated[int, Field(ge=1, le=65536)]
     hidden: Annotated[list[Annotated[int, Field(ge=1, le=65536)]], Field(min_length=1, max_length=64)]
@@ -195,7 +195,7 @@ class EgruShapeSpec(Spec):
 
 
 class EgruModelFile(Spec):
-    """``model.yaml`` of an EGRU language model (`neurosim.graph.egru`): trained weights
+    """``model.yaml`` of an EGRU language model (`neurosim.zoo.egru.model`): trained weights
     (``weights``) or a shape with generated weights (``generated``), the text it reads, and
     where its head (the readout to logits) runs."""
 
@@ -217,7 +217,7 @@ class EgruModelFile(Spec):
 
 
 class SpikeGptModelFile(Spec):
-    """``model.yaml`` of a SpikeGPT language model (`neurosim.graph.spikegpt`): trained weights and
+    """``model.yaml`` of a SpikeGPT language model (`neurosim.zoo.spikegpt.model`): trained weights and
     the text it reads."""
 
     name: Name

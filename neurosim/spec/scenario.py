@@ -50,7 +50,7 @@ class InputSpec(Spec):
 
 
 class NirModelSpec(Spec):
-    """A NIR graph to import (`neurosim.graph.nir_import`): NIR stores neither the time step nor
+    """A NIR graph to import (`neurosim.interop.nir_import`): NIR stores neither the time step nor
     the reset, so they are given here."""
 
     nir: str
@@ -60,7 +60,7 @@ class NirModelSpec(Spec):
 
 
 class NetxModelSpec(Spec):
-    """A lava-dl netx network file to import (`neurosim.graph.netx_import`)."""
+    """A lava-dl netx network file to import (`neurosim.interop.netx_import`)."""
 
     netx: str
 

@@ -1,0 +1,5 @@
+"""The `neurosim` command."""
+
+from neurosim.cli.main import cli, main
+
+__all__ = ["cli", "main"]

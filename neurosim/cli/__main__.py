@@ -1,0 +1,3 @@
+from neurosim.cli.main import main
+
+main()

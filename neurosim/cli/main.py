@@ -1,0 +1,333 @@
+"""The `neurosim` command: run | plot | inspect | chips | models | validate.
+
+User mistakes (a bad file, a wrong field, a model that does not fit) print one line
+``error: <file>:<line>: <field>: <what was found and expected>`` and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+
+import click
+
+from neurosim.errors import Interrupted, UserError
+
+DEFAULT_SCENARIO = "scenarios/quickstart.yaml"
+
+
+def _fmt_si(value: float, unit: str) -> str:
+    for factor, prefix in ((1e-12, "p"), (1e-9, "n"), (1e-6, "u"), (1e-3, "m"), (1.0, "")):
+        if abs(value) < factor * 1000 or factor == 1.0:
+            return f"{value / factor:.3g} {prefix}{unit}"
+    return f"{value:.3g} {unit}"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="neurosim")
+def cli() -> None:
+    """Simulate models on neuromorphic chips, spike by spike, and write HDF5 traces."""
+
+
+@cli.command()
+@click.argument("scenario", default=DEFAULT_SCENARIO, required=False)
+@click.option("--out", "out_dir", default="traces", show_default=True, help="Directory for the trace.")
+@click.option("--seed", type=int, default=None, help="Override the scenario's seed.")
+@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+@click.option("--override", "overrides", multiple=True, metavar="FIELD=VALUE",
+              help="Replace a chip field, as the scenario's overrides do (repeatable), e.g. system.chips_x=4.")
+@click.option("--resume", is_flag=True,
+              help="Continue from the last checkpoint of this run (the scenario's checkpoint_every).")
+def run(scenario: str, out_dir: str, seed: int | None, no_progress: bool, overrides: tuple[str, ...],
+        resume: bool) -> None:
+    """Run SCENARIO (default: the quickstart) and print its summary."""
+    from neurosim.runs.runner import run as run_scenario
+
+    if _names_several_chips(scenario):
+        _run_several(scenario, out_dir, seed, not no_progress and sys.stderr.isatty(), _parse_overrides(overrides))
+        return
+    result = run_scenario(scenario, out_dir=out_dir, seed=seed, progress=not no_progress and sys.stderr.isatty(),
+                          overrides=_parse_overrides(overrides), resume=resume)
+    s = result.summary
+    click.echo(f"scenario        {scenario}")
+    if "tokens_per_s" in s:
+        _print_language(s, result.trace_path)
+        return
+    click.echo(f"samples         {s['samples']} x {s['timesteps']} timesteps on {s['cores_used']} cores, "
+               f"{s['chips_used']} chip(s)")
+    labelled = s["accuracy"] == s["accuracy"]           # NaN for unlabelled inputs
+    line = f"accuracy        {s['accuracy']:.2%}" if labelled else "accuracy        n/a (unlabelled inputs)"
+    if "reference_accuracy" in s:
+        agree = "equals" if s["matches_reference"] else "DIFFERS FROM"
+        line += (f"   (on-chip integer execution {agree} the numpy reference"
+                 + (f": {s['reference_accuracy']:.2%})" if labelled else ")"))
+    click.echo(line)
+    if "float_decisions_equal" in s:
+        click.echo(f"float model     {s['float_decisions_equal']:.1%} of decisions equal"
+                   + (f" (float accuracy {s['float_accuracy']:.2%})" if labelled else "")
+                   + f"; spike counts agree {s['float_spike_agreement']:.1%}"
+                   + (f"; readout off by {s['float_readout_rel_error']:.2%}" if "float_readout_rel_error" in s else "")
+                   + "; weights off by "
+                     f"{s['weights_mean_rel_error']:.1%} on average (at most {s['weights_max_rel_error']:.0%})")
+    click.echo(f"energy          {_fmt_si(s['energy_per_inference_j'], 'J')} per inference  "
+               f"(synapse {_fmt_si(s['energy_synapse_per_inference_j'], 'J')}, "
+               f"neuron {_fmt_si(s['energy_neuron_per_inference_j'], 'J')}, "
+               f"network {_fmt_si(s['energy_network_per_inference_j'], 'J')}, "
+               f"static {_fmt_si(s['energy_static_per_inference_j'], 'J')})")
+    click.echo(f"latency         {_fmt_si(s['latency_per_inference_s'], 's')} per inference")
+    click.echo(f"sparsity        {s['mean_sparsity']:.1%} of neurons silent per step")
+    click.echo(f"synaptic ops    {s['synaptic_ops']:,}   overflows {s['overflows']}")
+    bound = max((k for k in s if k.startswith("steps_bound_by_")), key=lambda k: s[k])
+    click.echo(f"step time       set by {bound.removeprefix('steps_bound_by_')} in {s[bound]:.0%} of steps"
+               + (f"; {_fmt_si(s['inter_chip_bits_per_inference'] / 8, 'B')} between chips per inference"
+                  if s["chips_used"] > 1 else ""))
+    _print_pes(s)
+    click.echo(f"wall time       {s['wall_time_s']:.1f} s")
+    click.echo(f"trace           {result.trace_path}")
+
+
+def _names_several_chips(scenario: str) -> bool:
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(scenario).read_text())
+    except (OSError, yaml.YAMLError):
+        return False                    # the run reports what is wrong with the file
+    return isinstance(data, dict) and isinstance(data.get("chip"), list)
+
+
+def _run_several(scenario: str, out_dir, seed, progress: bool, overrides: dict) -> None:
+    """Run a scenario on each of its chips and print them side by side."""
+    from neurosim.runs.runner import run_chips
+
+    from neurosim.analysis.compare import from_summary
+    from neurosim.traces.trace import read_summary
+
+    results, plot = run_chips(scenario, out_dir=out_dir, seed=seed, progress=progress, overrides=overrides)
+    rows = [from_summary("", str(read_summary(r.trace_path).meta.get("chip_name", "?")), "", r.summary)
+            for r in results]
+    per = rows[0].per
+    click.echo(f"scenario        {scenario}")
+    click.echo(f"{'chip':<22} {'accuracy':>9} {'energy/' + per:>17} {'latency/' + per:>18} {'cores':>6}  trace")
+    for r, row in zip(results, rows):
+        acc = f"{row.accuracy:.2%}" if row.accuracy == row.accuracy else "n/a"
+        click.echo(f"{row.chip:<22} {acc:>9} {_fmt_si(row.energy_j, 'J'):>17} "
+                   f"{_fmt_si(row.time_s, 's'):>18} {r.summary['cores_used']:>6}  {r.trace_path}")
+    if plot is not None:
+        click.echo(f"plot            {plot}")
+
+
+def _print_language(s: dict, trace_path) -> None:
+    click.echo(f"tokens          {s['prompt_tokens_simulated']} prompt + {s['generated_tokens']} generated, "
+               f"{s['depth_steps']} steps deep, on {s['cores_used']} cores, {s['chips_used']} chip(s)")
+    if s["accuracy"] == s["accuracy"]:
+        others = (f"float activations {s['float_bits_per_char']:.3f}, as trained {s['trained_bits_per_char']:.3f}"
+                  if "trained_bits_per_char" in s else f"the float model {s['float_bits_per_char']:.4f}")
+        click.echo(f"accuracy        {s['accuracy']:.2%} next character, {s['bits_per_char']:.4f} bits/char over "
+                   f"{s['scored_chars']:,} chars ({others})")
+    if "matches_reference" in s:
+        what = "model" if s.get("reference_is_model") else "numpy reference"
+        click.echo(f"reference       on-chip execution "
+                   f"{'equals' if s['matches_reference'] else 'DIFFERS FROM'} the {what}, token by token")
+    click.echo(f"generation      {s['tokens_per_s']:,.1f} tokens/s, {_fmt_si(s['energy_per_token_j'], 'J')} per token")
+    click.echo(f"prefill         {s['prefill_tokens_per_s']:,.1f} tokens/s, "
+               f"{_fmt_si(s['prefill_energy_per_token_j'], 'J')} per token, time to first token "
+               f"{_fmt_si(s['ttft_s'], 's')} ({s['prompt_tokens_reported']}-token prompt)")
+    if "mean_sparsity" in s:
+        click.echo(f"power           {s['power_w']:.3g} W; sparsity {s['mean_sparsity']:.1%} of neurons silent per step")
+        bound = max((k for k in s if k.startswith("steps_bound_by_")), key=lambda k: s[k])
+        click.echo(f"step time       set by {bound.removeprefix('steps_bound_by_')} in {s[bound]:.0%} of steps")
+    else:
+        parts = ", ".join(f"{k.removeprefix('energy_').removesuffix('_per_token_j')} "
+                          f"{_fmt_si(v, 'J')}" for k, v in s.items() if k.endswith("_per_token_j")
+                          and k.startswith("energy_") and k != "energy_per_token_j")
+        click.echo(f"power           {s['power_w']:.3g} W; per generated token {parts}"
+                   + ("; weights stream from off-chip memory" if s.get("weights_stream") else ""))
+    _print_pes(s)
+    for key in [k for k in s if k.endswith("_energy_ratio") and "_transformer_" not in k]:
+        gpu = key.removesuffix("_energy_ratio")
+        click.echo(f"vs {gpu:<12} {s[key]:.3g}x less energy per token than the same model on it "
+                   f"({_fmt_si(s[gpu + '_energy_per_token_j'], 'J')}, {s[gpu + '_tokens_per_s']:,.0f} tokens/s), "
+                   f"{s[gpu + '_transformer_energy_ratio']:.3g}x than a transformer of its size; "
+                   f"{s[gpu + '_speed_ratio']:.3g}x its speed")
+    click.echo(f"wall time       {s['wall_time_s']:.1f} s")
+    click.echo(f"trace           {trace_path}")
+
+
+def _print_pes(s: dict) -> None:
+    """The PE figures of a chip of ARM PEs: overruns and DVFS levels."""
+    if "pe_overruns" not in s:
+        return
+    levels = ", ".join(f"{k.removeprefix('dvfs_share_')} {v:.0%}" for k, v in s.items()
+                       if k.startswith("dvfs_share_") and v > 0)
+    click.echo(f"PEs             {s['mean_pe_cycles_per_step']:,.0f} cycles per PE and step; DVFS levels {levels}; "
+               f"{s['pe_overruns']} overruns" + (f" in {s['steps_overrun']:.0%} of steps, up to "
+                                                  f"{_fmt_si(s['max_late_s'], 's')} late" if s['pe_overruns'] else ""))
+
+
+def _parse_overrides(items: tuple[str, ...]) -> dict:
+    """``FIELD=VALUE`` pairs; each value is read as YAML (numbers, booleans, strings)."""
+    import yaml
+
+    out = {}
+    for item in items:
+        field, sep, value = item.partition("=")
+        if not sep or not field:
+            raise UserError(f"--override {item!r}: expected FIELD=VALUE, e.g. system.chips_x=4")
+        out[field.strip()] = yaml.safe_load(value)
+    return out
+
+
+@cli.command()
+@click.argument("traces", nargs=-1, required=True)
+@click.option("--out", "out_dir", default=None,
+              help="Directory for the PNGs (default: a folder beside each trace, named after it).")
+@click.option("--scaling", is_flag=True,
+              help="One figure across the traces (one model on systems of different sizes): energy and latency "
+                   "against chip count, written to --out (default: traces/scaling).")
+@click.option("--dvfs", is_flag=True,
+              help="One figure across the traces (one model on ARM PEs at different DVFS settings): energy and "
+                   "time per token or inference per setting, written to --out (default: traces/dvfs).")
+def plot(traces: tuple[str, ...], out_dir: str | None, scaling: bool, dvfs: bool) -> None:
+    """Write the figures of each TRACE as PNG files."""
+    from neurosim.analysis.figures import plot_dvfs, plot_scaling, plot_trace
+
+    if dvfs:
+        click.echo(str(plot_dvfs(list(traces), out_dir or Path(traces[0]).parent / "dvfs")))
+        return
+    if scaling:
+        click.echo(str(plot_scaling(list(traces), out_dir or Path(traces[0]).parent / "scaling")))
+        return
+    for trace in traces:
+        target = Path(out_dir) / Path(trace).stem if out_dir and len(traces) > 1 else out_dir
+        for path in plot_trace(trace, target):
+            click.echo(str(path))
+
+
+@cli.command()
+@click.argument("sweep_file")
+@click.option("--scheduler", default=None, help="Address of an existing Dask scheduler (default: a local cluster).")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 256),
+              help="Workers of the local cluster.")
+@click.option("--no-progress", is_flag=True, help="Do not show a progress bar.")
+def sweep(sweep_file: str, scheduler: str | None, workers: int, no_progress: bool) -> None:
+    """Run every point of SWEEP_FILE on Dask and gather their summaries in one table."""
+    from neurosim.sweep.sweep import run_sweep
+
+    result = run_sweep(sweep_file, scheduler=scheduler, workers=workers,
+                       progress=not no_progress and sys.stderr.isatty())
+    click.echo(f"points          {result.done} run, {result.failed} failed, {result.skipped} already done")
+    click.echo(f"table           {result.table_csv}  {result.table_h5}")
+    if result.failed:
+        click.echo("failed points have status 'error' and their error in the table")
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--out", "out_dir", default=None, help="Directory for compare.png and pareto.png (default: beside the first).")
+def compare(paths: tuple[str, ...], out_dir: str | None) -> None:
+    """Compare runs (traces, and sweep tables: .csv) in a table and plots, with their Pareto front."""
+    from neurosim.analysis.compare import load_rows, plot, table
+
+    rows = load_rows(list(paths))
+    click.echo(table(rows))
+    for path in plot(rows, out_dir or Path(paths[0]).parent / "compare"):
+        click.echo(str(path))
+
+
+@cli.command()
+@click.argument("trace")
+@click.option("--out", default=None, help="The HTML file (default: the trace's path with .html).")
+def report(trace: str, out: str | None) -> None:
+    """Write one self-contained HTML page of TRACE: summary, figures, scenario, chip and model."""
+    from neurosim.analysis.report import build_report
+
+    click.echo(str(build_report(trace, out)))
+
+
+@cli.command(name="export")
+@click.argument("model")
+@click.argument("out")
+@click.option("--dt", default=1.0, show_default=True, type=float,
+              help="The time step the NIR model's time constants are given for.")
+def export(model: str, out: str, dt: float) -> None:
+    """Write MODEL (a model folder or a name in models/) as a NIR graph to OUT (.nir)."""
+    from neurosim.zoo.loader import LanguageModel, load_model
+    from neurosim.interop.nir_export import export_nir
+
+    graph, _ = load_model(model)
+    if isinstance(graph, LanguageModel):
+        raise UserError(f"{graph.name} is a language model, whose programs no NIR primitive expresses; "
+                        f"expected a spiking graph", file=model)
+    try:
+        click.echo(str(export_nir(graph, out, dt)))
+    except UserError as err:
+        raise UserError(err.message, file=err.file or model, field=err.field) from None
+
+
+@cli.command()
+@click.argument("path")
+def inspect(path: str) -> None:
+    """Show a chip's capacity and costs, or a scenario's per-core utilisation."""
+    from neurosim.cli.inspect import describe
+
+    click.echo(describe(path))
+
+
+@cli.command()
+@click.option("--dir", "directory", default="chips", show_default=True)
+def chips(directory: str) -> None:
+    """List the chip specs."""
+    from neurosim.cli.inspect import list_chips
+
+    click.echo(list_chips(Path(directory)))
+
+
+@cli.command()
+@click.option("--dir", "directory", default="models", show_default=True)
+def models(directory: str) -> None:
+    """List the models."""
+    from neurosim.cli.inspect import list_models
+
+    click.echo(list_models(Path(directory)))
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True)
+def validate(paths: tuple[str, ...]) -> None:
+    """Check chip, scenario or model files without running anything."""
+    from neurosim.cli.inspect import validate_path
+
+    for path in paths:
+        click.echo(f"{path}: ok ({validate_path(path)})")
+
+
+def _terminate(signum, frame):
+    raise SystemExit(128 + signum)
+
+
+def main() -> None:
+    """Entry point: user errors become one line on stderr and exit status 2."""
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        cli.main(standalone_mode=False)
+    except UserError as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except Interrupted as err:
+        click.echo(f"interrupted at {err.where}; no trace written", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        click.echo("interrupted; no trace written", err=True)
+        sys.exit(130)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
