@@ -47,7 +47,7 @@ from neurosim.cores.neurocore import ChipLinks, step_cost, timing_costs
 from neurosim.engine.engine import Engine
 from neurosim.graph.graph import Csr, Graph, Population, Sparse
 from neurosim.mapping.mapper import Mapping, map_graph
-from neurosim.programs.neurons import KINDS
+from neurosim.programs import KINDS
 from neurosim.spec.chip import ChipFile, chip_from_dict
 from neurosim.spec.scenario import apply_overrides
 from neurosim.spec.yamlio import load_yaml

@@ -7,12 +7,12 @@ __version__ = "0.1.0"
 
 
 def run(scenario, **kwargs):
-    """Run a scenario; see `neurosim.runs.runner.run`."""
-    from neurosim.runs.runner import run as _run
+    """Run a scenario; see `neurosim.runs.run`."""
+    from neurosim.runs import run as _run
     return _run(scenario, **kwargs)
 
 
 def run_chips(scenario, **kwargs):
-    """Run a scenario on each chip it names and compare them; see `neurosim.runs.runner.run_chips`."""
-    from neurosim.runs.runner import run_chips as _run_chips
+    """Run a scenario on each chip it names and compare them; see `neurosim.analysis.chips.run_chips`."""
+    from neurosim.analysis.chips import run_chips as _run_chips
     return _run_chips(scenario, **kwargs)

@@ -16,7 +16,7 @@ from neurosim.zoo.loader import load_model
 from neurosim.interop.nir_export import export_nir, to_nir
 from neurosim.interop.nir_import import Coo, compose, conv_map, load_nir, m_apply
 from neurosim.interop.nir_reference import conv
-from neurosim.runs.runner import run
+from neurosim.runs import run
 from neurosim.traces.trace import read_trace
 
 SHARED = REPO.parent / "shared" / "reference"

@@ -22,7 +22,7 @@ from neurosim.zoo.loader import sha256_of
 from neurosim.zoo.matmulfree.lowering import calibrate, embed, lower
 from neurosim.mapping.mapper import map_graph
 from neurosim.programs.reference import DataflowReference
-from neurosim.runs.runner import run
+from neurosim.runs import run
 from neurosim.spec.chip import load_chip
 from neurosim.traces.trace import read_trace
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from neurosim.errors import UserError
-from neurosim.programs.neurons import KINDS, build_state, function_table, run_step
+from neurosim.programs import KINDS, build_state, function_table, run_step
 
 I64 = np.int64
 

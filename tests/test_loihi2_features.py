@@ -25,7 +25,7 @@ from neurosim.graph.graph import Conv2d, Csr, Dense, Population, Sparse
 from neurosim.zoo.loader import load_model
 from neurosim.mapping.mapper import HOST, map_graph
 from neurosim.programs.reference import Reference
-from neurosim.runs.runner import run
+from neurosim.runs import run
 from neurosim.spec.chip import chip_from_dict, load_chip
 from neurosim.traces.trace import read_trace
 
@@ -845,7 +845,7 @@ def test_cli_override_changes_the_run(tmp_path, tiny_model, fake_dataset):
 
 def test_run_overrides_win_over_the_scenario_overrides(tiny_model, fake_dataset):
     """Overrides given to a run add to the scenario's own, and win where both name a field."""
-    from neurosim.runs.runner import prepare
+    from neurosim.runs import prepare
 
     scenario = scenario_dict(tiny_model, overrides={"system.chips_x": 3, "core.energy_pj.synop": 1.5})
     setup = prepare(scenario, overrides={"system.chips_x": 2})

@@ -10,7 +10,7 @@ from neurosim.errors import UserError
 from neurosim.graph.graph import Conv2d, Dense, Population
 from neurosim.zoo.loader import load_model
 from neurosim.mapping.mapper import HOST, core_coordinates, map_graph, utilisation_table
-from neurosim.programs.neurons import KINDS
+from neurosim.programs import KINDS
 
 
 def independent_usage(graph, chip, mapping) -> dict[str, np.ndarray]:

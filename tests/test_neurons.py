@@ -14,7 +14,7 @@ from hypothesis.extra import numpy as hnp
 
 from neurosim.errors import UserError
 from neurosim.programs.fixed import STATE_MAX, decay, fix24, shift, wrap24
-from neurosim.programs.neurons import KINDS, build_state, payload_bits_of, run_step, state_bytes_of
+from neurosim.programs import KINDS, build_state, payload_bits_of, run_step, state_bytes_of
 
 I64 = np.int64
 TWO23 = 1 << 23

@@ -71,7 +71,7 @@ def test_the_same_scenario_and_seed_give_the_same_trace_in_separate_processes(tm
 
 def test_a_run_too_big_for_memory_is_refused_up_front():
     from neurosim.errors import UserError
-    from neurosim.runs.runner import run
+    from neurosim.runs import run
 
     scenario = {"name": "huge", "chip": str(REPO / "chips" / "loihi2.yaml"), "model": str(REPO / "models" / "digits_snn"),
                 "input": {"dataset": "digits"}, "timesteps": 1_000_000}
@@ -168,7 +168,7 @@ def test_a_resumed_language_run_ends_with_the_trace_of_an_uninterrupted_one(tmp_
     and resumed gives the trace of a run that was not stopped."""
     import neurosim.runs.language as lr
     from neurosim.errors import Interrupted
-    from neurosim.runs.runner import run
+    from neurosim.runs import run
 
     monkeypatch.chdir(tmp_path)
     data = yaml.safe_load((REPO / "scenarios" / "spinnaker2_egru_small.yaml").read_text())

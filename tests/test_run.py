@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from helpers import LOIHI2, scenario_dict, tiny_model_files, write_model
 from neurosim.cores.neurocore import BOUNDS
 from neurosim.errors import UserError
-from neurosim.runs.runner import run
+from neurosim.runs import run
 from neurosim.traces.trace import read_trace
 
 SUMMARY_KEYS = {"accuracy", "reference_accuracy", "matches_reference", "energy_per_inference_j",

@@ -167,7 +167,7 @@ def test_scenario_mistakes_name_line_and_field(tmp_path, extra, field, words):
 
 def test_scenario_override_of_an_unknown_chip_field(tmp_path, tiny_model):
     """An override path the chip does not have is an error at the override's line."""
-    from neurosim.runs.runner import prepare
+    from neurosim.runs import prepare
 
     path = _scenario_file(tmp_path, "overrides:\n  core.energy_pj.synap: 1.0\n")
     with pytest.raises(UserError) as err:
@@ -180,7 +180,7 @@ def test_scenario_override_of_an_unknown_chip_field(tmp_path, tiny_model):
 
 def test_scenario_override_with_an_invalid_value(tmp_path, tiny_model):
     """A bad override value is reported at the override's line in the scenario."""
-    from neurosim.runs.runner import prepare
+    from neurosim.runs import prepare
 
     path = _scenario_file(tmp_path, "overrides:\n  core.energy_pj.synop: -1.0\n")
     with pytest.raises(UserError) as err:
@@ -191,7 +191,7 @@ def test_scenario_override_with_an_invalid_value(tmp_path, tiny_model):
 
 
 def test_scenario_overrides_change_the_chip(tmp_path, tiny_model):
-    from neurosim.runs.runner import prepare
+    from neurosim.runs import prepare
 
     path = _scenario_file(tmp_path, "overrides:\n  core.energy_pj.synop: 1.5\n  chip.mesh.routers_x: 2\n")
     setup = prepare(path)
@@ -199,7 +199,7 @@ def test_scenario_overrides_change_the_chip(tmp_path, tiny_model):
 
 
 def test_scenario_with_a_missing_model_names_the_scenario(tmp_path):
-    from neurosim.runs.runner import prepare
+    from neurosim.runs import prepare
 
     path = _scenario_file(tmp_path, model="no_such_model")
     with pytest.raises(UserError) as err:
@@ -208,7 +208,7 @@ def test_scenario_with_a_missing_model_names_the_scenario(tmp_path):
 
 
 def test_scenario_reports_the_error_of_a_broken_model_beside_it(tmp_path):
-    from neurosim.runs.runner import prepare
+    from neurosim.runs import prepare
 
     spec, arrays, attrs = tiny_model_files(np.random.default_rng(0))
     folder = write_model(tmp_path / "models" / "tiny", spec, arrays, attrs)
@@ -389,7 +389,7 @@ def test_console_script_maps_user_errors(tmp_path):
 
 def test_scenario_dict_helper_is_valid(tiny_model, fake_dataset):
     """The helper the run tests use builds a scenario that validates."""
-    from neurosim.runs.runner import prepare
+    from neurosim.runs import prepare
 
     setup = prepare(scenario_dict(tiny_model))
     assert setup.graph.name == "tiny" and setup.mapping.n_cores == 2

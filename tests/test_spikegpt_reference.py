@@ -52,7 +52,7 @@ def test_spikegpt_on_spinnaker2_equals_its_float_reference(tmp_path):
     character."""
     import yaml
 
-    from neurosim.runs.runner import run
+    from neurosim.runs import run
     from neurosim.traces.trace import read_trace
 
     data = yaml.safe_load((REPO / "scenarios" / "spinnaker2_spikegpt.yaml").read_text())
@@ -87,7 +87,7 @@ def test_the_float_programs_agree_with_the_model_to_float32_rounding():
 def test_float_programs_are_refused_by_fixed_point_neurocores():
     """The EGRU lowers to float32 programs: on Loihi 2 that is one clear error naming the population."""
     from neurosim.errors import UserError
-    from neurosim.runs.runner import run
+    from neurosim.runs import run
 
     data = {"name": "x", "chip": str(REPO / "chips" / "loihi2.yaml"), "model": str(REPO / "models" / "egru_lm"),
             "input": {"dataset": "shakespeare"}, "language": {"prompt_tokens": 4, "generate_tokens": 1}}
@@ -108,7 +108,7 @@ def fixed():
 
 def test_the_fixed_point_graph_fits_loihi2_formats(fixed):
     """8-bit weights, payloads within 24 bits, delays within the core's slots; 24 steps deep."""
-    from neurosim.programs.neurons import KINDS, check_populations, check_projections, payload_bits_of
+    from neurosim.programs import KINDS, check_populations, check_projections, payload_bits_of
 
     check_populations(fixed.graph)
     check_projections(fixed.graph)
@@ -151,7 +151,7 @@ def test_spikegpt_on_loihi2_equals_its_integer_reference(tmp_path):
     model."""
     import yaml
 
-    from neurosim.runs.runner import run
+    from neurosim.runs import run
 
     data = yaml.safe_load((REPO / "scenarios" / "loihi2_spikegpt.yaml").read_text())
     data |= {"chip": str(REPO / "chips" / "loihi2.yaml"), "model": str(REPO / "models" / "spikegpt"),

@@ -14,7 +14,7 @@ from neurosim.engine.engine import Engine
 from neurosim.errors import UserError
 from neurosim.graph.graph import Csr, Dense, Population, Sparse
 from neurosim.mapping.mapper import map_graph
-from neurosim.runs.runner import prepare, run
+from neurosim.runs import prepare, run
 from neurosim.spec.chip import ArmPeSpec, chip_from_dict, load_chip
 from neurosim.traces.trace import read_trace
 

@@ -18,7 +18,7 @@ from helpers import REPO
 from neurosim.analysis.compare import Row, load_rows, pareto, plot
 from neurosim.cores.gpu_roofline import token_cost
 from neurosim.errors import UserError
-from neurosim.runs.runner import run
+from neurosim.runs import run
 from neurosim.spec.chip import load_chip
 from neurosim.sweep.sweep import apply_point, load_sweep, point_id, run_sweep
 

@@ -91,7 +91,7 @@ def test_read_rejects_missing_foreign_and_truncated_files(tmp_path):
 
 def test_run_summary_attribute_names(tmp_path, tiny_model, fake_dataset):
     """A run's /summary holds the figures users ask for, with their units in the names."""
-    from neurosim.runs.runner import run
+    from neurosim.runs import run
 
     result = run(scenario_dict(tiny_model), out_dir=tmp_path / "traces")
     summary = read_trace(result.trace_path).summary

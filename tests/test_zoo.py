@@ -11,7 +11,7 @@ from helpers import REPO
 from neurosim import run_chips
 from neurosim.cores.ternary_pipeline import NEURON_OPS, graph_step_cost
 from neurosim.zoo.loader import load_model
-from neurosim.runs.runner import run, run_reference
+from neurosim.runs import run, run_reference
 from neurosim.spec.chip import load_chip
 
 CHIPS = ["loihi2", "spinnaker2", "ternary_fpga"]

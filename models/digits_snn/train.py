@@ -44,7 +44,7 @@ sys.path.insert(0, str(HERE.parent.parent))
 
 from neurosim import datasets                                   # noqa: E402
 from neurosim.zoo.loader import load_model, sha256_of          # noqa: E402
-from neurosim.runs.runner import run_reference                        # noqa: E402
+from neurosim.runs import run_reference                        # noqa: E402
 
 SIZES = (64, 128, 128, 10)
 LEVELS = 8                 # QCFS quantisation levels L

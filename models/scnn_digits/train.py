@@ -49,7 +49,7 @@ sys.path.insert(0, str(REPO))
 
 from neurosim import datasets                                   # noqa: E402
 from neurosim.zoo.loader import load_model, sha256_of          # noqa: E402
-from neurosim.runs.runner import run_reference                        # noqa: E402
+from neurosim.runs import run_reference                        # noqa: E402
 
 LEVELS = 8
 SEED = 0

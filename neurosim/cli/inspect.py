@@ -10,7 +10,7 @@ from neurosim.zoo.matmulfree.model import SHAPES
 from neurosim.zoo.loader import load_model
 from neurosim.mapping.mapper import utilisation_table
 from neurosim.mapping.partition import LIMIT_NAMES
-from neurosim.programs.neurons import check_populations
+from neurosim.programs import check_populations
 from neurosim.spec.chip import ArmPeSpec, ChipFile, GpuRooflineSpec, TernaryPipelineSpec, load_chip
 from neurosim.spec.model import EgruModelFile, LanguageModelFile
 from neurosim.spec.validate import validate
@@ -183,7 +183,7 @@ def pipeline_scenario_report(setup) -> str:
 
 
 def scenario_report(path: Path) -> str:
-    from neurosim.runs.runner import prepare
+    from neurosim.runs import prepare
 
     setup = prepare(path)
     if setup.mapping is None:
@@ -245,7 +245,7 @@ def validate_path(path_str: str) -> str:
             scenario_from_dict(apply_point(sweep.base, values, [path.parent, Path.cwd()]),
                                file=f"{path} (point {values})")
     else:
-        from neurosim.runs.runner import prepare
+        from neurosim.runs import prepare
         prepare(path)
     return kind
 

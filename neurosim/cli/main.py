@@ -42,7 +42,7 @@ def cli() -> None:
 def run(scenario: str, out_dir: str, seed: int | None, no_progress: bool, overrides: tuple[str, ...],
         resume: bool) -> None:
     """Run SCENARIO (default: the quickstart) and print its summary."""
-    from neurosim.runs.runner import run as run_scenario
+    from neurosim.runs import run as run_scenario
 
     if _names_several_chips(scenario):
         _run_several(scenario, out_dir, seed, not no_progress and sys.stderr.isatty(), _parse_overrides(overrides))
@@ -99,7 +99,7 @@ def _names_several_chips(scenario: str) -> bool:
 
 def _run_several(scenario: str, out_dir, seed, progress: bool, overrides: dict) -> None:
     """Run a scenario on each of its chips and print them side by side."""
-    from neurosim.runs.runner import run_chips
+    from neurosim.analysis.chips import run_chips
 
     from neurosim.analysis.compare import from_summary
     from neurosim.traces.trace import read_summary

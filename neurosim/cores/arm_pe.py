@@ -45,7 +45,7 @@ from neurosim.cores.neurocore import ChipLinks, StepCost, paths
 from neurosim.engine.engine import StepCounters, TimingCosts
 from neurosim.graph.graph import Dense, Graph
 from neurosim.mapping.mapper import HOST, Mapping
-from neurosim.programs.neurons import KINDS, payload_bits_of
+from neurosim.programs import KINDS, payload_bits_of
 from neurosim.spec.chip import ArmPeSpec, ChipFile
 
 

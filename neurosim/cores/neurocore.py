@@ -40,7 +40,7 @@ import numpy as np
 from neurosim.engine.engine import StepCounters, TimingCosts
 from neurosim.graph.graph import Graph
 from neurosim.mapping.mapper import HOST, Mapping
-from neurosim.programs.neurons import KINDS, payload_bits_of
+from neurosim.programs import KINDS, payload_bits_of
 from neurosim.spec.chip import ChipFile
 
 COMPONENTS = ("synapse", "neuron", "network", "static")

@@ -24,7 +24,7 @@ from neurosim.engine.kernels import (MIXED_EXP, SERIAL_MESSAGES, Network, count_
                                      deliver_serial, emission_times, find_events, split_events)
 from neurosim.graph.graph import Graph
 from neurosim.mapping.mapper import Mapping
-from neurosim.programs.neurons import KINDS, NeuronState, active_neurons, build_state, run_step, value_dtype
+from neurosim.programs import KINDS, NeuronState, active_neurons, build_state, run_step, value_dtype
 
 
 @dataclass(frozen=True)

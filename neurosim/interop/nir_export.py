@@ -29,7 +29,7 @@ import numpy as np
 
 from neurosim.errors import UserError
 from neurosim.graph.graph import Conv2d, Graph
-from neurosim.programs.neurons import KINDS, build_state
+from neurosim.programs import KINDS, build_state
 
 MAX_DENSE_ENTRIES = 50_000_000      # NIR stores weights dense; larger matrices are refused
 NO_LEAK = 1e-12                     # b of a voltage that does not leak

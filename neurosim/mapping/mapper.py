@@ -15,8 +15,8 @@ from neurosim.errors import UserError
 from neurosim.graph.graph import Csr, Graph
 from neurosim.mapping.partition import LIMIT_NAMES, encoding_of, incoming, slice_population
 from neurosim.mapping.routes import Routes, copy_synapses, destinations_per_core, sort_rows, split_rows
-from neurosim.programs.neurons import (KINDS, check_populations, check_projections, payload_bits_of, port_index,
-                                       state_bytes_of)
+from neurosim.programs import (KINDS, check_populations, check_projections, payload_bits_of, port_index,
+                               state_bytes_of)
 from neurosim.spec.chip import ArmPeSpec, ChipFile
 
 HOST = -1

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from neurosim.cores.ternary_pipeline import graph_step_cost, graph_weight_bits
-from neurosim.programs.neurons import KINDS, payload_bits_of
+from neurosim.programs import KINDS, payload_bits_of
 from neurosim.programs.reference import Reference
 
 ADDRESS_BYTES = 2       # an event moves its 16-bit address, and its payload when graded

@@ -194,7 +194,7 @@ def load_sweep(path: str | Path) -> Sweep:
 
 def run_point(scenario: dict, out_dir: str | None) -> dict[str, Any]:
     """Run one point; its summary, or its error. Never raises (a Dask task's result)."""
-    from neurosim.runs.runner import run
+    from neurosim.runs import run
 
     try:
         result = run(scenario, out_dir=out_dir, write=out_dir is not None)

@@ -31,7 +31,7 @@ import numpy as np
 
 from neurosim.zoo.egru import model as egru
 from neurosim.graph.graph import Csr, Graph, Population, Sparse
-from neurosim.programs.neurons import EGRU_PORTS, FLOAT
+from neurosim.programs import EGRU_PORTS, FLOAT
 from neurosim.zoo.lowered import score_on_reference
 
 

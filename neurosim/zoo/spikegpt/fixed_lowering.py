@@ -34,7 +34,7 @@ from neurosim.graph.graph import Graph
 from neurosim.zoo.pipeline import Pipeline, to_fixed
 from neurosim.zoo.spikegpt.float_lowering import LoweredSpikeGPT
 from neurosim.programs.fixed import STATE_MAX
-from neurosim.programs.neurons import GATE_IN_FRAC
+from neurosim.programs import GATE_IN_FRAC
 
 FRAC = 12            # LayerNorm outputs, k, v, wkv, LIF voltages, logits
 SQUARE_FRAC = 8      # relu^2 of the FFN's keys

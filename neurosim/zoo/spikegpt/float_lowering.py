@@ -36,7 +36,7 @@ import numpy as np
 
 from neurosim.zoo.spikegpt import model as spikegpt
 from neurosim.graph.graph import Csr, Dense, Graph, Population, Sparse
-from neurosim.programs.neurons import FLOAT
+from neurosim.programs import FLOAT
 from neurosim.zoo.lowered import score_on_reference
 from neurosim.programs.reference import Reference
 
