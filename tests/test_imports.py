@@ -14,7 +14,8 @@ from neurosim.errors import UserError
 from neurosim.graph.graph import Graph
 from neurosim.zoo.loader import load_model
 from neurosim.interop.nir_export import export_nir, to_nir
-from neurosim.interop.nir_import import Coo, compose, conv_map, load_nir, m_apply
+from neurosim.interop.linear_maps import Coo, compose, conv_map, m_apply
+from neurosim.interop.nir_import import load_nir
 from neurosim.interop.nir_reference import conv
 from neurosim.runs import run
 from neurosim.traces.trace import read_trace
@@ -106,6 +107,23 @@ def test_a_model_exported_to_nir_and_imported_again_gives_the_same_spikes(tmp_pa
         for key in ("node_ids", "timestamps"):
             assert np.array_equal(original["spikes"][pop][key], imported["spikes"][pop][key])
     assert np.array_equal(original["samples"]["prediction"], imported["samples"]["prediction"])
+
+
+def test_a_convolutional_model_keeps_its_shapes_through_nir_and_its_spikes(tmp_path):
+    """Populations that convolutions read or write are (C, H, W) nodes in NIR, and a dense layer
+    after them reads through a Flatten node, so NIR's shape checks pass along every edge."""
+    graph, _ = load_model(REPO / "models" / "scnn_digits")
+    path = export_nir(graph, tmp_path / "scnn.nir")
+    back = nir.read(str(path))
+    kinds = {type(n).__name__ for n in back.nodes.values()}
+    assert {"Input", "Conv2d", "Flatten", "Output"} <= kinds
+    conv_in = next(n for n in back.nodes.values() if isinstance(n, nir.Input))
+    assert len(conv_in.input_type["input"]) == 3
+    base = {"name": "a", "chip": LOIHI2, "input": {"dataset": "digits", "samples": 6}, "timesteps": 8}
+    original = read_trace(run(base | {"model": str(REPO / "models" / "scnn_digits")}, out_dir=tmp_path).trace_path)
+    imported = read_trace(run(base | {"name": "b", "model": {"nir": str(path)}}, out_dir=tmp_path).trace_path)
+    assert np.array_equal(original["samples"]["prediction"], imported["samples"]["prediction"])
+    assert original["layers"]["events"].sum() == imported["layers"]["events"].sum()
 
 
 def test_export_refuses_what_nir_cannot_express(tmp_path):

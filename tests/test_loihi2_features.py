@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from helpers import (LOIHI2, REPO, graph_of, loihi2_data, make_chip, mlp_graph, rand_csr, rand_int8, scenario_dict,
                      tiny_model_files, write_model)
-from neurosim.cores.neurocore import (BOUNDS, _chip_links, _chip_route, binding_bound, message_bits, step_cost,
+from neurosim.cores.neurocore import (BOUNDS, chip_links, chip_route, binding_bound, message_bits, step_cost,
                                       timing_costs)
 from neurosim.engine.engine import Engine
 from neurosim.errors import UserError
@@ -549,7 +549,7 @@ def test_base_chain_overrides_nested_fields(tmp_path):
 
 
 def _route_names(chip, pairs):
-    links = _chip_links(chip, np.array([s for s, _ in pairs]), np.array([d for _, d in pairs]),
+    links = chip_links(chip, np.array([s for s, _ in pairs]), np.array([d for _, d in pairs]),
                         np.full(len(pairs), 64), np.zeros(len(pairs), bool))
     return [[links.names[i] for i in links.path_links[links.path_ptr[k]:links.path_ptr[k + 1]]]
             for k in range(len(pairs))], links
@@ -563,7 +563,7 @@ def test_chip_routes_go_x_then_y():
     names, links = _route_names(make_chip(chips_x=3, chips_y=2), [(5, 0), (0, 5)])
     assert names == [["c5>c4", "c4>c3", "c3>c0"], ["c0>c1", "c1>c2", "c2>c5"]]
     assert len(links.names) == 14
-    assert len(_chip_route(make_chip(chips_x=3, chips_y=2), 0, 5)) == 3
+    assert len(chip_route(make_chip(chips_x=3, chips_y=2), 0, 5)) == 3
 
 
 def test_message_from_chip_0_to_chip_3_loads_both_links():

@@ -166,7 +166,7 @@ def test_a_nir_file_with_wrong_shapes_is_a_clear_error(tmp_path):
 def test_a_resumed_language_run_ends_with_the_trace_of_an_uninterrupted_one(tmp_path, monkeypatch):
     """A language run stopped after a checkpoint (here: by an interruption raised at a token)
     and resumed gives the trace of a run that was not stopped."""
-    import neurosim.runs.language as lr
+    import neurosim.runs.recorder as lr
     from neurosim.errors import Interrupted
     from neurosim.runs import run
 

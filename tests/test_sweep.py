@@ -20,7 +20,7 @@ from neurosim.cores.gpu_roofline import token_cost
 from neurosim.errors import UserError
 from neurosim.runs import run
 from neurosim.spec.chip import load_chip
-from neurosim.sweep.sweep import apply_point, load_sweep, point_id, run_sweep
+from neurosim.sweep import apply_point, load_sweep, point_id, run_sweep
 
 
 def sweep_file(tmp_path, grid: dict, **extra) -> str:

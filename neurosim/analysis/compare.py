@@ -15,7 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from neurosim.analysis.plotting import plt, save
+from neurosim.analysis.units import si
 from neurosim.errors import UserError
+from neurosim.traces.trace import read_summary
 
 
 @dataclass
@@ -52,8 +55,6 @@ def from_summary(label: str, chip: str, model: str, s: dict) -> Row:
 
 def load_rows(paths: list[str | Path]) -> list[Row]:
     """Rows of traces (``.h5`` traces) and sweep tables (``.csv``; the points that ran)."""
-    from neurosim.traces.trace import read_summary
-
     rows = []
     for path in map(Path, paths):
         if path.suffix == ".csv":
@@ -94,8 +95,6 @@ def pareto(rows: list[Row]) -> np.ndarray:
 
 
 def table(rows: list[Row]) -> str:
-    from neurosim.cli.main import _fmt_si
-
     front = pareto(rows)
     width = max(12, min(48, max(len(r.label) for r in rows)))
     lines = [f"{'run':<{width}} {'chip':<18} {'accuracy':>9} {'energy':>10} {'time':>10} {'throughput':>12} "
@@ -103,8 +102,8 @@ def table(rows: list[Row]) -> str:
     for r, f in zip(rows, front):
         acc = f"{r.accuracy:.2%}" if r.accuracy == r.accuracy else "n/a"
         sparsity = f"{r.sparsity:.1%}" if r.sparsity == r.sparsity else "n/a"
-        lines.append(f"{r.label[:width]:<{width}} {r.chip[:18]:<18} {acc:>9} {_fmt_si(r.energy_j, 'J'):>10} "
-                     f"{_fmt_si(r.time_s, 's'):>10} {r.throughput:>10.4g}/s {sparsity:>9}  {'*' if f else ''}")
+        lines.append(f"{r.label[:width]:<{width}} {r.chip[:18]:<18} {acc:>9} {si(r.energy_j, 'J'):>10} "
+                     f"{si(r.time_s, 's'):>10} {r.throughput:>10.4g}/s {sparsity:>9}  {'*' if f else ''}")
     per = {r.per for r in rows}
     lines.append(f"energy and time per {' or '.join(sorted(per))}; * on the Pareto front of energy against time")
     return "\n".join(lines)
@@ -112,8 +111,6 @@ def table(rows: list[Row]) -> str:
 
 def plot(rows: list[Row], out_dir: str | Path) -> list[Path]:
     """``compare.png`` (energy, time and throughput per run) and ``pareto.png``."""
-    from neurosim.analysis.figures import plt, save        # the figures module sets the Agg backend
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     labels = [r.label for r in rows]

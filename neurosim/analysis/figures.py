@@ -6,28 +6,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.ticker import MaxNLocator
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-
-from neurosim.errors import UserError  # noqa: E402
-from neurosim.traces.trace import Trace, read_summary, read_trace  # noqa: E402
+from neurosim.analysis.compare import from_summary
+from neurosim.analysis.plotting import plt, save
+from neurosim.analysis.units import si
+from neurosim.errors import UserError
+from neurosim.traces.trace import Trace, read_summary, read_trace
 
 COMPONENTS = ("synapse", "neuron", "network", "static")
 COLOURS = {"synapse": "#4477aa", "neuron": "#66ccee", "network": "#228833", "static": "#bbbbbb"}
-
-
-def save(fig, target: str | Path) -> Path:
-    """Lay the figure out, write it as a PNG (its folder made if need be) and close it."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(target, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return target
 
 
 def _title(trace: Trace) -> str:
@@ -41,13 +30,13 @@ def energy_by_component(trace: Trace, ax) -> None:
     total = float(trace.summary["energy_per_inference_j"]) * 1e6
     bars = ax.bar(COMPONENTS, per_inf, color=[COLOURS[c] for c in COMPONENTS])
     for bar, value in zip(bars, per_inf):
-        ax.annotate(f"{value:.3g} µJ\n({value / total:.1%})" if total else "0",
+        ax.annotate(f"{si(value * 1e-6, 'J')}\n({value / total:.1%})" if total else "0",
                     (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom", fontsize=8)
     if min(per_inf) > 0:
         ax.set_yscale("log")
         ax.set_ylim(min(per_inf) / 3, max(per_inf) * 10)
     ax.set_ylabel("energy per inference (µJ)")
-    ax.set_title(f"Energy per inference by component\n{_title(trace)}: total {total:.3g} µJ")
+    ax.set_title(f"Energy per inference by component\n{_title(trace)}: total {si(total * 1e-6, 'J')}")
 
 
 def latency_per_timestep(trace: Trace, ax, max_samples: int = 5) -> None:
@@ -60,7 +49,7 @@ def latency_per_timestep(trace: Trace, ax, max_samples: int = 5) -> None:
     ax.set_xlabel("timestep")
     ax.set_ylabel("latency (µs)")
     ax.set_ylim(bottom=0)
-    ax.set_title(f"Latency per timestep\n{_title(trace)}: mean {steps['latency_ns'].mean() * 1e-3:.3g} µs per step")
+    ax.set_title(f"Latency per timestep\n{_title(trace)}: mean {si(steps['latency_ns'].mean() * 1e-9, 's')} per step")
     ax.legend(fontsize=8)
 
 
@@ -268,8 +257,6 @@ def plot_dvfs(paths: list[str | Path], out_dir: str | Path) -> Path:
 def plot_chip_comparison(paths: list[str | Path], target: str | Path) -> Path:
     """Accuracy, energy and latency per inference (per generated token for a language model) of
     one model on several chips, a bar per chip."""
-    from neurosim.analysis.compare import from_summary
-
     traces = [read_summary(p) for p in paths]
     names = [str(t.meta.get("chip_name", "?")) for t in traces]
     rows = [from_summary("", name, "", t.summary) for name, t in zip(names, traces)]
@@ -277,13 +264,14 @@ def plot_chip_comparison(paths: list[str | Path], target: str | Path) -> Path:
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.2))
     x = np.arange(len(traces))
     colours = ["#4477aa", "#ee6677", "#228833", "#ccbb44", "#66ccee", "#aa3377"]
-    panels = [("accuracy", 100.0, "accuracy (%)", False), ("energy_j", 1e6, f"energy per {per} (µJ)", True),
-              ("time_s", 1e6, f"latency per {per} (µs)", True)]
-    for ax, (key, scale, label, log) in zip(axes, panels):
+    panels = [("accuracy", 100.0, "", "accuracy (%)", False), ("energy_j", 1e6, "J", f"energy per {per} (µJ)", True),
+              ("time_s", 1e6, "s", f"latency per {per} (µs)", True)]
+    for ax, (key, scale, unit, label, log) in zip(axes, panels):
         values = [getattr(row, key) * scale for row in rows]
         ax.bar(x, values, color=[colours[i % len(colours)] for i in range(len(traces))])
         for xi, v in zip(x, values):
-            ax.annotate(f"{v:.3g}", (xi, v), textcoords="offset points", xytext=(0, 3), ha="center", fontsize=8)
+            text = si(v / scale, unit) if unit else f"{v:.3g} %"
+            ax.annotate(text, (xi, v), textcoords="offset points", xytext=(0, 3), ha="center", fontsize=8)
         ax.set_xticks(x, names, fontsize=8)
         ax.set_ylabel(label)
         if log:

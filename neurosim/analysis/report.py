@@ -8,6 +8,8 @@ import html
 import tempfile
 from pathlib import Path
 
+from neurosim.analysis.figures import plot_trace
+from neurosim.analysis.units import si
 from neurosim.traces.trace import read_summary
 
 STYLE = """
@@ -20,16 +22,20 @@ img { max-width: 100%; margin: 0.5em 0; border: 1px solid #eee; }
 """
 
 
-def _value(v) -> str:
+UNITS = {"_j": "J", "_s": "s", "_w": "W", "_ns": "ns"}      # a summary key's suffix names its unit
+
+
+def _value(key: str, v) -> str:
     if isinstance(v, float):
-        return f"{v:.6g}"
+        unit = next((u for suffix, u in UNITS.items() if key.endswith(suffix)), None)
+        if unit == "ns":
+            return si(v * 1e-9, "s", digits=6)
+        return si(v, unit, digits=6) if unit else f"{v:.6g}"
     return html.escape(str(v))
 
 
 def build_report(trace_path: str | Path, out: str | Path | None = None) -> Path:
     """Write ``<trace>.html`` (or ``out``) and return its path."""
-    from neurosim.analysis.figures import plot_trace
-
     trace_path = Path(trace_path)
     trace = read_summary(trace_path)
     meta, summary = trace.meta, trace.summary
@@ -44,7 +50,7 @@ def build_report(trace_path: str | Path, out: str | Path | None = None) -> Path:
              "<p>" + html.escape(f"neurosim {meta.get('neurosim_version', '')}, created {meta.get('created', '')}, "
                                  f"seed {meta.get('seed', '')}, weights {meta.get('weights_sha256', '')}") + "</p>",
              "<h2>Summary</h2><table>"]
-    parts += [f"<tr><th>{html.escape(k)}</th><td class='v'>{_value(v)}</td></tr>" for k, v in sorted(summary.items())]
+    parts += [f"<tr><th>{html.escape(k)}</th><td class='v'>{_value(k, v)}</td></tr>" for k, v in sorted(summary.items())]
     parts.append("</table>")
     if images:
         parts.append("<h2>Figures</h2>")

@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from neurosim.analysis.units import si
 from neurosim.errors import UserError
-from neurosim.zoo.matmulfree.model import SHAPES
-from neurosim.zoo.loader import load_model
 from neurosim.mapping.mapper import utilisation_table
 from neurosim.mapping.partition import LIMIT_NAMES
 from neurosim.programs import check_populations
@@ -15,6 +14,8 @@ from neurosim.spec.chip import ArmPeSpec, ChipFile, GpuRooflineSpec, TernaryPipe
 from neurosim.spec.model import EgruModelFile, LanguageModelFile
 from neurosim.spec.validate import validate
 from neurosim.spec.yamlio import load_yaml
+from neurosim.zoo.loader import load_model
+from neurosim.zoo.matmulfree.model import SHAPES
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,17 @@ def _checked_model(folder: Path) -> ModelSummary:
                             [f"  EGRU LM, {what}: {len(hidden)} layers of {units} units, embedding {embed}, "
                              f"{weights:,} input and recurrent weights before pruning; head on the {spec.head}"],
                             f"{len(hidden)} x EGRU {units}, {weights * (1 - sparsity) / 1e6:,.2f} M weights")
+    if isinstance(data, dict) and data.get("kind") == "spikegpt_lm":
+        lm, _ = load_model(folder)
+        model = lm.model
+        d, ffn, vocab = model.embedding.shape[1], model.blocks[0].ffn_key.shape[0], len(model.vocab)
+        weights = sum(b.key.size + b.value.size + b.receptance.size + b.output.size + b.ffn_key.size
+                      + b.ffn_value.size + b.ffn_receptance.size for b in model.blocks)
+        weights += model.embedding.size + model.head.size
+        return ModelSummary(lm.name, lm.dataset,
+                            [f"  SpikeGPT LM, trained weights: {len(model.blocks)} blocks, d = {d}, FFN {ffn}, "
+                             f"vocabulary {vocab}, {weights:,} weights"],
+                            f"{len(model.blocks)} x d {d}, {weights / 1e6:,.2f} M weights")
     graph, _ = load_model(folder)
     check_populations(graph)
     return ModelSummary(graph.name, graph.dataset,
@@ -86,11 +98,11 @@ def pipeline_report(chip: ChipFile) -> str:
     lines = [
         f"{chip.name}: {chip.description}",
         f"chip     {core.cores} matrix cores x {core.ternary_units} ternary units at {core.clock_hz / 1e6:g} MHz "
-        f"({core.cores * core.ternary_units * core.clock_hz / 1e9:.3g} G adds/s), {core.elementwise_units} "
+        f"({si(core.cores * core.ternary_units * core.clock_hz, 'adds/s')}), {core.elementwise_units} "
         f"element-wise lanes; static {chip.chip.static_power_w} W",
-        f"memory   {core.bits_per_weight:g} bits per weight, streamed at {core.weight_memory_bits_per_s:.3g} b/s "
+        f"memory   {core.bits_per_weight:g} bits per weight, streamed at {si(core.weight_memory_bits_per_s, 'b/s')} "
         f"unless they fit {core.on_chip_buffer_bytes:,} bytes on chip",
-        f"host     {host.latency_ns} ns, {host.energy_pj_per_bit} pJ/bit, {host.bandwidth_bits_per_s:.3g} b/s",
+        f"host     {host.latency_ns} ns, {host.energy_pj_per_bit} pJ/bit, {si(host.bandwidth_bits_per_s, 'b/s')}",
         "", "per-operation energy (pJ)",
     ]
     for op in type(core.energy_pj).model_fields:
@@ -120,8 +132,8 @@ def chip_report(chip: ChipFile) -> str:
         f"{chip.chip.noc.hop_pj_east_west} pJ, N-S {chip.chip.noc.hop_ns_north_south} ns / "
         f"{chip.chip.noc.hop_pj_north_south} pJ, local {chip.chip.noc.local_ns} ns / {chip.chip.noc.local_pj} pJ",
         f"links    chip-to-chip {sysm.link.latency_ns} ns, {sysm.link.energy_pj_per_bit} pJ/bit, "
-        f"{sysm.link.bandwidth_bits_per_s:.3g} b/s; host {sysm.host.latency_ns} ns, "
-        f"{sysm.host.energy_pj_per_bit} pJ/bit, {sysm.host.bandwidth_bits_per_s:.3g} b/s",
+        f"{si(sysm.link.bandwidth_bits_per_s, 'b/s')}; host {sysm.host.latency_ns} ns, "
+        f"{sysm.host.energy_pj_per_bit} pJ/bit, {si(sysm.host.bandwidth_bits_per_s, 'b/s')}",
         "",
         f"capacity per {chip.chip.core_kind} core         per chip            per system",
     ]
@@ -159,7 +171,7 @@ def _arm_pe_lines(core: ArmPeSpec) -> list[str]:
     lines += ["", f"timing   {timing}; DVFS {t.dvfs}",
               f"MACs     {m.macs} x {m.operand_bits}-bit, {m.accumulator_bits}-bit accumulators; "
               f"dense layers {'on the array' if m.dense_layers else 'in software'}",
-              f"DRAM     {d.bytes / 2**30:g} GiB, {d.bandwidth_bits_per_s:.3g} b/s, {d.energy_pj_per_bit} pJ/bit; "
+              f"DRAM     {d.bytes / 2**30:g} GiB, {si(d.bandwidth_bits_per_s, 'b/s')}, {d.energy_pj_per_bit} pJ/bit; "
               f"synapses in {core.synapses_in}"]
     return lines
 
@@ -218,7 +230,7 @@ def _existing(path_str: str) -> tuple[Path, str]:
 def describe(path_str: str) -> str:
     path, kind = _existing(path_str)
     if kind == "sweep":
-        from neurosim.sweep.sweep import load_sweep
+        from neurosim.sweep import load_sweep
 
         sweep = load_sweep(path)
         return f"{sweep.spec.name}: {len(sweep.points)} points over {', '.join(dict.fromkeys(k for p in sweep.points for k in p))}"
@@ -238,7 +250,7 @@ def validate_path(path_str: str) -> str:
         _checked_model(path if path.is_dir() else path.parent)
     elif kind == "sweep":
         from neurosim.spec.scenario import scenario_from_dict
-        from neurosim.sweep.sweep import apply_point, load_sweep
+        from neurosim.sweep import apply_point, load_sweep
 
         sweep = load_sweep(path)
         for values in sweep.points:

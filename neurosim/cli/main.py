@@ -12,16 +12,10 @@ from pathlib import Path
 
 import click
 
+from neurosim.analysis.units import si
 from neurosim.errors import Interrupted, UserError
 
 DEFAULT_SCENARIO = "scenarios/quickstart.yaml"
-
-
-def _fmt_si(value: float, unit: str) -> str:
-    for factor, prefix in ((1e-12, "p"), (1e-9, "n"), (1e-6, "u"), (1e-3, "m"), (1.0, "")):
-        if abs(value) < factor * 1000 or factor == 1.0:
-            return f"{value / factor:.3g} {prefix}{unit}"
-    return f"{value:.3g} {unit}"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -70,17 +64,17 @@ def run(scenario: str, out_dir: str, seed: int | None, no_progress: bool, overri
                    + (f"; readout off by {s['float_readout_rel_error']:.2%}" if "float_readout_rel_error" in s else "")
                    + "; weights off by "
                      f"{s['weights_mean_rel_error']:.1%} on average (at most {s['weights_max_rel_error']:.0%})")
-    click.echo(f"energy          {_fmt_si(s['energy_per_inference_j'], 'J')} per inference  "
-               f"(synapse {_fmt_si(s['energy_synapse_per_inference_j'], 'J')}, "
-               f"neuron {_fmt_si(s['energy_neuron_per_inference_j'], 'J')}, "
-               f"network {_fmt_si(s['energy_network_per_inference_j'], 'J')}, "
-               f"static {_fmt_si(s['energy_static_per_inference_j'], 'J')})")
-    click.echo(f"latency         {_fmt_si(s['latency_per_inference_s'], 's')} per inference")
+    click.echo(f"energy          {si(s['energy_per_inference_j'], 'J')} per inference  "
+               f"(synapse {si(s['energy_synapse_per_inference_j'], 'J')}, "
+               f"neuron {si(s['energy_neuron_per_inference_j'], 'J')}, "
+               f"network {si(s['energy_network_per_inference_j'], 'J')}, "
+               f"static {si(s['energy_static_per_inference_j'], 'J')})")
+    click.echo(f"latency         {si(s['latency_per_inference_s'], 's')} per inference")
     click.echo(f"sparsity        {s['mean_sparsity']:.1%} of neurons silent per step")
     click.echo(f"synaptic ops    {s['synaptic_ops']:,}   overflows {s['overflows']}")
     bound = max((k for k in s if k.startswith("steps_bound_by_")), key=lambda k: s[k])
     click.echo(f"step time       set by {bound.removeprefix('steps_bound_by_')} in {s[bound]:.0%} of steps"
-               + (f"; {_fmt_si(s['inter_chip_bits_per_inference'] / 8, 'B')} between chips per inference"
+               + (f"; {si(s['inter_chip_bits_per_inference'] / 8, 'B')} between chips per inference"
                   if s["chips_used"] > 1 else ""))
     _print_pes(s)
     click.echo(f"wall time       {s['wall_time_s']:.1f} s")
@@ -112,8 +106,8 @@ def _run_several(scenario: str, out_dir, seed, progress: bool, overrides: dict) 
     click.echo(f"{'chip':<22} {'accuracy':>9} {'energy/' + per:>17} {'latency/' + per:>18} {'cores':>6}  trace")
     for r, row in zip(results, rows):
         acc = f"{row.accuracy:.2%}" if row.accuracy == row.accuracy else "n/a"
-        click.echo(f"{row.chip:<22} {acc:>9} {_fmt_si(row.energy_j, 'J'):>17} "
-                   f"{_fmt_si(row.time_s, 's'):>18} {r.summary['cores_used']:>6}  {r.trace_path}")
+        click.echo(f"{row.chip:<22} {acc:>9} {si(row.energy_j, 'J'):>17} "
+                   f"{si(row.time_s, 's'):>18} {r.summary['cores_used']:>6}  {r.trace_path}")
     if plot is not None:
         click.echo(f"plot            {plot}")
 
@@ -130,25 +124,25 @@ def _print_language(s: dict, trace_path) -> None:
         what = "model" if s.get("reference_is_model") else "numpy reference"
         click.echo(f"reference       on-chip execution "
                    f"{'equals' if s['matches_reference'] else 'DIFFERS FROM'} the {what}, token by token")
-    click.echo(f"generation      {s['tokens_per_s']:,.1f} tokens/s, {_fmt_si(s['energy_per_token_j'], 'J')} per token")
+    click.echo(f"generation      {s['tokens_per_s']:,.1f} tokens/s, {si(s['energy_per_token_j'], 'J')} per token")
     click.echo(f"prefill         {s['prefill_tokens_per_s']:,.1f} tokens/s, "
-               f"{_fmt_si(s['prefill_energy_per_token_j'], 'J')} per token, time to first token "
-               f"{_fmt_si(s['ttft_s'], 's')} ({s['prompt_tokens_reported']}-token prompt)")
+               f"{si(s['prefill_energy_per_token_j'], 'J')} per token, time to first token "
+               f"{si(s['ttft_s'], 's')} ({s['prompt_tokens_reported']}-token prompt)")
     if "mean_sparsity" in s:
-        click.echo(f"power           {s['power_w']:.3g} W; sparsity {s['mean_sparsity']:.1%} of neurons silent per step")
+        click.echo(f"power           {si(s['power_w'], 'W')}; sparsity {s['mean_sparsity']:.1%} of neurons silent per step")
         bound = max((k for k in s if k.startswith("steps_bound_by_")), key=lambda k: s[k])
         click.echo(f"step time       set by {bound.removeprefix('steps_bound_by_')} in {s[bound]:.0%} of steps")
     else:
         parts = ", ".join(f"{k.removeprefix('energy_').removesuffix('_per_token_j')} "
-                          f"{_fmt_si(v, 'J')}" for k, v in s.items() if k.endswith("_per_token_j")
+                          f"{si(v, 'J')}" for k, v in s.items() if k.endswith("_per_token_j")
                           and k.startswith("energy_") and k != "energy_per_token_j")
-        click.echo(f"power           {s['power_w']:.3g} W; per generated token {parts}"
+        click.echo(f"power           {si(s['power_w'], 'W')}; per generated token {parts}"
                    + ("; weights stream from off-chip memory" if s.get("weights_stream") else ""))
     _print_pes(s)
     for key in [k for k in s if k.endswith("_energy_ratio") and "_transformer_" not in k]:
         gpu = key.removesuffix("_energy_ratio")
         click.echo(f"vs {gpu:<12} {s[key]:.3g}x less energy per token than the same model on it "
-                   f"({_fmt_si(s[gpu + '_energy_per_token_j'], 'J')}, {s[gpu + '_tokens_per_s']:,.0f} tokens/s), "
+                   f"({si(s[gpu + '_energy_per_token_j'], 'J')}, {s[gpu + '_tokens_per_s']:,.0f} tokens/s), "
                    f"{s[gpu + '_transformer_energy_ratio']:.3g}x than a transformer of its size; "
                    f"{s[gpu + '_speed_ratio']:.3g}x its speed")
     click.echo(f"wall time       {s['wall_time_s']:.1f} s")
@@ -163,7 +157,7 @@ def _print_pes(s: dict) -> None:
                        if k.startswith("dvfs_share_") and v > 0)
     click.echo(f"PEs             {s['mean_pe_cycles_per_step']:,.0f} cycles per PE and step; DVFS levels {levels}; "
                f"{s['pe_overruns']} overruns" + (f" in {s['steps_overrun']:.0%} of steps, up to "
-                                                  f"{_fmt_si(s['max_late_s'], 's')} late" if s['pe_overruns'] else ""))
+                                                  f"{si(s['max_late_s'], 's')} late" if s['pe_overruns'] else ""))
 
 
 def _parse_overrides(items: tuple[str, ...]) -> dict:
@@ -213,7 +207,7 @@ def plot(traces: tuple[str, ...], out_dir: str | None, scaling: bool, dvfs: bool
 @click.option("--no-progress", is_flag=True, help="Do not show a progress bar.")
 def sweep(sweep_file: str, scheduler: str | None, workers: int, no_progress: bool) -> None:
     """Run every point of SWEEP_FILE on Dask and gather their summaries in one table."""
-    from neurosim.sweep.sweep import run_sweep
+    from neurosim.sweep import run_sweep
 
     result = run_sweep(sweep_file, scheduler=scheduler, workers=workers,
                        progress=not no_progress and sys.stderr.isatty())

@@ -75,7 +75,7 @@ def message_bits(chip: ChipFile, graph: Graph, mapping: Mapping) -> np.ndarray:
     return bits
 
 
-def _chip_links(chip: ChipFile, src: np.ndarray, dst: np.ndarray, bits: np.ndarray,
+def chip_links(chip: ChipFile, src: np.ndarray, dst: np.ndarray, bits: np.ndarray,
                 host: np.ndarray) -> ChipLinks:
     """The links between neighbouring chips, and those each path (from chip ``src`` to ``dst``) crosses."""
     cx, cy = chip.system.chips_x, chip.system.chips_y
@@ -84,13 +84,13 @@ def _chip_links(chip: ChipFile, src: np.ndarray, dst: np.ndarray, bits: np.ndarr
               if (d == 0 and c % cx < cx - 1) or (d == 1 and c % cx > 0)
               or (d == 2 and c // cx > 0) or (d == 3 and c // cx < cy - 1)]
     compact = {c * 4 + d: i for i, (c, d) in enumerate(exists)}
-    routes = [[compact[i] for i in _chip_route(chip, int(s), int(d))] for s, d in zip(src, dst)]
+    routes = [[compact[i] for i in chip_route(chip, int(s), int(d))] for s, d in zip(src, dst)]
     return ChipLinks([f"c{c}>c{c + step[d]}" for c, d in exists],
                      np.concatenate([[0], np.cumsum([len(x) for x in routes])]).astype(np.int64),
                      np.array([i for x in routes for i in x], np.int64), bits.astype(np.int64), host)
 
 
-def _chip_route(chip: ChipFile, src: int, dst: int) -> list[int]:
+def chip_route(chip: ChipFile, src: int, dst: int) -> list[int]:
     """Link ids (chip * 4 + direction: east, west, north, south) an XY route from chip ``src``
     to chip ``dst`` crosses."""
     cx = chip.system.chips_x
@@ -135,15 +135,15 @@ def paths(chip: ChipFile, graph: Graph, mapping: Mapping) -> Paths:
     distinct, axon_path = _distinct_rows((r.hops_ew, r.hops_ns, r.links - from_host, from_host, src_chip, dst_chip,
                                           bits_of_neuron[src]))
     del src, src_core, src_chip, dst_chip
-    hops_ew, hops_ns, chip_links, from_host, p_src, p_dst, bits = distinct
+    hops_ew, hops_ns, chip_hops, from_host, p_src, p_dst, bits = distinct
     latency = (hops_ew * noc.hop_ns_east_west + hops_ns * noc.hop_ns_north_south
-               + chip_links * system.link.latency_ns + from_host * system.host.latency_ns)
+               + chip_hops * system.link.latency_ns + from_host * system.host.latency_ns)
     energy = (hops_ew * noc.hop_pj_east_west + hops_ns * noc.hop_pj_north_south
-              + chip_links * system.link.energy_pj_per_bit * bits + from_host * system.host.energy_pj_per_bit * bits)
-    local = (hops_ew + hops_ns + chip_links + from_host) == 0
+              + chip_hops * system.link.energy_pj_per_bit * bits + from_host * system.host.energy_pj_per_bit * bits)
+    local = (hops_ew + hops_ns + chip_hops + from_host) == 0
     latency = np.where(local, noc.local_ns, latency).astype(np.float64)
     energy = np.where(local, noc.local_pj, energy).astype(np.float64)
-    links = _chip_links(chip, p_src, p_dst, bits, from_host.astype(bool))
+    links = chip_links(chip, p_src, p_dst, bits, from_host.astype(bool))
     host_bits = int(bits_of_neuron[mapping.core_of == HOST].max(initial=noc.message_bits))
     return Paths(latency, energy, from_host.astype(bool), axon_path, links, bits_of_neuron, host_bits)
 

@@ -47,7 +47,7 @@ import numpy as np
 from neurosim.errors import UserError
 from neurosim.graph.graph import Conv2d, Csr, Dense, Graph, Population, Sparse
 from neurosim.interop.imported import ConversionError, FloatRun, ImportedModel, relative_errors
-from neurosim.interop.nir_import import Coo, conv_map, m_apply, pool_map
+from neurosim.interop.linear_maps import Coo, conv_map, m_apply, pool_map
 
 SDNN_SCALE = 12         # state exponent + spike exponent of Lava's sigma-delta processes
 SDNN_STATE_EXP = 6

@@ -35,7 +35,33 @@ MAX_DENSE_ENTRIES = 50_000_000      # NIR stores weights dense; larger matrices 
 NO_LEAK = 1e-12                     # b of a voltage that does not leak
 
 
-def _neuron(name: str, pop, dt: float):
+def _shapes(graph: Graph) -> dict[str, tuple[int, ...]]:
+    """Each population's shape in NIR: (C, H, W) where a convolution reads or writes it, else flat.
+    NIR checks that the shapes along every edge agree."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for pname, proj in graph.projections.items():
+        if not isinstance(proj, Conv2d):
+            continue
+        for pop, shape in ((proj.source, tuple(proj.in_shape)), (proj.target, tuple(proj.out_shape))):
+            if shapes.setdefault(pop, shape) != shape:
+                raise UserError(f"projection {pname!r}: population {pop!r} is seen as {shapes[pop]} by one "
+                                f"convolution and as {shape} by another")
+    for pname, proj in graph.projections.items():
+        if not isinstance(proj, Conv2d) and len(shapes.get(proj.target, ())) > 1:
+            raise UserError(f"projection {pname!r}: a dense projection into {proj.target!r}, which a convolution "
+                            f"also feeds; NIR has no node to give a dense output the convolution's shape")
+    return {name: shapes.get(name, (pop.size,)) for name, pop in graph.populations.items()}
+
+
+def _neuron(name: str, pop, dt: float, shape: tuple[int, ...]):
+    node, bias = _flat_neuron(name, pop, dt)
+    if len(shape) > 1:                          # NIR neurons take their shape from their parameters
+        node = type(node)(**{k: (np.asarray(v).reshape(shape) if isinstance(v, np.ndarray) else v)
+                             for k, v in vars(node).items() if k not in ("input_type", "output_type")})
+    return node, bias
+
+
+def _flat_neuron(name: str, pop, dt: float):
     import nir
 
     kind = KINDS[pop.kind]
@@ -85,18 +111,19 @@ def to_nir(graph: Graph, dt: float = 1.0):
 
     nodes, edges = {}, []
     pending_bias: dict[str, np.ndarray] = {}
+    shapes = _shapes(graph)
     for name, pop in graph.populations.items():
         kind = KINDS[pop.kind]
         if kind.on_host:
             if pop.kind not in ("graded_source", "spike_source"):
                 raise UserError(f"population {name!r}: a {pop.kind} input, which NIR has no counterpart for")
-            nodes[name] = nir.Input(input_type={"input": np.array([pop.size])},
+            nodes[name] = nir.Input(input_type={"input": np.array(shapes[name])},
                                     metadata={"encoding": "graded" if pop.kind == "graded_source" else "spikes"})
             continue
         if pop.kind not in ("loihi_lif", "cuba_lif"):
             raise UserError(f"population {name!r}: a {pop.kind} program, which no NIR neuron expresses "
                             f"(expected loihi_lif or cuba_lif)")
-        nodes[name], pending_bias[name] = _neuron(name, pop, dt)
+        nodes[name], pending_bias[name] = _neuron(name, pop, dt, shapes[name])
     for pname, proj in graph.projections.items():
         target = graph.populations[proj.target]
         if len(KINDS[target.kind].ports) > 1:
@@ -127,7 +154,12 @@ def to_nir(graph: Graph, dt: float = 1.0):
             node = (nir.Affine(weight=dense, bias=bias) if bias is not None and np.any(bias)
                     else nir.Linear(weight=dense))
         nodes[pname] = node
-        edges.append((proj.source, pname))
+        if not isinstance(proj, Conv2d) and len(shapes[proj.source]) > 1:
+            flat = f"{pname}_flatten"
+            nodes[flat] = nir.Flatten(input_type={"input": np.array(shapes[proj.source])}, start_dim=0, end_dim=-1)
+            edges += [(proj.source, flat), (flat, pname)]
+        else:
+            edges.append((proj.source, pname))
         if proj.delay:
             delay = f"{pname}_delay"
             nodes[delay] = nir.Delay(delay=np.full(n_t, proj.delay * dt))
@@ -138,7 +170,7 @@ def to_nir(graph: Graph, dt: float = 1.0):
     if left:
         raise UserError(f"population {left[0]!r}: a bias but no input to carry it in NIR")
     out = next(name for name in ("output", "graph_output", "readout_output") if name not in nodes)
-    nodes[out] = nir.Output(output_type={"output": np.array([graph.populations[graph.readout_population].size])})
+    nodes[out] = nir.Output(output_type={"output": np.array(shapes[graph.readout_population])})
     edges.append((graph.readout_population, out))
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata={"dt": dt, "source": "neurosim", "name": graph.name})
 

@@ -50,6 +50,7 @@ import numpy as np
 from neurosim.errors import UserError
 from neurosim.graph.graph import Csr, Dense, Graph, Population, Sparse
 from neurosim.interop.imported import ConversionError, ImportedModel, relative_errors
+from neurosim.interop.linear_maps import Coo, compose, concatenate, conv_map, m_apply, pool_map
 from neurosim.programs.fixed import STATE_MAX
 
 THRESHOLD_UNITS = 1 << 14          # a population's largest threshold in weight units, at most
@@ -68,72 +69,7 @@ def _nir():
 
 
 # ---------------------------------------------------------------------------------------------
-# sparse linear maps with a delay per entry
-
-
-@dataclass
-class Coo:
-    """A linear map ``[n_out, n_in]`` as entries, each with its delay in steps."""
-
-    rows: np.ndarray
-    cols: np.ndarray
-    vals: np.ndarray
-    delays: np.ndarray
-    n_out: int
-    n_in: int
-
-    @classmethod
-    def identity(cls, n: int, delays: np.ndarray | None = None) -> Coo:
-        idx = np.arange(n, dtype=np.int64)
-        return cls(idx, idx.copy(), np.ones(n), np.zeros(n, np.int64) if delays is None else delays, n, n)
-
-    @classmethod
-    def dense(cls, w: np.ndarray) -> Coo:
-        rows, cols = np.nonzero(w)
-        return cls(rows.astype(np.int64), cols.astype(np.int64), w[rows, cols].astype(np.float64),
-                   np.zeros(len(rows), np.int64), w.shape[0], w.shape[1])
-
-    def reduced(self) -> Coo:
-        """Entries with the same row, column and delay summed; zeros dropped; sorted by column, row."""
-        if not len(self.rows):
-            return self
-        d_max = int(self.delays.max()) + 1
-        key = (self.cols * self.n_out + self.rows) * d_max + self.delays
-        uniq, inverse = np.unique(key, return_inverse=True)
-        vals = np.bincount(inverse, weights=self.vals, minlength=len(uniq))
-        keep = vals != 0
-        uniq, vals = uniq[keep], vals[keep]
-        delays = uniq % d_max
-        rows = (uniq // d_max) % self.n_out
-        cols = (uniq // d_max) // self.n_out
-        return Coo(rows, cols, vals, delays, self.n_out, self.n_in)
-
-
-def compose(second: Coo, first: Coo) -> Coo:
-    """``second @ first``, delays adding along each path."""
-    order = np.argsort(first.rows, kind="stable")
-    f_rows, f_cols, f_vals, f_del = first.rows[order], first.cols[order], first.vals[order], first.delays[order]
-    ptr = np.concatenate([[0], np.cumsum(np.bincount(f_rows, minlength=first.n_out))])
-    counts = ptr[second.cols + 1] - ptr[second.cols]
-    k = np.repeat(np.arange(len(second.rows)), counts)
-    j = np.repeat(ptr[second.cols] - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts) + np.arange(counts.sum())
-    return Coo(second.rows[k], f_cols[j], second.vals[k] * f_vals[j], second.delays[k] + f_del[j],
-               second.n_out, first.n_in).reduced()
-
-
-def concatenate(parts: list[Coo]) -> Coo:
-    first = parts[0]
-    return Coo(*(np.concatenate([getattr(p, a) for p in parts]) for a in ("rows", "cols", "vals", "delays")),
-               first.n_out, first.n_in).reduced()
-
-
-# ---------------------------------------------------------------------------------------------
 # each linear node as a map (with its bias)
-
-
-def _pair(value, n: int = 2) -> tuple[int, ...]:
-    arr = np.atleast_1d(np.asarray(value)).astype(np.int64)
-    return tuple(int(v) for v in (np.repeat(arr, n) if arr.size == 1 else arr))
 
 
 def _shape(node, key: str) -> tuple[int, ...]:
@@ -142,59 +78,6 @@ def _shape(node, key: str) -> tuple[int, ...]:
     if value is None or np.asarray(value).size == 0:
         return ()
     return tuple(int(v) for v in np.atleast_1d(value))
-
-
-def conv_map(weight: np.ndarray, in_shape: tuple[int, ...], stride, padding, dilation, groups: int,
-             bias: np.ndarray | None) -> tuple[Coo, np.ndarray, tuple[int, ...]]:
-    """A 1d or 2d convolution over a (C, *spatial) input, channel-major, as entries; its bias per
-    output element; and its output shape."""
-    spatial = len(in_shape) - 1
-    c_in, dims = in_shape[0], in_shape[1:]
-    c_out, c_per_group, kernel = weight.shape[0], weight.shape[1], weight.shape[2:]
-    stride, dilation = _pair(stride, spatial), _pair(dilation, spatial)
-    if isinstance(padding, str):
-        if padding == "valid":
-            padding = (0,) * spatial
-        elif padding == "same":
-            padding = tuple((d * (k - 1)) // 2 for d, k in zip(dilation, kernel))
-        else:
-            raise ValueError(f"padding {padding!r}, expected a number, 'same' or 'valid'")
-    padding = _pair(padding, spatial)
-    out_dims = tuple((n + 2 * p - d * (k - 1) - 1) // s + 1
-                     for n, p, d, k, s in zip(dims, padding, dilation, kernel, stride))
-    out_grid = np.stack(np.meshgrid(*[np.arange(o) for o in out_dims], indexing="ij"), axis=-1).reshape(-1, spatial)
-    n_pos = len(out_grid)
-    out_per_group = c_out // groups
-    rows, cols, vals = [], [], []
-    for oc in range(c_out):
-        g = oc // out_per_group
-        for icl in range(c_per_group):
-            ic = g * c_per_group + icl
-            for offset in np.ndindex(*kernel):
-                w = float(weight[(oc, icl) + offset])
-                if w == 0.0:
-                    continue
-                pos = out_grid * np.array(stride) + np.array(offset) * np.array(dilation) - np.array(padding)
-                inside = np.all((pos >= 0) & (pos < np.array(dims)), axis=1)
-                flat_in = np.ravel_multi_index(tuple(pos[inside].T), dims) if spatial else np.zeros(0, np.int64)
-                rows.append(oc * n_pos + np.flatnonzero(inside))
-                cols.append(ic * int(np.prod(dims)) + flat_in)
-                vals.append(np.full(int(inside.sum()), w))
-    n_out, n_in = c_out * n_pos, c_in * int(np.prod(dims))
-    cat = (lambda xs, dt: np.concatenate(xs).astype(dt) if xs else np.zeros(0, dt))
-    coo = Coo(cat(rows, np.int64), cat(cols, np.int64), cat(vals, np.float64), np.zeros(sum(map(len, rows)), np.int64),
-              n_out, n_in).reduced()
-    b = np.repeat(np.asarray(bias, np.float64).ravel(), n_pos) if bias is not None else np.zeros(n_out)
-    return coo, b, (c_out, *out_dims)
-
-
-def pool_map(in_shape: tuple[int, ...], kernel, stride, padding, average: bool) -> tuple[Coo, tuple[int, ...]]:
-    """A 2d sum or average pooling per channel as entries, and its output shape."""
-    c, kernel = in_shape[0], _pair(kernel)
-    weight = np.zeros((c, 1) + kernel)
-    weight[:] = 1.0 / (kernel[0] * kernel[1]) if average else 1.0
-    coo, _, out_shape = conv_map(weight, in_shape, stride if stride is not None else kernel, padding, 1, c, None)
-    return coo, out_shape
 
 
 def node_map(name: str, node, dt: float, errors: list[ConversionError]) -> tuple[Coo, np.ndarray]:
@@ -548,10 +431,6 @@ def load_nir(path: str | Path, *, dt: float | None = None, reset: str = "zero", 
                   "membrane" if models[readout].theta is None else "spike_count", "any", source_file=file)
     reference = NirReference(flat, models, inp, targets, readout, dt, reset, input_encoding, names)
     return ImportedModel(graph, reference.run, errors, "nir", file, feed_forward=not recurrent)
-
-
-def m_apply(m: Coo, x: np.ndarray) -> np.ndarray:
-    return np.bincount(m.rows, weights=m.vals * x[m.cols], minlength=m.n_out)
 
 
 def _size(node) -> int:

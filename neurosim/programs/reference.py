@@ -13,7 +13,7 @@ import numpy as np
 
 from neurosim.graph.graph import Dense, Graph
 from neurosim.programs.fixed import shift
-from neurosim.programs.neurons import KINDS, build_state, port_index, value_dtype
+from neurosim.programs.registry import KINDS, build_state, port_index, value_dtype
 
 
 class Reference:

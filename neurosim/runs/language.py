@@ -38,103 +38,128 @@ per step and PE.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from neurosim import datasets
 from neurosim.cores import core_model
-from neurosim.cores.arm_pe import ArmPeModel, PeRecord
-from neurosim.cores.neurocore import BOUNDS, COMPONENTS, binding_bound
+from neurosim.cores.neurocore import COMPONENTS
 from neurosim.cores.ternary_pipeline import block_costs, stream_shares, token_cost
 from neurosim.engine.engine import Engine
+from neurosim.runs.checkpoint import Checkpoint
+from neurosim.runs.progress import PROGRESS, progress_bar
+from neurosim.runs.recorder import Recorder
+from neurosim.runs.setup import Setup
+from neurosim.system.system import SystemTiming, system_timing
+from neurosim.zoo.language import LoweredLanguageModel, score
 from neurosim.zoo.matmulfree import model as matmulfree
-from neurosim.zoo.language import score
-from neurosim.system.system import sample_timeline, system_timing
 
 
-def run_language(setup, progress: bool = False, resume: bool = False) -> tuple[dict[str, Any], dict[str, Any],
-                                                                              dict[str, Any]]:
+@dataclass
+class TokenStream:
+    """A language run's tokens on their way through the chip: which entered at which step, whose
+    output leaves when, the outputs read so far and the token the host picked to enter next."""
+
+    prompt: np.ndarray
+    n_total: int                  # the prompt's tokens and the generated ones
+    depth: int                    # steps from a token's entry to its output
+    step: int = 0                 # the step under way
+    inputs: list[int] = field(default_factory=list)          # the tokens entered, in order
+    phases: list[int] = field(default_factory=list)          # each one's: 0 prompt, 1 generated
+    entry_step: list[int] = field(default_factory=list)
+    outputs: list[np.ndarray] = field(default_factory=list)
+    entries: set[int] = field(default_factory=set)           # steps at which a token entered
+    pending: dict[int, int] = field(default_factory=dict)    # step at which a token's output leaves -> its index
+    next_token: int | None = None
+
+    def enter(self, lowered: LoweredLanguageModel, zeros: np.ndarray) -> np.ndarray:
+        """This step's input: the next prompt token's embedding, or the generated token's once the
+        host has picked it; else ``zeros``."""
+        index, n_prompt = len(self.inputs), len(self.prompt)
+        if not (index < n_prompt or (self.next_token is not None and index < self.n_total)):
+            return zeros
+        token = self.prompt[index] if index < n_prompt else self.next_token
+        self.inputs.append(int(token))
+        self.phases.append(0 if index < n_prompt else 1)
+        self.entry_step.append(self.step)
+        self.entries.add(self.step)
+        self.pending[self.step + self.depth] = index
+        self.next_token = None
+        return lowered.embed(np.array([token]))[0]
+
+    def leave(self, lowered: LoweredLanguageModel, out: np.ndarray) -> None:
+        """A token's output, read at this step; from the prompt's last token on, the host's head
+        picks the next token from it."""
+        self.outputs.append(out)
+        if self.pending.pop(self.step) >= len(self.prompt) - 1:
+            self.next_token = int(lowered.logits(out[None, :]).argmax())
+
+    def state(self) -> dict[str, Any]:
+        """What a checkpoint keeps of it (under the names language checkpoints have)."""
+        return {"tokens_in": self.inputs, "phases": self.phases, "entry_step": self.entry_step,
+                "outputs": self.outputs, "entries": self.entries, "pending": self.pending, "step": self.step,
+                "next_token": self.next_token}
+
+    def restore(self, saved: dict[str, Any]) -> None:
+        """Take back what `state` gave."""
+        self.inputs, self.phases, self.entry_step = saved["tokens_in"], saved["phases"], saved["entry_step"]
+        self.outputs, self.entries, self.pending = saved["outputs"], saved["entries"], saved["pending"]
+        self.step, self.next_token = saved["step"], saved["next_token"]
+
+
+def engine_state(engine: Engine) -> dict[str, Any]:
+    """The engine's state between steps, for a checkpoint: a language run does not start afresh."""
+    return {"acc": engine.acc, "payload": engine.payload, "steps_done": engine.steps_done,
+            "neurons": [state.state for *_r, state in engine.pops]}
+
+
+def restore_engine(engine: Engine, saved: dict[str, Any]) -> None:
+    """Put back the state `engine_state` gave, in place (the engine's views keep pointing at it)."""
+    engine.acc[:], engine.payload[:], engine.steps_done = saved["acc"], saved["payload"], saved["steps_done"]
+    for (_name, *_r, state), arrays in zip(engine.pops, saved["neurons"]):
+        for key, value in arrays.items():
+            state.state[key][:] = value
+
+
+def run_language(setup: Setup, progress: bool = False,
+                 resume: bool = False) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """Simulate the scenario's prompt and generation; returns (summary, trace groups, meta).
     With the scenario's ``checkpoint_every`` it saves its whole state every so many tokens, and
-    with ``resume`` it continues from the last save (`neurosim.runs.runner.Checkpoint`)."""
-    from neurosim.runs.runner import PROGRESS, Checkpoint
-
-    spec, chip, graph, mapping, lowered = setup.scenario, setup.chip, setup.graph, setup.mapping, setup.language
+    with ``resume`` it continues from the last save (`Checkpoint`)."""
+    spec, graph, mapping, lowered = setup.scenario, setup.graph, setup.mapping, setup.language
     lang = spec.language
     text = datasets.load_text(lowered.lm.dataset, spec.input.split)
     prompt = text.codes[:lang.prompt_tokens].astype(np.int64)
-    depth, d = lowered.depth, graph.populations[lowered.output].size
-    model = core_model(chip, graph, mapping)
-    links = model.links
+    d, out_lo = graph.populations[lowered.output].size, mapping.offsets[lowered.output]
+    model = core_model(setup.chip, graph, mapping)
     engine = Engine(graph, mapping, model.costs, per_message=spec.timing.per_message and model.per_message)
-    pe_record = PeRecord(model, spec.record.cores) if isinstance(model, ArmPeModel) else None
-    used_chips = np.unique(mapping.core_chip)
-    sys_timing = system_timing(chip, used_chips, d, model.barrier)
-    out_lo = mapping.offsets[lowered.output]
-    pops = [(name, lo, hi) for name, lo, hi, *_ in engine.pops]
-
-    record: dict[str, list] = {k: [] for k in ("events", "synops", "messages", "overflow", "chip_busy", "link_bits",
-                                               "host_bits", "bounds", "layer_events", "idle", *COMPONENTS[:-1])}
-    tokens_in, phases, entry_step, outputs, entries = [], [], [], [], set()
-    pending: dict[int, int] = {}          # step at which a token's output leaves -> its index
-    n_prompt, n_total = len(prompt), len(prompt) + lang.generate_tokens
-    step = 0
-    next_token = None
+    rec = Recorder.for_tokens(model, engine, mapping, spec.record)
+    timing = system_timing(setup.chip, np.unique(mapping.core_chip), d, model.barrier)
+    tokens = TokenStream(prompt, len(prompt) + lang.generate_tokens, lowered.depth)
     checkpoint = Checkpoint(setup, prompt, lang.generate_tokens, ".pkl") if spec.checkpoint_every else None
     saved = checkpoint.load_state() if checkpoint is not None and resume else None
     if saved is not None:
-        record, tokens_in, phases, entry_step = saved["record"], saved["tokens_in"], saved["phases"], saved["entry_step"]
-        outputs, entries, pending = saved["outputs"], saved["entries"], saved["pending"]
-        step, next_token = saved["step"], saved["next_token"]
-        engine.acc[:], engine.payload[:], engine.steps_done = saved["acc"], saved["payload"], saved["steps_done"]
-        for (_name, *_r, state), arrays in zip(engine.pops, saved["neurons"]):
-            for key, value in arrays.items():
-                state.state[key][:] = value
-        if pe_record is not None:
-            pe_record.restore(saved["pe"])
-    from tqdm import tqdm
-    bar = tqdm(total=n_total, initial=len(outputs), desc=spec.name, unit="token", disable=not progress, leave=False)
-    while len(outputs) < n_total:
-        value = np.zeros(graph.populations[graph.input_population].size, engine.payload.dtype)
-        index = len(tokens_in)
-        if index < n_prompt or (next_token is not None and index < n_total):
-            token = prompt[index] if index < n_prompt else next_token
-            tokens_in.append(int(token))
-            phases.append(0 if index < n_prompt else 1)
-            entry_step.append(step)
-            entries.add(step)
-            pending[step + depth] = index
-            value = lowered.embed(np.array([token]))[0]
-            next_token = None
-        PROGRESS["at"] = f"token {len(outputs) + 1} of {n_total}, timestep {step + 1}"
+        rec.restore_token_state(saved)
+        tokens.restore(saved)
+        restore_engine(engine, saved)
+    bar = progress_bar(tokens.n_total, len(tokens.outputs), spec.name, "token", progress)
+    while len(tokens.outputs) < tokens.n_total:
+        value = tokens.enter(lowered, np.zeros(graph.populations[graph.input_population].size, engine.payload.dtype))
+        PROGRESS.at = f"token {len(tokens.outputs) + 1} of {tokens.n_total}, timestep {tokens.step + 1}"
         engine.set_input(graph.input_population, value)
-        c = engine.step(lowered.hold(step, entries))
-        cost = model.step_cost(c, engine.payload)
-        if pe_record is not None:
-            pe_record.add(cost)
-        for key, v in (("events", c.events), ("synops", c.synops.sum()), ("messages", c.msgs_out.sum()),
-                       ("overflow", c.overflow), ("chip_busy", cost.chip_busy_ns), ("link_bits", cost.link_bits),
-                       ("host_bits", cost.host_bits), ("bounds", cost.bounds_ns),
-                       ("layer_events", [np.count_nonzero(engine.payload[lo:hi]) for _, lo, hi in pops]),
-                       ("synapse", cost.synapse_pj.sum()), ("neuron", cost.neuron_pj.sum()),
-                       ("network", cost.network_pj.sum()),
-                       ("idle", cost.static_pj.sum() if cost.static_pj is not None else 0.0)):
-            record[key].append(v)
-        if step in pending:
-            out = lowered.output_values(engine.payload[out_lo:out_lo + d], engine.state_of(lowered.output))
-            outputs.append(out)
+        c = engine.step(lowered.hold(tokens.step, tokens.entries))
+        rec.add(c, model.step_cost(c, engine.payload), engine)
+        read = tokens.step in tokens.pending
+        if read:
+            tokens.leave(lowered, lowered.output_values(engine.payload[out_lo:out_lo + d],
+                                                        engine.state_of(lowered.output)))
             bar.update()
-            if pending.pop(step) >= n_prompt - 1:
-                next_token = int(lowered.logits(out[None, :]).argmax())   # the host's head picks the next token
-            if checkpoint is not None and len(outputs) % spec.checkpoint_every == 0 and len(outputs) < n_total:
-                checkpoint.save_state({
-                    "record": record, "tokens_in": tokens_in, "phases": phases, "entry_step": entry_step,
-                    "outputs": outputs, "entries": entries, "pending": pending, "step": step + 1,
-                    "next_token": next_token, "acc": engine.acc, "payload": engine.payload,
-                    "steps_done": engine.steps_done, "neurons": [state.state for *_r, state in engine.pops],
-                    "pe": pe_record.state() if pe_record is not None else None})
-        step += 1
+        tokens.step += 1
+        done = len(tokens.outputs)
+        if read and checkpoint is not None and done % spec.checkpoint_every == 0 and done < tokens.n_total:
+            checkpoint.save_state({**rec.token_state(), **tokens.state(), **engine_state(engine)})
     bar.close()
     if checkpoint is not None:
         checkpoint.remove()
@@ -142,25 +167,31 @@ def run_language(setup, progress: bool = False, resume: bool = False) -> tuple[d
     # the chip against its reference, token by token
     checked = {}
     if spec.reference:
-        expected = lowered.reference_outputs(tokens_in)
-        checked = {"matches_reference": bool(lowered.matches(expected, outputs)),
+        expected = lowered.reference_outputs(tokens.inputs)
+        checked = {"matches_reference": bool(lowered.matches(expected, tokens.outputs)),
                    "reference_is_model": bool(lowered.reference_is_model)}
+    scores = lowered.scores(text.codes[:lang.accuracy_chars + 1]) if lang.accuracy_chars else {}
+    summary, groups = token_outcome(setup, rec, tokens, timing, {**scores, **checked})
+    meta = {"generated_text": "".join(lowered.lm.model.vocab[t] for t in tokens.inputs[len(prompt):])}
+    return summary, groups, meta
 
+
+def token_outcome(setup: Setup, rec: Recorder, tokens: TokenStream, timing: SystemTiming,
+                  checks: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The run's summary and trace groups from its records (see the module's figures); ``checks``
+    are its scores and its comparison with the reference."""
+    lang = setup.scenario.language
+    n_prompt, n_total, depth = len(tokens.prompt), tokens.n_total, tokens.depth
     # time: the SimPy timeline of the steps, then the host's readouts where generation waits for them
-    n_steps = step
-    bounds = np.array(record["bounds"])
-    latency_ns, _ = sample_timeline(np.array(record["chip_busy"]), np.array(record["link_bits"]),
-                                    np.array(record["host_bits"], np.float64), sys_timing)
-    bounds[:, BOUNDS.index("barrier")] = sys_timing.barrier_ns
-    waits = np.zeros(n_steps)
-    out_steps = np.array(entry_step) + depth
-    waits[out_steps[n_prompt - 1:]] = sys_timing.readout_ns      # each output the host reads to go on
+    latency_ns, _ = rec.run_timeline(timing, 0, rec.n)
+    waits = np.zeros(rec.n)
+    out_steps = np.array(tokens.entry_step) + depth
+    waits[out_steps[n_prompt - 1:]] = timing.readout_ns      # each output the host reads to go on
     time_ns = np.cumsum(latency_ns + waits)
-    static_w = chip.chip.static_power_w * len(used_chips)
-    energy = {k: np.array(record[k], np.float64) for k in COMPONENTS[:-1]}
-    energy["static"] = static_w * (latency_ns + waits) * 1e3 + np.array(record["idle"])
-    step_energy = sum(energy.values())
-    cum_energy = np.cumsum(step_energy)
+    static_w = setup.chip.chip.static_power_w * rec.n_chips
+    cum_energy = np.cumsum(rec.close(timing, static_w, latency_ns + waits,
+                                     {"latency_ns": latency_ns, "wait_ns": waits, "time_ns": time_ns}))
+    energy = rec.energy()
 
     # prefill: the prompt, to the last prompt token's output and its readout
     prefill_end = out_steps[n_prompt - 1]
@@ -170,7 +201,7 @@ def run_language(setup, progress: bool = False, resume: bool = False) -> tuple[d
     # as its stages sit on cores of their own) and a token's dynamic energy on its way through the stages
     steady_ns = float(np.mean(latency_ns[depth:n_prompt])) if n_prompt > depth else float(latency_ns.max())
     dynamic_pj = sum(energy[k].sum() for k in COMPONENTS[:-1]) / n_total
-    steady_pj = dynamic_pj + static_w * steady_ns * 1e3 + float(np.mean(record["idle"]))
+    steady_pj = dynamic_pj + static_w * steady_ns * 1e3 + float(np.mean(rec["idle_pj"]))
     reported = lang.report_prompt_tokens or n_prompt
     extra = max(reported - n_prompt, 0)
     ttft_reported_ns = ttft_ns + extra * steady_ns
@@ -180,52 +211,38 @@ def run_language(setup, progress: bool = False, resume: bool = False) -> tuple[d
     gen_ns = np.diff(time_ns[gen_ends])
     gen_pj = np.diff(cum_energy[gen_ends])
 
-    scores = lowered.scores(text.codes[:lang.accuracy_chars + 1]) if lang.accuracy_chars else {}
-    layer_events = np.array(record["layer_events"], np.int64)
-    sizes = np.array([hi - lo for _, lo, hi in pops], np.float64)
     summary = {
         "tokens_per_s": float(1e9 / gen_ns.mean()),
         "energy_per_token_j": float(gen_pj.mean() * 1e-12),
-        "prefill_tokens_per_s": float(reported / (ttft_reported_ns - sys_timing.readout_ns) * 1e9),
+        "prefill_tokens_per_s": float(reported / (ttft_reported_ns - timing.readout_ns) * 1e9),
         "prefill_energy_per_token_j": float(prefill_reported_pj / reported * 1e-12),
         "ttft_s": float(ttft_reported_ns * 1e-9),
         "power_w": float(cum_energy[-1] / time_ns[-1] * 1e-3),
-        "accuracy": float("nan"), "bits_per_char": float("nan"), **scores,
-        **checked,
+        "accuracy": float("nan"), "bits_per_char": float("nan"), **checks,
         "prompt_tokens_simulated": int(n_prompt), "prompt_tokens_reported": int(reported),
         "generated_tokens": int(lang.generate_tokens), "depth_steps": int(depth),
-        "cores_used": int(mapping.n_cores), "chips_used": int(len(used_chips)),
-        "mean_sparsity": float(1.0 - layer_events.sum() / (sizes.sum() * n_steps)),
-        "synaptic_ops": int(np.sum(record["synops"])), "overflows": int(np.sum(record["overflow"])),
-        **{f"steps_bound_by_{name}": float(np.mean([binding_bound(b) == k for b in bounds]))
-           for k, name in enumerate(BOUNDS)},
-        **(pe_record.summary() if pe_record is not None else {}),
+        "cores_used": int(setup.mapping.n_cores), "chips_used": int(rec.n_chips),
+        "mean_sparsity": rec.mean_sparsity(list(range(len(rec.pops)))),
+        "synaptic_ops": int(rec["steps/synops"].sum()), "overflows": int(rec["steps/overflow"].sum()),
+        **rec.bound_shares(),
+        **rec.pe_summary(),
     }
     groups = {
-        "steps": {"events": np.array(record["events"]), "synops": np.array(record["synops"]),
-                  "messages": np.array(record["messages"]), "overflow": np.array(record["overflow"]),
-                  "latency_ns": latency_ns, "wait_ns": waits, "time_ns": time_ns, "bound_ns": bounds,
-                  "bound": np.array([binding_bound(b) for b in bounds], np.int64),
-                  **{f"energy_{k}_pj": v for k, v in energy.items()},
-                  **(pe_record.step_groups() if pe_record is not None else {}),
-                  "@attrs": {"bound_codes": ", ".join(f"{k}: {name}" for k, name in enumerate(BOUNDS))}},
-        "tokens": {"input": np.array(tokens_in, np.int64), "phase": np.array(phases, np.int64),
-                   "entry_step": np.array(entry_step, np.int64), "output_step": out_steps,
+        "steps": rec.steps_group(),
+        "tokens": {"input": np.array(tokens.inputs, np.int64), "phase": np.array(tokens.phases, np.int64),
+                   "entry_step": np.array(tokens.entry_step, np.int64), "output_step": out_steps,
                    "output_time_ns": time_ns[out_steps],
-                   "@attrs": {"phase_codes": "0: prompt, 1: generated", "vocab": lowered.lm.model.vocab}},
-        "layers": {"names": np.array([name for name, *_ in pops]), "sizes": sizes.astype(np.int64),
-                   "events": layer_events, "sparsity": 1.0 - layer_events / np.maximum(sizes, 1)},
-        "links": {"names": np.array(links.names, dtype=str), "bits": np.array(record["link_bits"]),
-                  "host_bits": np.array(record["host_bits"], np.float64)},
+                   "@attrs": {"phase_codes": "0: prompt, 1: generated", "vocab": setup.language.lm.model.vocab}},
+        "layers": rec.layers_group(),
+        "links": rec.links_group(),
     }
-    if pe_record is not None:
-        groups["cores"] = {**pe_record.core_groups(), "chip": mapping.core_chip, "x": mapping.core_x,
-                           "y": mapping.core_y, "@attrs": pe_record.core_attrs()}
-    meta = {"generated_text": "".join(lowered.lm.model.vocab[t] for t in tokens_in[n_prompt:])}
-    return summary, groups, meta
+    cores = rec.cores_group()
+    if cores is not None:
+        groups["cores"] = cores
+    return summary, groups
 
 
-def run_pipeline_language(setup) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+def run_pipeline_language(setup: Setup) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """The same figures on a ternary pipeline accelerator (`neurosim.cores.ternary_pipeline`).
 
     Its arithmetic is the model's as trained (int8 activations with per-token scales), run

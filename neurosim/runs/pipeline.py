@@ -18,16 +18,17 @@ from typing import Any
 import numpy as np
 
 from neurosim.cores.ternary_pipeline import graph_step_cost, graph_weight_bits
+from neurosim.datasets import Dataset
 from neurosim.programs import KINDS, payload_bits_of
 from neurosim.programs.reference import Reference
+from neurosim.runs.scoring import REFERENCE_BATCH, accuracy, predict, step_input
+from neurosim.runs.setup import Setup
 
 ADDRESS_BYTES = 2       # an event moves its 16-bit address, and its payload when graded
 
 
-def run_pipeline_graph(setup, data, timesteps: int) -> tuple[dict[str, Any], dict[str, Any]]:
+def run_pipeline_graph(setup: Setup, data: Dataset, timesteps: int) -> tuple[dict[str, Any], dict[str, Any]]:
     """Summary and trace groups of a spiking graph on a ternary pipeline."""
-    from neurosim.runs.runner import REFERENCE_BATCH, _accuracy, _predict, step_input
-
     wall = time.perf_counter()
     graph, chip, spec = setup.graph, setup.chip, setup.scenario
     core, host = chip.core, chip.system.host
@@ -80,7 +81,7 @@ def run_pipeline_graph(setup, data, timesteps: int) -> tuple[dict[str, Any], dic
                 steps["time_ns"][s, t] = max(c.time_ns, steps["host_ns"][s, t])
                 for k, v in c.energy_pj.items():
                     energy[k][s, t] = v
-        predictions[lo:lo + b] = _predict(graph, ref.state_of(readout), counts)
+        predictions[lo:lo + b] = predict(graph, ref.state_of(readout), counts)
     readout_ns = host.latency_ns + graph.populations[readout].size * 24 / host.bandwidth_bits_per_s * 1e9
     sample_ns = steps["time_ns"].sum(axis=1) + readout_ns
     static_w = chip.chip.static_power_w * chip.n_chips
@@ -93,7 +94,7 @@ def run_pipeline_graph(setup, data, timesteps: int) -> tuple[dict[str, Any], dic
     activity = layer_events[:, :, chip_pops].sum() / (sizes[chip_pops].sum() * n_samples * T) if chip_pops else 0.0
     stream = bool(weight_bits > core.on_chip_buffer_bytes * 8)
     summary = {
-        "accuracy": _accuracy(predictions, labels),
+        "accuracy": accuracy(predictions, labels),
         "energy_per_inference_j": float(sample_pj.mean() * 1e-12),
         "latency_per_inference_s": float(sample_ns.mean() * 1e-9),
         "energy_synapse_per_inference_j": float(dynamic["matrix"].mean() * 1e-12),

@@ -3,7 +3,7 @@
 Populations, in order::
 
     embed     float_source, E      the token's embedding, sent by the host every step
-    egru0..   egru, H per layer    one unit per neuron; six input ports (`neurons.EGRU_PORTS`)
+    egru0..   egru, H per layer    one unit per neuron; six input ports (`neurosim.programs.fp32.EGRU_PORTS`)
     readout   float_readout, V     the logits (with the head on the chip)
 
 Projections: per layer, its input matrix W (from ``embed`` or the layer below) and its

@@ -19,7 +19,7 @@ stages, each LIF and matrix one, so a token is 24 steps deep (2 blocks)::
 
 Every matrix is stored as 8-bit weights with one scale per row (its largest magnitude over 127,
 over both shares of a token shift); the receiving program multiplies its row's sum by that scale
-(``mult`` >> ``shift``, `neurosim.programs.neurons`). Each population takes a token a step after
+(``mult`` >> ``shift``, `neurosim.programs.spikegpt_fixed`). Each population takes a token a step after
 the last of its sources sent it (`neurosim.zoo.pipeline.Pipeline`). As the float lowering
 (`neurosim.zoo.spikegpt.float_lowering`) the populations update only in the steps that bring them a
 token (`LoweredSpikeGPTFixed.hold`), so tokens may come at any pace.

@@ -16,7 +16,7 @@ token's binary embedding)::
 
 The token shift ``x mu + x' (1 - mu)`` (``x'`` the previous token's) is two projections of the
 same weights times ``mu`` and ``1 - mu``: the first into the token's port, the second into a
-``*_next`` port whose program keeps it for the next token (`neurosim.programs.neurons`), so
+``*_next`` port whose program keeps it for the next token (`neurosim.programs.fp32`), so
 tokens may come at any pace. Each population takes a token a fixed number of steps after it
 entered (`stages`); the residual's contributions reach a LayerNorm in the same step through
 synaptic delays. A population updates only in the steps that bring it a token (`hold`).

@@ -1,0 +1,256 @@
+"""A scenario set up for a run: its chip and model loaded, checked and mapped (`prepare`), and its
+inputs (`load_inputs`). Nothing here simulates; every mistake a user can fix is reported as a
+`UserError` at the scenario's field before a run starts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from neurosim import datasets
+from neurosim.errors import UserError
+from neurosim.graph.graph import Graph
+from neurosim.interop.imported import ImportedModel
+from neurosim.zoo.loader import LanguageModel, load_model, resolve_model_dir, sha256_of
+from neurosim.zoo.language import LoweredLanguageModel, lower_language_model
+from neurosim.mapping.mapper import Mapping, map_graph
+from neurosim.spec.chip import (ArmPeSpec, ChipFile, GpuRooflineSpec, TernaryPipelineSpec, chip_from_dict, load_chip,
+                                load_chip_data, resolve_chip_path)
+from neurosim.spec.scenario import (NetxModelSpec, NirModelSpec, ScenarioFile, apply_overrides, load_scenario,
+                                    override_path, scenario_from_dict)
+from neurosim.spec.yamlio import LineMap
+
+
+@dataclass
+class RunResult:
+    """What `run` returns: the summary attributes and where the trace was written."""
+
+    summary: dict[str, Any]
+    trace_path: Path | None
+
+
+@dataclass
+class Setup:
+    """Everything a run needs, loaded and checked, before any simulation."""
+
+    scenario: ScenarioFile
+    scenario_text: str
+    chip: ChipFile
+    chip_text: str
+    graph: Graph | None                  # None on a pipeline accelerator
+    model_text: str
+    mapping: Mapping | None
+    scenario_file: str = "<scenario>"
+    lines: LineMap | None = None         # of the scenario file, for error messages
+    lm: LanguageModel | None = None                  # a language model, and for neurocores its lowering
+    language: LoweredLanguageModel | None = None
+    imported: ImportedModel | None = None            # a model imported from a NIR or netx file
+    baselines: list[ChipFile] = field(default_factory=list)   # GPU rooflines a language model is compared with
+
+
+def _search_bases(scenario_path: Path | None) -> list[Path]:
+    bases = [Path.cwd()]
+    if scenario_path is not None:
+        bases += [scenario_path.parent, scenario_path.parent.parent]
+    return bases
+
+
+def _resolve(resolver: Callable[[str, Path | None], Path], name: str, bases: list[Path], what: str,
+             scenario_file: str, lines: LineMap | None) -> Path:
+    """The first base under which ``resolver`` finds ``name``; else an error at the scenario's field."""
+    for base in bases:
+        try:
+            return resolver(name, base)
+        except UserError:
+            continue
+    places = ", ".join(dict.fromkeys(str(b) for b in bases))
+    expected = ("a YAML file or a name in chips/" if what == "chip"
+                else "a folder holding model.yaml or a name in models/")
+    raise UserError(f"{what} {name!r} not found (looked under {places}), expected {expected}", file=scenario_file,
+                    field=what, line=lines.find((what,)) if lines is not None else None)
+
+
+def load_chip_with_overrides(path: Path, overrides: dict[str, Any], scenario_file: str,
+                             lines: LineMap | None) -> tuple[ChipFile, str]:
+    """Load a chip file and apply a scenario's overrides; an override that makes the chip
+    invalid is reported at the override's line in the scenario."""
+    data, chip_lines, text = load_chip_data(path)
+    if not overrides:
+        return chip_from_dict(data, file=str(path), lines=chip_lines), text
+    patched = apply_overrides(data, overrides, file=scenario_file, lines=lines)
+    try:
+        return chip_from_dict(patched, file=str(path)), text
+    except UserError as err:
+        for dotted in overrides:
+            if err.field and ".".join(override_path(dotted, data)).startswith(err.field):
+                raise UserError(err.message, file=scenario_file, field=f"overrides.{dotted}",
+                                line=lines.find(("overrides", dotted)) if lines is not None else None) from None
+        raise UserError(f"{err.message} (after the overrides in {scenario_file})", file=err.file,
+                        field=err.field) from None
+
+
+def prepare(scenario: str | Path | dict, seed: int | None = None, overrides: dict[str, Any] | None = None) -> Setup:
+    """Load, validate and map a scenario without running it; ``overrides`` add to (and win
+    over) the scenario's own."""
+    if isinstance(scenario, dict):
+        import yaml
+
+        spec = scenario_from_dict(scenario, file="<scenario>")
+        text, lines, path = yaml.safe_dump(scenario, sort_keys=False), None, None
+    else:
+        path = Path(scenario)
+        spec, text, lines = load_scenario(path)
+    if seed is not None:
+        spec = spec.model_copy(update={"seed": seed})
+    if overrides:
+        spec = spec.model_copy(update={"overrides": {**spec.overrides, **overrides}})
+    bases = _search_bases(path)
+    scenario_file = str(path or "<scenario>")
+    _require(isinstance(spec.chip, str), "several chips: run them with neurosim run (or neurosim.run_chips), "
+                                         "which compares them", "chip", scenario_file, lines)
+    chip_path = _resolve(resolve_chip_path, spec.chip, bases, "chip", scenario_file, lines)
+    chip, chip_text = load_chip_with_overrides(chip_path, spec.overrides, scenario_file, lines)
+    _require(not isinstance(chip.core, GpuRooflineSpec), f"{chip.name} is a GPU roofline, a baseline: expected a "
+             f"neuromorphic chip here, and the GPU in the scenario's baselines", "chip", scenario_file, lines)
+    baselines = []
+    for k, name in enumerate(spec.baselines):
+        gpu, _ = load_chip(_resolve(resolve_chip_path, name, bases, "chip", scenario_file, lines))
+        if not isinstance(gpu.core, GpuRooflineSpec):
+            raise UserError(f"{name!r} is a {gpu.chip.core_kind} chip, expected a gpu_roofline chip",
+                            file=scenario_file, field=f"baselines.{k}")
+        baselines.append(gpu)
+    pipeline = isinstance(chip.core, TernaryPipelineSpec)
+    if not isinstance(spec.model, str):
+        imported = import_model(spec.model, bases, scenario_file, lines)
+        _require(not pipeline, f"a {chip.chip.core_kind} chip runs models from neurosim's model folders; "
+                               f"imported files run on chips of cores", "model", scenario_file, lines)
+        mapping = map_graph(imported.graph, chip, spec.mapping.placement, spec.mapping.cores)
+        import yaml
+
+        model_text = yaml.safe_dump(spec.model.model_dump(), sort_keys=False)
+        return Setup(spec, text, chip, chip_text, imported.graph, model_text, mapping, scenario_file, lines,
+                     imported=imported)
+    model_dir = _resolve(resolve_model_dir, spec.model, bases, "model", scenario_file, lines)
+    model, model_text = load_model(model_dir)
+    if isinstance(model, LanguageModel):
+        _require(spec.language is not None, "a language model is driven by a language section "
+                                             "(prompt_tokens, generate_tokens)", "language", scenario_file, lines)
+        if pipeline:
+            _require(model.kind == "matmulfree_lm", f"a {chip.chip.core_kind} chip runs MatMul-free language "
+                                                      f"models; {model.name!r} is not one", "model", scenario_file,
+                     lines)
+            return Setup(spec, text, chip, chip_text, None, model_text, None, scenario_file, lines, lm=model,
+                         baselines=baselines)
+        language = lower_language_model(model, software_neurons=isinstance(chip.core, ArmPeSpec))
+        mapping = map_graph(language.graph, chip, spec.mapping.placement, spec.mapping.cores)
+        return Setup(spec, text, chip, chip_text, language.graph, model_text, mapping, scenario_file, lines,
+                     lm=model, language=language, baselines=baselines)
+    if pipeline:         # the pipeline computes the graph layer by layer: no cores to map onto
+        from neurosim.programs import check_populations, check_projections
+
+        check_populations(model)
+        check_projections(model)
+        return Setup(spec, text, chip, chip_text, model, model_text, None, scenario_file, lines)
+    mapping = map_graph(model, chip, spec.mapping.placement, spec.mapping.cores)
+    return Setup(spec, text, chip, chip_text, model, model_text, mapping, scenario_file, lines)
+
+
+def import_model(spec: NirModelSpec | NetxModelSpec, bases: list[Path], scenario_file: str,
+                 lines: LineMap | None) -> ImportedModel:
+    """A NIR or netx file named by a scenario's model, found under the scenario's search bases."""
+    fmt = "nir" if isinstance(spec, NirModelSpec) else "netx"
+    name = getattr(spec, fmt)
+    found = next((base / name for base in bases if (base / name).is_file()), None)
+    if found is None:
+        places = ", ".join(dict.fromkeys(str(b) for b in bases))
+        raise UserError(f"{fmt} file {name!r} not found (looked under {places})", file=scenario_file,
+                        field=f"model.{fmt}", line=lines.find(("model", fmt)) if lines is not None else None)
+    if fmt == "nir":
+        from neurosim.interop.nir_import import load_nir
+
+        imported = load_nir(found, dt=spec.dt, reset=spec.reset, input_encoding=spec.input)
+    else:
+        from neurosim.interop.netx_import import load_netx
+
+        imported = load_netx(found)
+    imported.graph.weights_sha256 = sha256_of(found)
+    return imported
+
+
+def _require(condition: bool, message: str, field: str, scenario_file: str, lines: LineMap | None) -> None:
+    """A `UserError` at the scenario's ``field`` unless ``condition`` holds."""
+    if not condition:
+        raise UserError(message, file=scenario_file, field=field, line=lines.find((field,)) if lines else None)
+
+
+def load_inputs(setup: Setup) -> datasets.Dataset:
+    """The scenario's inputs: ``[samples, inputs]`` (the same every step) or ``[samples, timesteps, inputs]``."""
+    spec, graph = setup.scenario, setup.graph
+
+    def fail(message: str, *key: str) -> UserError:
+        line = setup.lines.find(key) if setup.lines is not None else None
+        return UserError(message, file=setup.scenario_file, line=line, field=".".join(key))
+
+    size = graph.populations[graph.input_population].size
+    if spec.input.file is not None:
+        bases = _search_bases(Path(setup.scenario_file) if setup.scenario_file != "<scenario>" else None)
+        path = next((b / spec.input.file for b in bases if (b / spec.input.file).is_file()), Path(spec.input.file))
+        labels = None
+        if spec.input.labels is not None:
+            labels = next((b / spec.input.labels for b in bases if (b / spec.input.labels).is_file()),
+                          Path(spec.input.labels))
+        try:
+            data = datasets.load_input_file(path, labels)
+        except ValueError as err:
+            raise UserError(f"{err}", file=str(path), field="input.file") from None
+        if data.inputs.shape[-1] != size:
+            raise fail(f"{path} has {data.inputs.shape[-1]} inputs per step, the model's input population "
+                       f"{graph.input_population!r} has {size} neurons", "input", "file")
+        if graph.populations[graph.input_population].kind == "graded_source" and \
+                not np.all(data.inputs == np.rint(data.inputs)):
+            raise fail(f"{path} holds fractional values; graded inputs are integers", "input", "file")
+        n = spec.input.samples or len(data.labels)
+        return datasets.Dataset(data.name, data.split, data.inputs[:n], data.labels[:n])
+    if graph.dataset != "any" and spec.input.dataset != graph.dataset:
+        raise fail(f"dataset {spec.input.dataset!r} does not match the model's dataset {graph.dataset!r}",
+                   "input", "dataset")
+    if spec.input.dataset in datasets.PER_STEP and spec.timesteps is None:
+        raise fail(f"expected timesteps per sample ({spec.input.dataset} are made per step)", "timesteps")
+    if spec.input.dataset == "random_spikes":
+        return datasets.random_spikes(size, spec.input.samples or datasets.RANDOM_SAMPLES, spec.timesteps,
+                                      spec.input.rate, spec.seed)
+    if spec.input.dataset == "digits_events":
+        if spec.input.split not in datasets.SPLITS:
+            raise fail(f"unknown split {spec.input.split!r}, expected one of {', '.join(datasets.SPLITS)}",
+                       "input", "split")
+        data = datasets.digits_events(spec.input.split, spec.timesteps)
+        if data.inputs.shape[-1] != size:
+            raise fail(f"digits_events have {data.inputs.shape[-1]} inputs per step, the model's input population "
+                       f"{graph.input_population!r} has {size} neurons", "input", "dataset")
+        n = spec.input.samples or len(data.labels)
+        return datasets.Dataset(data.name, data.split, data.inputs[:n], data.labels[:n])
+    if spec.input.dataset in datasets.GENERATED:
+        return datasets.random_inputs(size, spec.input.samples or datasets.RANDOM_SAMPLES, spec.seed)
+    try:
+        data = datasets.load(spec.input.dataset, spec.input.split)
+    except ValueError as err:
+        raise fail(str(err), "input", "split" if spec.input.dataset in datasets.names() else "dataset") from None
+    if data.inputs.shape[1] != size:
+        raise fail(f"dataset {data.name!r} has {data.inputs.shape[1]} inputs per sample, the model's input "
+                   f"population {graph.input_population!r} has {size} neurons", "input", "dataset")
+    if spec.input.samples is not None:
+        data = datasets.Dataset(data.name, data.split, data.inputs[:spec.input.samples],
+                                data.labels[:spec.input.samples])
+    return data
+
+
+def sample_timesteps(setup: Setup, data: datasets.Dataset) -> int:
+    """Timesteps per sample: the scenario's, else those of per-step inputs."""
+    per_step = data.inputs.ndim == 3
+    timesteps = setup.scenario.timesteps or (data.inputs.shape[1] if per_step else None)
+    if timesteps is None:
+        raise UserError("expected timesteps per sample", file=setup.scenario_file, field="timesteps")
+    return timesteps

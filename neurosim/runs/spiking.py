@@ -1,0 +1,163 @@
+"""A spiking run: a scenario's samples through the engine on a chip of cores, step by step.
+
+Each sample starts from rest and runs the scenario's timesteps; its prediction is the argmax of
+the readout (`neurosim.runs.scoring.predict`). One `Recorder` keeps every step's counters and
+costs; a sample's latency is its steps on the system's SimPy timeline, back to back, then the
+host's readout, and its energy theirs with the chips' static power over that time. The numpy
+reference (`run_reference`) and, for a model imported from NIR or netx, its float model check
+the chip's results.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from neurosim.cores import core_model
+from neurosim.datasets import Dataset
+from neurosim.engine.engine import Engine
+from neurosim.runs.checkpoint import Checkpoint
+from neurosim.runs.progress import PROGRESS, progress_bar
+from neurosim.runs.recorder import Recorder, check_memory
+from neurosim.runs.scoring import (accuracy, compare_with_float, held_inputs, predict, readout_values, run_reference,
+                                   step_input)
+from neurosim.runs.setup import Setup
+from neurosim.system.system import SystemTiming, system_timing
+
+
+def run_spiking(setup: Setup, data: Dataset, timesteps: int, progress: bool = False,
+                resume: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Run the scenario's samples; returns (summary, trace groups). With the scenario's
+    ``checkpoint_every`` it saves its records at the end of a sample every so many timesteps,
+    and with ``resume`` it continues from the last save (`Checkpoint`)."""
+    spec, graph, mapping = setup.scenario, setup.graph, setup.mapping
+    n_samples, T = len(data.labels), timesteps
+    check_memory(setup, n_samples * T, mapping.n_cores)
+    model = core_model(setup.chip, graph, mapping)
+    engine = Engine(graph, mapping, model.costs, per_message=spec.timing.per_message and model.per_message)
+    _name, lo, hi, *_ = next(p for p in engine.pops if p[0] == graph.readout_population)
+    rec = Recorder.for_samples(model, engine, mapping, spec.record, n_samples, T, hi - lo)
+    timing = system_timing(setup.chip, np.unique(mapping.core_chip), hi - lo, model.barrier)
+    per_step = data.inputs.ndim == 3
+    checkpoint = Checkpoint(setup, data.inputs, T) if spec.checkpoint_every else None
+    saved = checkpoint.load_arrays() if checkpoint is not None and resume else None
+    first = rec.restore(*saved) if saved is not None else 0
+    bar = progress_bar(n_samples, first, spec.name, "sample", progress)
+    next_save = (first * T // spec.checkpoint_every + 1) * spec.checkpoint_every if checkpoint else None
+    for s in range(first, n_samples):
+        engine.reset()
+        if not per_step:
+            engine.set_input(graph.input_population, data.inputs[s])
+        counts = np.zeros(hi - lo, np.int64)           # the readout's spikes, for a model read by them
+        for t in range(T):
+            PROGRESS.at = f"sample {s + 1} of {n_samples}, timestep {t + 1} of {T}"
+            if per_step:
+                engine.set_input(graph.input_population, step_input(data.inputs[s], t, True, spec.input.hold))
+            c = engine.step()
+            rec.add(c, model.step_cost(c, engine.payload), engine, s, t)
+            counts += engine.payload[lo:hi] != 0
+        state = engine.state_of(graph.readout_population)
+        rec.end_sample(s, predict(graph, state, counts), readout_values(state))
+        bar.update()
+        if checkpoint is not None and rec.n >= next_save and s + 1 < n_samples:
+            checkpoint.save_arrays(s + 1, rec.state(s + 1))
+            next_save = (rec.n // spec.checkpoint_every + 1) * spec.checkpoint_every
+    bar.close()
+    if checkpoint is not None:
+        checkpoint.remove()
+    figures = close_samples(rec, timing, setup.chip.chip.static_power_w * rec.n_chips)
+    return outcome(setup, data, rec, figures)
+
+
+@dataclass
+class SampleFigures:
+    """Each sample's latency (ns) and energy (pJ), and the static energy of the host's readout."""
+
+    latency_ns: np.ndarray
+    energy_pj: np.ndarray
+    readout_static_pj: float
+
+
+def close_samples(rec: Recorder, timing: SystemTiming, static_w: float) -> SampleFigures:
+    """The samples on the system's timeline, back to back, each ending in the host's readout;
+    closes the records with each step's latency and end time."""
+    T, n_samples = rec.timesteps, rec.samples
+    latency_ns = np.zeros(rec.n)
+    time_ns = np.zeros(rec.n)              # simulated time at the end of each step, samples back to back
+    sample_latency_ns = np.zeros(n_samples)
+    sample_start = 0.0
+    for s in range(n_samples):
+        step_lat, total = rec.run_timeline(timing, s * T, (s + 1) * T)
+        latency_ns[s * T:(s + 1) * T] = step_lat
+        time_ns[s * T:(s + 1) * T] = sample_start + np.cumsum(step_lat)
+        sample_latency_ns[s] = total
+        sample_start += total
+    step_energy_pj = rec.close(timing, static_w, latency_ns, {"time_ns": time_ns, "latency_ns": latency_ns})
+    readout_static_pj = static_w * timing.readout_ns * 1e3
+    sample_energy_pj = step_energy_pj.reshape(n_samples, T).sum(axis=1) + readout_static_pj
+    return SampleFigures(sample_latency_ns, sample_energy_pj, readout_static_pj)
+
+
+def outcome(setup: Setup, data: Dataset, rec: Recorder, figures: SampleFigures) -> tuple[dict[str, Any],
+                                                                                        dict[str, Any]]:
+    """The run's summary and trace groups, from its closed records: accuracy, its checks against
+    the reference and float models, then time, energy and activity per inference."""
+    spec, graph, mapping = setup.scenario, setup.graph, setup.mapping
+    n_samples, T, n_pops = rec.samples, rec.timesteps, len(rec.pops)
+    labels = data.labels.astype(np.int64)
+    reference = {}
+    ref_pred = np.full(n_samples, -1)
+    if spec.reference:
+        ref_pred, ref_v, ref_events = run_reference(graph, data.inputs, T, spec.input.hold)
+        exact = bool(np.array_equal(ref_v, rec.readout_v)
+                     and np.array_equal(ref_events.reshape(rec.n, n_pops), rec["layer_events"]))
+        reference = {"reference_accuracy": accuracy(ref_pred, labels), "matches_reference": exact}
+    float_summary, conversion = ({}, None) if setup.imported is None else compare_with_float(
+        setup.imported, held_inputs(data.inputs, T, spec.input.hold), T, rec.predictions, labels,
+        rec["layer_events"].reshape(n_samples, T, n_pops), [name for name, *_ in rec.pops],
+        rec.readout_v if graph.readout_mode == "membrane" else None)
+    energy = rec.energy()
+    summary = {
+        "accuracy": accuracy(rec.predictions, labels),
+        **reference,
+        **float_summary,
+        "energy_per_inference_j": float(figures.energy_pj.mean() * 1e-12),
+        "latency_per_inference_s": float(figures.latency_ns.mean() * 1e-9),
+        **{f"energy_{k}_per_inference_j": float(energy[k].sum() / n_samples * 1e-12)
+           for k in ("synapse", "neuron", "network")},
+        "energy_static_per_inference_j": float((energy["static"].sum() / n_samples + figures.readout_static_pj)
+                                               * 1e-12),
+        "mean_sparsity": rec.mean_sparsity(rec.on_chip()),
+        "cores_used": int(mapping.n_cores),
+        "chips_used": int(rec.n_chips),
+        "timesteps": int(T),
+        "samples": int(n_samples),
+        "synaptic_ops": int(rec["steps/synops"].sum()),
+        "inter_chip_bits_per_inference": float(rec["link_bits"].sum() / n_samples),
+        "host_bits_per_inference": float(rec["host_bits"].sum() / n_samples),
+        **rec.bound_shares(),
+        "overflows": int(rec["steps/overflow"].sum()),
+        **rec.pe_summary(),
+    }
+    groups = {"steps": rec.steps_group(), "links": rec.links_group(), "cores": cores_group(setup, rec),
+              "layers": rec.layers_group(),
+              "samples": {"prediction": rec.predictions, "label": labels, "reference_prediction": ref_pred,
+                          "latency_s": figures.latency_ns * 1e-9, "energy_j": figures.energy_pj * 1e-12}}
+    if conversion is not None:
+        groups["conversion"] = conversion
+    if rec.spikes:
+        groups["spikes"] = rec.spikes_group()
+    return summary, groups
+
+
+def cores_group(setup: Setup, rec: Recorder) -> dict[str, Any]:
+    """The recorder's per-core records with what the mapping put on each core and the mesh."""
+    mapping, mesh, system = setup.mapping, setup.chip.chip.mesh, setup.chip.system
+    group = rec.cores_group()
+    return group | {"neurons": (mapping.core_neuron_hi - mapping.core_neuron_lo).astype(np.int64),
+                    "population": np.array([s.population for s in mapping.slices if s.core >= 0]),
+                    "utilisation": {k: v / mapping.limits[k] for k, v in mapping.utilisation.items()},
+                    "@attrs": {"mesh_x": mesh.routers_x * system.chips_x, "mesh_y": mesh.routers_y * system.chips_y,
+                               "cores_per_router": mesh.cores_per_router, **group["@attrs"]}}
