@@ -8,7 +8,9 @@ scenario's trace before it and comparing after it:
 
 ``compare`` runs each scenario again into a temporary folder and reports, per scenario, whether every
 attribute and dataset is equal (NaNs equal to NaNs), apart from the host's wall time and the trace's
-creation stamp. It exits 1 if any scenario differs. ``--only NAME`` limits it to some scenarios.
+creation stamp. It exits 1 if any scenario differs. ``--only NAME`` limits it to some scenarios;
+``--ignore KEY`` leaves out attributes that only echo an input (``scenario_yaml``, ``source``) when
+the inputs themselves were changed on purpose.
 """
 
 from __future__ import annotations
@@ -43,13 +45,13 @@ def run(scenario: Path, out: Path) -> tuple[float, int, str]:
     return time.perf_counter() - start, proc.returncode, proc.stderr.strip()[-300:]
 
 
-def flatten(path: Path) -> dict[str, object]:
+def flatten(path: Path, ignore: set[str] = frozenset()) -> dict[str, object]:
     """Every attribute and dataset of the trace at ``path``, keyed by its HDF5 path."""
     items: dict[str, object] = {}
 
     def visit(name: str, obj) -> None:
         for key, value in obj.attrs.items():
-            if key not in VOLATILE:
+            if key not in VOLATILE and key not in ignore:
                 items[f"{name}@{key}"] = value
         if isinstance(obj, h5py.Dataset):
             items[name] = obj[()]
@@ -69,8 +71,8 @@ def equal(a: object, b: object) -> bool:
     return bool(np.array_equal(a, b))
 
 
-def differences(before: Path, after: Path) -> list[str]:
-    old, new = flatten(before), flatten(after)
+def differences(before: Path, after: Path, ignore: set[str] = frozenset()) -> list[str]:
+    old, new = flatten(before, ignore), flatten(after, ignore)
     out = [f"only before: {k}" for k in sorted(old.keys() - new.keys())]
     out += [f"only after: {k}" for k in sorted(new.keys() - old.keys())]
     out += [f"differs: {k}" for k in sorted(old.keys() & new.keys()) if not equal(old[k], new[k])]
@@ -87,6 +89,7 @@ def main() -> int:
     parser.add_argument("action", choices=["record", "compare"])
     parser.add_argument("folder", type=Path)
     parser.add_argument("--only", nargs="*", default=[])
+    parser.add_argument("--ignore", nargs="*", default=[])
     args = parser.parse_args()
     failed = 0
     for scenario in scenarios(args.only):
@@ -109,7 +112,7 @@ def main() -> int:
                 verdict = "no trace either way"
             else:
                 diff = [f"{name}: {d}" for name in recorded
-                        for d in differences(recorded[name], fresh[name])]
+                        for d in differences(recorded[name], fresh[name], set(args.ignore))]
                 verdict = (f"equal ({len(recorded)} traces)" if not diff
                            else f"{len(diff)} differ: " + "; ".join(diff[:5]))
                 failed += bool(diff)

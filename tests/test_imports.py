@@ -20,7 +20,7 @@ from neurosim.interop.nir_reference import conv
 from neurosim.runs import run
 from neurosim.traces.trace import read_trace
 
-SHARED = REPO.parent / "shared" / "reference"
+SHIPPED = REPO / "models"          # the shipped NIR and netx files: models/nir, models/netx
 NIR_FILES = {"braille_noDelay_bias_zero.nir": (1e-4, "zero"), "braille_noDelay_noBias_subtract.nir": (1e-4, "subtract"),
              "cnn_sinabs.nir": (1.0, "zero")}
 LOIHI2 = str(REPO / "chips" / "loihi2.yaml")
@@ -40,7 +40,7 @@ def test_reference_nir_graphs_run_on_loihi2_and_agree_with_their_float_model(nam
     dt, reset = NIR_FILES[name]
     extra = ({"input": {"dataset": "digits_events", "samples": 12}, "timesteps": 40} if name.startswith("cnn")
              else {})
-    result = run(scenario({"nir": str(SHARED / "nir" / name), "dt": dt, "reset": reset}, **extra), out_dir=tmp_path)
+    result = run(scenario({"nir": str(SHIPPED / "nir" / name), "dt": dt, "reset": reset}, **extra), out_dir=tmp_path)
     s = result.summary
     assert s["matches_reference"]                        # the engine equals the integer reference
     trace = read_trace(result.trace_path)
@@ -59,7 +59,7 @@ def test_reference_nir_graphs_run_on_loihi2_and_agree_with_their_float_model(nam
 def test_reference_netx_networks_run_on_loihi2_and_agree_with_their_float_model(name, chip, tmp_path):
     inputs = {"dataset": "random_spikes", "samples": 2, "rate": 0.1} if name.startswith("oxford") else \
         {"dataset": "random", "samples": 2}
-    result = run(scenario({"netx": str(SHARED / "netx" / name)}, chip=str(REPO / "chips" / chip), input=inputs,
+    result = run(scenario({"netx": str(SHIPPED / "netx" / name)}, chip=str(REPO / "chips" / chip), input=inputs,
                           timesteps=12), out_dir=tmp_path)
     s = result.summary
     assert s["matches_reference"]
@@ -72,16 +72,16 @@ def test_reference_netx_networks_run_on_loihi2_and_agree_with_their_float_model(
 def test_netx_register_semantics():
     from neurosim.interop.netx_import import load_netx
 
-    tiny = load_netx(SHARED / "netx" / "tiny.net").graph
+    tiny = load_netx(SHIPPED / "netx" / "tiny.net").graph
     layer = tiny.populations["layer1"]
-    with h5py.File(SHARED / "netx" / "tiny.net") as h5:
+    with h5py.File(SHIPPED / "netx" / "tiny.net") as h5:
         neuron = h5["layer/1/neuron"]
         assert layer.kind == "loihi_lif"
         assert layer.params["du"] == neuron["iDecay"][()] - 1 and layer.params["dv"] == neuron["vDecay"][()]
         assert layer.params["vth"] == neuron["vThMant"][()] and layer.params["bias_exp"] == 6
         bias = h5["layer/1/bias"][()]
     assert np.array_equal(layer.params["bias_mant"], np.repeat(bias, 36).astype(np.int64))   # per channel
-    pilot = load_netx(SHARED / "netx" / "pilotnet_sdnn_network.net").graph
+    pilot = load_netx(SHIPPED / "netx" / "pilotnet_sdnn_network.net").graph
     assert pilot.populations["input"].kind == "delta_source"
     hidden = pilot.populations["layer1"].params
     assert hidden["vth"] == 6 << 12 and hidden["state_exp"] == 6 and hidden["payload_bits"] == 16
@@ -302,7 +302,7 @@ def test_event_digits_are_deterministic_events():
 
 
 def test_imported_graphs_are_graphs():
-    assert isinstance(load_nir(SHARED / "nir" / "braille_noDelay_bias_zero.nir", dt=1e-4).graph, Graph)
+    assert isinstance(load_nir(SHIPPED / "nir" / "braille_noDelay_bias_zero.nir", dt=1e-4).graph, Graph)
 
 
 def _shaped(*shape):

@@ -5,6 +5,7 @@ module's private names, and no module grows past a screenful of screens."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -52,8 +53,9 @@ def edges() -> dict[str, set[str]]:
 
 
 def stage_of(module: str) -> str | None:
+    """The stage a module belongs to; None for the package's facade (``neurosim``, ``neurosim.__main__``)."""
     parts = module.split(".")
-    return parts[1] if len(parts) > 1 else None
+    return parts[1] if len(parts) > 1 and not parts[1].startswith("__") else None
 
 
 def test_every_module_is_in_a_stage():
@@ -108,3 +110,23 @@ def test_no_private_name_is_imported(folder):
 def test_modules_stay_small():
     big = {name: n for name, path in MODULES.items() if (n := len(path.read_text().splitlines())) > MAX_LINES}
     assert not big, f"modules over {MAX_LINES} lines: {big}"
+
+
+OUTSIDE = re.compile(r"\.\./shared|shared/reference|/work/")
+TEXT = {".py", ".md", ".yaml", ".yml", ".toml", ".txt", ".cfg", ".ini", ""}
+
+
+def test_nothing_names_a_path_outside_the_repository():
+    """The repository stands alone: no scenario, test, doc or code reads or names a file beside it."""
+    root = PACKAGE.parent
+    skip = {"build", "dist", "traces"}
+    found = []
+    for path in root.rglob("*"):
+        parts = set(path.relative_to(root).parts)
+        if path.is_dir() or parts & skip or "__pycache__" in parts or path.suffix not in TEXT \
+                or any(p.endswith(".egg-info") or p.startswith(".") and p != ".ci" for p in parts):
+            continue
+        for n, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+            if OUTSIDE.search(line) and path != Path(__file__).resolve():
+                found.append(f"{path.relative_to(root)}:{n}: {line.strip()[:100]}")
+    assert not found, "\n".join(found)

@@ -1,6 +1,6 @@
 """Neuron programs: each numba kernel against its plain-numpy reference (random, multi-step and
 batched), hand-computed steps and spike times of the fixed-point arithmetic
-(shared/reference/loihi_fixed_point.md), and the checking of their parameters."""
+(Lava's bit-accurate Loihi models, as `neurosim/programs/lif.py` gives them), and the checking of their parameters."""
 
 from __future__ import annotations
 

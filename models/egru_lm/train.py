@@ -6,7 +6,7 @@
     python models/egru_lm/train.py --check-gradients  # the custom backward against autograd, then exit
 
 The model is an event-based GRU (Subramoney et al., ICLR 2023; the EvNN code's ``EGRUScript``,
-see /work/shared/reference/models.md §3.1): embedding V -> E, ``N_LAYERS`` EGRU layers of ``H``
+written out in neurosim/zoo/egru/model.py): embedding V -> E, ``N_LAYERS`` EGRU layers of ``H``
 units, a linear readout H -> V. Per layer and character, gates z, r, g in that order along the
 3H axis, ``W`` [n_in, 3H] and ``R`` [H, 3H]::
 

@@ -12,6 +12,7 @@ from neurosim.mapping.partition import LIMIT_NAMES
 from neurosim.programs import check_populations
 from neurosim.spec.chip import ArmPeSpec, ChipFile, GpuRooflineSpec, TernaryPipelineSpec, load_chip
 from neurosim.spec.model import EgruModelFile, LanguageModelFile
+from neurosim.spec.places import find
 from neurosim.spec.validate import validate
 from neurosim.spec.yamlio import load_yaml
 from neurosim.zoo.loader import load_model
@@ -80,15 +81,20 @@ def _checked_model(folder: Path) -> ModelSummary:
                         f"{graph.n_neurons:>9,} neurons {graph.n_synapses:>12,} synapses")
 
 
+IMPORTED = {".nir": "nir", ".net": "netx"}
+
+
 def _kind_of_file(path: Path) -> str:
     if path.is_dir():
         return "model"
+    if path.suffix in IMPORTED:
+        return IMPORTED[path.suffix]
     data, _, _ = load_yaml(path)
     if isinstance(data, dict) and ("grid" in data or "random" in data):
         return "sweep"
     if isinstance(data, dict) and ("core_kinds" in data or "base" in data):
         return "chip"
-    if isinstance(data, dict) and ("populations" in data or data.get("kind") in ("matmulfree_lm", "egru_lm")):
+    if isinstance(data, dict) and ("populations" in data or data.get("kind") in ("matmulfree_lm", "egru_lm", "spikegpt_lm")):
         return "model"
     return "scenario"
 
@@ -195,9 +201,18 @@ def pipeline_scenario_report(setup) -> str:
 
 
 def scenario_report(path: Path) -> str:
+    from neurosim.analysis.chips import per_chip
     from neurosim.runs import prepare
 
-    setup = prepare(path)
+    data, _, _ = load_yaml(path)
+    if isinstance(data, dict) and isinstance(data.get("chip"), list):
+        _, scenarios, base = per_chip(path)
+        return "\n\n".join(setup_report(prepare(one, base_dir=base)) for one in scenarios)
+    return setup_report(prepare(path))
+
+
+def setup_report(setup) -> str:
+    """A set-up scenario's mapping: per core, the fraction of each limit it uses."""
     if setup.mapping is None:
         return pipeline_scenario_report(setup)
     m, g = setup.mapping, setup.graph
@@ -220,11 +235,30 @@ def scenario_report(path: Path) -> str:
 
 
 def _existing(path_str: str) -> tuple[Path, str]:
-    """The path and what it holds: a chip, a model or a scenario."""
+    """The path and what it holds (a chip, a model, a scenario, a sweep, or a NIR or netx file),
+    for a path or the name of a chip, scenario or model (looked up as `neurosim.spec.places` says)."""
     path = Path(path_str)
     if not path.exists():
-        raise UserError("file not found", file=path_str)
+        for kind in ("scenario", "chip", "model"):
+            try:
+                path = find(kind, path_str)
+                break
+            except UserError:
+                continue
+        else:
+            raise UserError("file not found: expected a chip, model, scenario or sweep file, or the name of a chip, "
+                            "model or scenario", file=path_str)
     return path, _kind_of_file(path)
+
+
+def _imported(path: Path, kind: str):
+    if kind == "nir":
+        from neurosim.interop.nir_import import load_nir
+
+        return load_nir(path)
+    from neurosim.interop.netx_import import load_netx
+
+    return load_netx(path)
 
 
 def describe(path_str: str) -> str:
@@ -239,6 +273,10 @@ def describe(path_str: str) -> str:
     if kind == "model":
         model = _checked_model(path if path.is_dir() else path.parent)
         return "\n".join([f"{model.name}: {model.size.strip()}"] + model.lines)
+    if kind in IMPORTED.values():
+        graph = _imported(path, kind).graph
+        return "\n".join([f"{path.name}: a {kind} model, {graph.n_neurons:,} neurons, {graph.n_synapses:,} synapses"]
+                         + [f"  {p.name:<14} {p.kind:<14} {p.size:>8,}" for p in graph.populations.values()])
     return scenario_report(path)
 
 
@@ -248,6 +286,8 @@ def validate_path(path_str: str) -> str:
         load_chip(path)
     elif kind == "model":
         _checked_model(path if path.is_dir() else path.parent)
+    elif kind in IMPORTED.values():
+        _imported(path, kind)
     elif kind == "sweep":
         from neurosim.spec.scenario import scenario_from_dict
         from neurosim.sweep import apply_point, load_sweep
@@ -257,29 +297,65 @@ def validate_path(path_str: str) -> str:
             scenario_from_dict(apply_point(sweep.base, values, [path.parent, Path.cwd()]),
                                file=f"{path} (point {values})")
     else:
-        from neurosim.runs import prepare
-        prepare(path)
+        _validate_scenario(path)
     return kind
 
 
+def _validate_scenario(path: Path) -> None:
+    """Set a scenario up as a run would, once per chip when it names several."""
+    from neurosim.analysis.chips import per_chip
+    from neurosim.runs import prepare
+
+    data, _, _ = load_yaml(path)
+    if isinstance(data, dict) and isinstance(data.get("chip"), list):
+        _, scenarios, base = per_chip(path)
+        for one in scenarios:
+            try:
+                prepare(one, base_dir=base)
+            except UserError as err:
+                raise UserError(f"with chip {one['chip']!r}: {err.message}", file=str(path), field=err.field) \
+                    from None
+        return
+    prepare(path)
+
+
+def _folder(directory: Path, what: str) -> Path:
+    if not directory.is_dir():
+        raise UserError(f"no such folder, expected a folder of {what}", file=str(directory))
+    return directory
+
+
 def list_chips(directory: Path) -> str:
-    lines = [f"{'file':<32} {'name':<20} {'chips':>5} {'cores':>8}  core kind"]
-    for path in sorted(directory.glob("*.yaml")):
+    """A line per chip file in ``directory``: the name to give a scenario, and what it is."""
+    paths = sorted(_folder(directory, "chip files").glob("*.yaml"))
+    if not paths:
+        raise UserError("holds no chip files (*.yaml)", file=str(directory))
+    lines = [f"chips in {directory}", f"{'chip':<28} {'name':<20} {'chips':>5} {'cores':>8}  core kind"]
+    for path in paths:
         try:
             chip, _ = load_chip(path)
-            lines.append(f"{str(path):<32} {chip.name:<20} {chip.n_chips:>5} {chip.total_cores:>8,}  "
+            lines.append(f"{path.stem:<28} {chip.name:<20} {chip.n_chips:>5} {chip.total_cores:>8,}  "
                          f"{chip.chip.core_kind}")
         except UserError as err:
-            lines.append(f"{str(path):<32} invalid: {err.message}")
+            lines.append(f"{path.stem:<28} invalid: {err.message}")
     return "\n".join(lines)
 
 
 def list_models(directory: Path) -> str:
-    lines = [f"{'folder':<28} {'size':<40} dataset"]
-    for folder in sorted(p for p in directory.iterdir() if (p / "model.yaml").is_file()):
+    """A line per model folder in ``directory`` (the name to give a scenario, its size and data),
+    then the NIR and netx files in its sub-folders."""
+    folders = sorted(p for p in _folder(directory, "models").iterdir() if (p / "model.yaml").is_file())
+    imported = sorted(p for p in directory.glob("*/*") if p.suffix in IMPORTED)
+    if not folders and not imported:
+        raise UserError("holds no models (folders with model.yaml, or .nir and .net files)", file=str(directory))
+    lines = [f"models in {directory}", f"{'model':<28} {'size':<40} dataset"]
+    for folder in folders:
         try:
             m = _checked_model(folder)
-            lines.append(f"{str(folder):<28} {m.size:<40} {m.dataset}")
+            lines.append(f"{folder.name:<28} {m.size:<40} {m.dataset}")
         except UserError as err:
-            lines.append(f"{str(folder):<28} invalid: {err.message}")
+            lines.append(f"{folder.name:<28} invalid: {err.message}")
+    if imported:
+        lines += ["", "imported models (a scenario's model: {nir: FILE} or {netx: FILE})"]
+        lines += [f"{str(p.relative_to(directory.parent)):<48} {IMPORTED[p.suffix]}" for p in imported]
     return "\n".join(lines)

@@ -6,6 +6,7 @@ User mistakes (a bad file, a wrong field, a model that does not fit) print one l
 
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 from pathlib import Path
@@ -14,37 +15,80 @@ import click
 
 from neurosim.analysis.units import si
 from neurosim.errors import Interrupted, UserError
+from neurosim.spec.places import find
 
-DEFAULT_SCENARIO = "scenarios/quickstart.yaml"
+DEFAULT_SCENARIO = "quickstart"
+PATH = click.Path(dir_okay=True, file_okay=True)      # completes paths in the shell; names are looked up
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="neurosim")
-def cli() -> None:
-    """Simulate models on neuromorphic chips, spike by spike, and write HDF5 traces."""
+@click.option("-v", "--verbose", count=True, help="Say more: where each file was found, how the model was mapped "
+                                                   "(-vv: debugging detail).")
+@click.option("-q", "--quiet", is_flag=True, help="Say only errors (no warnings).")
+def cli(verbose: int, quiet: bool) -> None:
+    """Simulate models on neuromorphic chips, spike by spike, and write HDF5 traces.
+
+    Chips, models and scenarios are files or names: a name is looked up beside the scenario,
+    in the working directory's chips/, models/ and scenarios/, then among those that ship with
+    neurosim.
+    """
+    level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    logging.basicConfig(level=level, format="%(levelname)s: %(message)s", stream=sys.stderr, force=True)
+
+
+def scenario_path(name: str) -> Path:
+    """A scenario argument: a file, or a name in scenarios/ (here, or shipped)."""
+    return find("scenario", name, file=name, field="SCENARIO")
+
+
+def _with_fields(scenario: Path, chip: str | None, settings: tuple[str, ...]) -> dict | None:
+    """The scenario with ``--chip`` and ``--set`` applied, as a dict; None when neither is given."""
+    if chip is None and not settings:
+        return None
+    from neurosim.spec.scenario import set_fields
+    from neurosim.spec.yamlio import load_yaml
+
+    data, _, _ = load_yaml(scenario)
+    if not isinstance(data, dict):
+        raise UserError("expected a mapping of scenario fields", file=str(scenario))
+    values = _parse_pairs(settings, "--set", "input.samples=10")
+    if chip is not None:
+        values = {"chip": chip, **values}
+    return set_fields(data, values)
 
 
 @cli.command()
-@click.argument("scenario", default=DEFAULT_SCENARIO, required=False)
-@click.option("--out", "out_dir", default="traces", show_default=True, help="Directory for the trace.")
+@click.argument("scenario", default=DEFAULT_SCENARIO, required=False, type=PATH)
+@click.option("--out", "out_dir", default="traces", show_default=True, type=click.Path(file_okay=False),
+              help="Directory for the trace (checked before the run).")
 @click.option("--seed", type=int, default=None, help="Override the scenario's seed.")
+@click.option("--chip", default=None, metavar="NAME",
+              help="Run on this chip instead of the scenario's (a chip file or a name in chips/).")
+@click.option("--set", "settings", multiple=True, metavar="FIELD=VALUE",
+              help="Set any scenario field (repeatable), e.g. input.samples=10, timesteps=8, "
+                   "mapping.placement=spread, overrides.core.energy_pj.synop=5.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 @click.option("--override", "overrides", multiple=True, metavar="FIELD=VALUE",
               help="Replace a chip field, as the scenario's overrides do (repeatable), e.g. system.chips_x=4.")
 @click.option("--resume", is_flag=True,
               help="Continue from the last checkpoint of this run (the scenario's checkpoint_every).")
-def run(scenario: str, out_dir: str, seed: int | None, no_progress: bool, overrides: tuple[str, ...],
-        resume: bool) -> None:
-    """Run SCENARIO (default: the quickstart) and print its summary."""
+def run(scenario: str, out_dir: str, seed: int | None, chip: str | None, settings: tuple[str, ...],
+        no_progress: bool, overrides: tuple[str, ...], resume: bool) -> None:
+    """Run SCENARIO (a file or a name in scenarios/; default: the quickstart) and print its summary."""
     from neurosim.runs import run as run_scenario
 
-    if _names_several_chips(scenario):
-        _run_several(scenario, out_dir, seed, not no_progress and sys.stderr.isatty(), _parse_overrides(overrides))
+    path = scenario_path(scenario)
+    changed = _with_fields(path, chip, settings)
+    target = changed if changed is not None else path
+    progress = not no_progress and sys.stderr.isatty()
+    if _names_several_chips(target):
+        _run_several(target, path, out_dir, seed, progress, _parse_overrides(overrides))
         return
-    result = run_scenario(scenario, out_dir=out_dir, seed=seed, progress=not no_progress and sys.stderr.isatty(),
-                          overrides=_parse_overrides(overrides), resume=resume)
+    result = run_scenario(target, out_dir=out_dir, seed=seed, progress=progress,
+                          overrides=_parse_overrides(overrides), resume=resume, base_dir=path.parent)
     s = result.summary
-    click.echo(f"scenario        {scenario}")
+    click.echo(f"scenario        {path}")
     if "tokens_per_s" in s:
         _print_language(s, result.trace_path)
         return
@@ -81,28 +125,30 @@ def run(scenario: str, out_dir: str, seed: int | None, no_progress: bool, overri
     click.echo(f"trace           {result.trace_path}")
 
 
-def _names_several_chips(scenario: str) -> bool:
+def _names_several_chips(scenario: Path | dict) -> bool:
+    if isinstance(scenario, dict):
+        return isinstance(scenario.get("chip"), list)
     import yaml
 
     try:
         data = yaml.safe_load(Path(scenario).read_text())
-    except (OSError, yaml.YAMLError):
+    except (OSError, ValueError, yaml.YAMLError):
         return False                    # the run reports what is wrong with the file
     return isinstance(data, dict) and isinstance(data.get("chip"), list)
 
 
-def _run_several(scenario: str, out_dir, seed, progress: bool, overrides: dict) -> None:
+def _run_several(scenario: Path | dict, path: Path, out_dir, seed, progress: bool, overrides: dict) -> None:
     """Run a scenario on each of its chips and print them side by side."""
     from neurosim.analysis.chips import run_chips
-
     from neurosim.analysis.compare import from_summary
     from neurosim.traces.trace import read_summary
 
-    results, plot = run_chips(scenario, out_dir=out_dir, seed=seed, progress=progress, overrides=overrides)
+    results, plot = run_chips(scenario, out_dir=out_dir, seed=seed, progress=progress, overrides=overrides,
+                              base_dir=path.parent)
     rows = [from_summary("", str(read_summary(r.trace_path).meta.get("chip_name", "?")), "", r.summary)
             for r in results]
     per = rows[0].per
-    click.echo(f"scenario        {scenario}")
+    click.echo(f"scenario        {path}")
     click.echo(f"{'chip':<22} {'accuracy':>9} {'energy/' + per:>17} {'latency/' + per:>18} {'cores':>6}  trace")
     for r, row in zip(results, rows):
         acc = f"{row.accuracy:.2%}" if row.accuracy == row.accuracy else "n/a"
@@ -160,17 +206,24 @@ def _print_pes(s: dict) -> None:
                                                   f"{si(s['max_late_s'], 's')} late" if s['pe_overruns'] else ""))
 
 
-def _parse_overrides(items: tuple[str, ...]) -> dict:
+def _parse_pairs(items: tuple[str, ...], option: str, example: str) -> dict:
     """``FIELD=VALUE`` pairs; each value is read as YAML (numbers, booleans, strings)."""
     import yaml
 
     out = {}
     for item in items:
         field, sep, value = item.partition("=")
-        if not sep or not field:
-            raise UserError(f"--override {item!r}: expected FIELD=VALUE, e.g. system.chips_x=4")
-        out[field.strip()] = yaml.safe_load(value)
+        if not sep or not field.strip():
+            raise UserError(f"{option} {item!r}: expected FIELD=VALUE, e.g. {example}")
+        try:
+            out[field.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise UserError(f"{option} {item!r}: the value is not a YAML value") from None
     return out
+
+
+def _parse_overrides(items: tuple[str, ...]) -> dict:
+    return _parse_pairs(items, "--override", "system.chips_x=4")
 
 
 @cli.command()
@@ -241,8 +294,8 @@ def report(trace: str, out: str | None) -> None:
 
 
 @cli.command(name="export")
-@click.argument("model")
-@click.argument("out")
+@click.argument("model", type=PATH)
+@click.argument("out", type=click.Path(dir_okay=False))
 @click.option("--dt", default=1.0, show_default=True, type=float,
               help="The time step the NIR model's time constants are given for.")
 def export(model: str, out: str, dt: float) -> None:
@@ -250,7 +303,14 @@ def export(model: str, out: str, dt: float) -> None:
     from neurosim.zoo.loader import LanguageModel, load_model
     from neurosim.interop.nir_export import export_nir
 
-    graph, _ = load_model(model)
+    from neurosim.spec.yamlio import load_yaml
+
+    folder = find("model", model, file=model, field="MODEL")
+    header, _, _ = load_yaml(folder / "model.yaml")
+    if isinstance(header, dict) and str(header.get("kind", "")).endswith("_lm"):    # refused before its weights load
+        raise UserError(f"a language model ({header['kind']}), whose programs no NIR primitive expresses; "
+                        f"expected a spiking graph", file=str(folder / "model.yaml"), field="kind")
+    graph, _ = load_model(folder)
     if isinstance(graph, LanguageModel):
         raise UserError(f"{graph.name} is a language model, whose programs no NIR primitive expresses; "
                         f"expected a spiking graph", file=model)
@@ -261,40 +321,65 @@ def export(model: str, out: str, dt: float) -> None:
 
 
 @cli.command()
-@click.argument("path")
+@click.argument("path", type=PATH)
 def inspect(path: str) -> None:
-    """Show a chip's capacity and costs, or a scenario's per-core utilisation."""
+    """Show a chip's capacity and costs, a model's populations, or a scenario's per-core utilisation
+    (PATH: a file, or the name of a chip, model or scenario)."""
     from neurosim.cli.inspect import describe
 
     click.echo(describe(path))
 
 
+def _listed(directory: str | None, kind: str) -> Path:
+    """The folder to list: the one given, else ./chips (./models) if there is one, else the shipped one."""
+    from neurosim.spec.places import FOLDERS, shipped_folder
+
+    if directory is not None:
+        return Path(directory)
+    here = Path(FOLDERS[kind])
+    shipped = shipped_folder(kind)
+    if here.is_dir() or shipped is None:
+        return here
+    return shipped
+
+
 @cli.command()
-@click.option("--dir", "directory", default="chips", show_default=True)
-def chips(directory: str) -> None:
+@click.option("--dir", "directory", default=None, type=click.Path(file_okay=False),
+              help="The folder to list (default: ./chips, else the chips that ship with neurosim).")
+def chips(directory: str | None) -> None:
     """List the chip specs."""
     from neurosim.cli.inspect import list_chips
 
-    click.echo(list_chips(Path(directory)))
+    click.echo(list_chips(_listed(directory, "chip")))
 
 
 @cli.command()
-@click.option("--dir", "directory", default="models", show_default=True)
-def models(directory: str) -> None:
+@click.option("--dir", "directory", default=None, type=click.Path(file_okay=False),
+              help="The folder to list (default: ./models, else the models that ship with neurosim).")
+def models(directory: str | None) -> None:
     """List the models."""
     from neurosim.cli.inspect import list_models
 
-    click.echo(list_models(Path(directory)))
+    click.echo(list_models(_listed(directory, "model")))
 
 
 @cli.command()
-@click.argument("paths", nargs=-1, required=True)
+@click.argument("paths", nargs=-1, required=True, type=PATH)
 def validate(paths: tuple[str, ...]) -> None:
-    """Check chip, scenario or model files without running anything."""
+    """Check chip, scenario, sweep, model, NIR and netx files (or names) without running anything.
+
+    Every file is checked and reported on a line of its own; the exit status is 2 if any was wrong."""
     from neurosim.cli.inspect import validate_path
 
+    failed = 0
     for path in paths:
-        click.echo(f"{path}: ok ({validate_path(path)})")
+        try:
+            click.echo(f"{path}: ok ({validate_path(path)})")
+        except UserError as err:
+            failed += 1
+            click.echo(f"error: {err}", err=True)
+    if failed:
+        raise SystemExit(2)
 
 
 def _terminate(signum, frame):
@@ -305,7 +390,7 @@ def main() -> None:
     """Entry point: user errors become one line on stderr and exit status 2."""
     signal.signal(signal.SIGTERM, _terminate)
     try:
-        cli.main(standalone_mode=False)
+        cli.main(standalone_mode=False, prog_name="neurosim")
     except UserError as err:
         click.echo(f"error: {err}", err=True)
         sys.exit(2)

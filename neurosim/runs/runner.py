@@ -7,13 +7,15 @@ language model, `neurosim.runs.language`) and writes what that gives as a trace.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from neurosim import __version__
-from neurosim.errors import Interrupted
+from neurosim.errors import Interrupted, UserError
 from neurosim.runs.language import run_language, run_pipeline_language
 from neurosim.runs.pipeline import run_pipeline_graph
 from neurosim.runs.progress import PROGRESS
@@ -25,11 +27,13 @@ from neurosim.traces.trace import write_trace
 
 def run(scenario: str | Path | dict, *, out_dir: str | Path | None = None, seed: int | None = None,
         progress: bool = False, write: bool = True, overrides: dict[str, Any] | None = None,
-        resume: bool = False) -> RunResult:
+        resume: bool = False, base_dir: str | Path | None = None) -> RunResult:
     """Run a scenario (a YAML path or a dict of its contents) and write its trace.
 
     ``seed`` and ``overrides`` (chip fields, as in the scenario's ``overrides``) change the
-    scenario for this run. Returns the summary and the trace path (None when ``write`` is False).
+    scenario for this run; ``base_dir`` is where the names in a dict scenario are looked up first
+    (`neurosim.spec.places`). The trace's folder is checked (made if need be, writable, with room)
+    before anything runs. Returns the summary and the trace path (None when ``write`` is False).
     Interrupted (Ctrl-C), it raises `neurosim.errors.Interrupted` saying where it was, and
     writes nothing. With the scenario's ``checkpoint_every`` a run saves its progress every so
     many timesteps (at the end of a sample; `neurosim.runs.checkpoint.Checkpoint`), and with
@@ -37,17 +41,20 @@ def run(scenario: str | Path | dict, *, out_dir: str | Path | None = None, seed:
     overrides, to the same trace as a run that was never stopped.
     """
     PROGRESS.at = "loading the scenario"
+    if write:
+        check_out_dir(Path(out_dir) if out_dir is not None else Path("traces"))
     try:
         return _run(scenario, out_dir=out_dir, seed=seed, progress=progress, write=write, overrides=overrides,
-                    resume=resume)
+                    resume=resume, base_dir=base_dir)
     except KeyboardInterrupt:
         raise Interrupted(PROGRESS.at) from None
 
 
 def _run(scenario: str | Path | dict, *, out_dir: str | Path | None, seed: int | None, progress: bool,
-         write: bool, overrides: dict[str, Any] | None, resume: bool = False) -> RunResult:
+         write: bool, overrides: dict[str, Any] | None, resume: bool = False,
+         base_dir: str | Path | None = None) -> RunResult:
     wall_start = time.perf_counter()
-    setup = prepare(scenario, seed, overrides)
+    setup = prepare(scenario, seed, overrides, base_dir)
     meta: dict[str, Any] = {}
     if setup.lm is not None:
         summary, groups, meta = (run_language(setup, progress, resume) if setup.language is not None
@@ -66,6 +73,27 @@ def _run(scenario: str | Path | dict, *, out_dir: str | Path | None, seed: int |
                            else run_spiking(setup, data, timesteps, progress, resume))
     summary["wall_time_s"] = float(time.perf_counter() - wall_start)
     return _finish(setup, summary, groups, meta, out_dir, write)
+
+
+MIN_FREE_BYTES = 16 << 20       # room for a small trace and its temporary copy
+
+
+def check_out_dir(out: Path) -> None:
+    """Refuse, before a run, a trace folder that cannot be made or written to, or has no room."""
+    def fail(why: str) -> UserError:
+        return UserError(f"the trace folder {str(out)!r} {why}", field="--out")
+
+    if out.exists() and not out.is_dir():
+        raise fail("is a file, expected a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=out, prefix=".neurosim-probe-", delete=True)
+        probe.close()
+    except OSError as err:
+        raise fail(f"cannot be written to ({err.strerror or err})") from None
+    free = shutil.disk_usage(out).free
+    if free < MIN_FREE_BYTES:
+        raise fail(f"has {free / 2**20:.1f} MiB free, expected at least {MIN_FREE_BYTES >> 20} MiB for the trace")
 
 
 def _finish(setup: Setup, summary: dict[str, Any], groups: dict[str, Any], meta: dict[str, Any],

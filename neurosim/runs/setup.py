@@ -4,9 +4,10 @@ inputs (`load_inputs`). Nothing here simulates; every mistake a user can fix is 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -14,14 +15,18 @@ from neurosim import datasets
 from neurosim.errors import UserError
 from neurosim.graph.graph import Graph
 from neurosim.interop.imported import ImportedModel
-from neurosim.zoo.loader import LanguageModel, load_model, resolve_model_dir, sha256_of
+from neurosim.zoo.loader import LanguageModel, load_model, sha256_of
 from neurosim.zoo.language import LoweredLanguageModel, lower_language_model
 from neurosim.mapping.mapper import Mapping, map_graph
 from neurosim.spec.chip import (ArmPeSpec, ChipFile, GpuRooflineSpec, TernaryPipelineSpec, chip_from_dict, load_chip,
-                                load_chip_data, resolve_chip_path)
+                                load_chip_data)
+from neurosim.spec.places import find
 from neurosim.spec.scenario import (NetxModelSpec, NirModelSpec, ScenarioFile, apply_overrides, load_scenario,
                                     override_path, scenario_from_dict)
 from neurosim.spec.yamlio import LineMap
+
+
+log = logging.getLogger("neurosim")
 
 
 @dataclass
@@ -49,28 +54,14 @@ class Setup:
     language: LoweredLanguageModel | None = None
     imported: ImportedModel | None = None            # a model imported from a NIR or netx file
     baselines: list[ChipFile] = field(default_factory=list)   # GPU rooflines a language model is compared with
+    beside: Path | None = None           # the folder names in the scenario are looked up from first
 
 
-def _search_bases(scenario_path: Path | None) -> list[Path]:
-    bases = [Path.cwd()]
-    if scenario_path is not None:
-        bases += [scenario_path.parent, scenario_path.parent.parent]
-    return bases
-
-
-def _resolve(resolver: Callable[[str, Path | None], Path], name: str, bases: list[Path], what: str,
-             scenario_file: str, lines: LineMap | None) -> Path:
-    """The first base under which ``resolver`` finds ``name``; else an error at the scenario's field."""
-    for base in bases:
-        try:
-            return resolver(name, base)
-        except UserError:
-            continue
-    places = ", ".join(dict.fromkeys(str(b) for b in bases))
-    expected = ("a YAML file or a name in chips/" if what == "chip"
-                else "a folder holding model.yaml or a name in models/")
-    raise UserError(f"{what} {name!r} not found (looked under {places}), expected {expected}", file=scenario_file,
-                    field=what, line=lines.find((what,)) if lines is not None else None)
+def _find(kind: str, name: str, beside: Path | None, field: str, scenario_file: str,
+          lines: LineMap | None, key: tuple[str, ...] | None = None) -> Path:
+    """``name`` looked up as `neurosim.spec.places` says; an error at the scenario's field if nowhere."""
+    return find(kind, name, beside, file=scenario_file, field=field,
+                line=lines.find(key or (field,)) if lines is not None else None)
 
 
 def load_chip_with_overrides(path: Path, overrides: dict[str, Any], scenario_file: str,
@@ -92,9 +83,12 @@ def load_chip_with_overrides(path: Path, overrides: dict[str, Any], scenario_fil
                         field=err.field) from None
 
 
-def prepare(scenario: str | Path | dict, seed: int | None = None, overrides: dict[str, Any] | None = None) -> Setup:
+def prepare(scenario: str | Path | dict, seed: int | None = None, overrides: dict[str, Any] | None = None,
+            base_dir: str | Path | None = None) -> Setup:
     """Load, validate and map a scenario without running it; ``overrides`` add to (and win
-    over) the scenario's own."""
+    over) the scenario's own. The chip, model and files a scenario names are found beside it
+    (``base_dir`` for a scenario given as a dict), in the working directory, then among the
+    shipped ones (`neurosim.spec.places`)."""
     if isinstance(scenario, dict):
         import yaml
 
@@ -107,33 +101,34 @@ def prepare(scenario: str | Path | dict, seed: int | None = None, overrides: dic
         spec = spec.model_copy(update={"seed": seed})
     if overrides:
         spec = spec.model_copy(update={"overrides": {**spec.overrides, **overrides}})
-    bases = _search_bases(path)
+    beside = path.parent if path is not None else (Path(base_dir) if base_dir is not None else None)
     scenario_file = str(path or "<scenario>")
     _require(isinstance(spec.chip, str), "several chips: run them with neurosim run (or neurosim.run_chips), "
                                          "which compares them", "chip", scenario_file, lines)
-    chip_path = _resolve(resolve_chip_path, spec.chip, bases, "chip", scenario_file, lines)
+    chip_path = _find("chip", spec.chip, beside, "chip", scenario_file, lines)
     chip, chip_text = load_chip_with_overrides(chip_path, spec.overrides, scenario_file, lines)
     _require(not isinstance(chip.core, GpuRooflineSpec), f"{chip.name} is a GPU roofline, a baseline: expected a "
              f"neuromorphic chip here, and the GPU in the scenario's baselines", "chip", scenario_file, lines)
     baselines = []
     for k, name in enumerate(spec.baselines):
-        gpu, _ = load_chip(_resolve(resolve_chip_path, name, bases, "chip", scenario_file, lines))
+        gpu, _ = load_chip(_find("chip", name, beside, f"baselines.{k}", scenario_file, lines, ("baselines",)))
         if not isinstance(gpu.core, GpuRooflineSpec):
             raise UserError(f"{name!r} is a {gpu.chip.core_kind} chip, expected a gpu_roofline chip",
                             file=scenario_file, field=f"baselines.{k}")
         baselines.append(gpu)
     pipeline = isinstance(chip.core, TernaryPipelineSpec)
     if not isinstance(spec.model, str):
-        imported = import_model(spec.model, bases, scenario_file, lines)
+        imported = import_model(spec.model, beside, scenario_file, lines)
         _require(not pipeline, f"a {chip.chip.core_kind} chip runs models from neurosim's model folders; "
                                f"imported files run on chips of cores", "model", scenario_file, lines)
         mapping = map_graph(imported.graph, chip, spec.mapping.placement, spec.mapping.cores)
+        _log_mapping(imported.graph, mapping)
         import yaml
 
         model_text = yaml.safe_dump(spec.model.model_dump(), sort_keys=False)
         return Setup(spec, text, chip, chip_text, imported.graph, model_text, mapping, scenario_file, lines,
-                     imported=imported)
-    model_dir = _resolve(resolve_model_dir, spec.model, bases, "model", scenario_file, lines)
+                     beside=beside, imported=imported)
+    model_dir = _find("model", spec.model, beside, "model", scenario_file, lines)
     model, model_text = load_model(model_dir)
     if isinstance(model, LanguageModel):
         _require(spec.language is not None, "a language model is driven by a language section "
@@ -143,31 +138,33 @@ def prepare(scenario: str | Path | dict, seed: int | None = None, overrides: dic
                                                       f"models; {model.name!r} is not one", "model", scenario_file,
                      lines)
             return Setup(spec, text, chip, chip_text, None, model_text, None, scenario_file, lines, lm=model,
-                         baselines=baselines)
+                         baselines=baselines, beside=beside)
         language = lower_language_model(model, software_neurons=isinstance(chip.core, ArmPeSpec))
         mapping = map_graph(language.graph, chip, spec.mapping.placement, spec.mapping.cores)
+        _log_mapping(language.graph, mapping)
         return Setup(spec, text, chip, chip_text, language.graph, model_text, mapping, scenario_file, lines,
-                     lm=model, language=language, baselines=baselines)
+                     lm=model, language=language, baselines=baselines, beside=beside)
     if pipeline:         # the pipeline computes the graph layer by layer: no cores to map onto
         from neurosim.programs import check_populations, check_projections
 
         check_populations(model)
         check_projections(model)
-        return Setup(spec, text, chip, chip_text, model, model_text, None, scenario_file, lines)
+        return Setup(spec, text, chip, chip_text, model, model_text, None, scenario_file, lines, beside=beside)
     mapping = map_graph(model, chip, spec.mapping.placement, spec.mapping.cores)
-    return Setup(spec, text, chip, chip_text, model, model_text, mapping, scenario_file, lines)
+    _log_mapping(model, mapping)
+    return Setup(spec, text, chip, chip_text, model, model_text, mapping, scenario_file, lines, beside=beside)
 
 
-def import_model(spec: NirModelSpec | NetxModelSpec, bases: list[Path], scenario_file: str,
+def _log_mapping(graph: Graph, mapping: Mapping) -> None:
+    log.info("%s: %d populations, %d neurons, %d synapses on %d cores of %d chip(s)", graph.name,
+             len(graph.populations), graph.n_neurons, graph.n_synapses, mapping.n_cores, mapping.chips_used)
+
+
+def import_model(spec: NirModelSpec | NetxModelSpec, beside: Path | None, scenario_file: str,
                  lines: LineMap | None) -> ImportedModel:
-    """A NIR or netx file named by a scenario's model, found under the scenario's search bases."""
+    """A NIR or netx file named by a scenario's model, found as `neurosim.spec.places` says."""
     fmt = "nir" if isinstance(spec, NirModelSpec) else "netx"
-    name = getattr(spec, fmt)
-    found = next((base / name for base in bases if (base / name).is_file()), None)
-    if found is None:
-        places = ", ".join(dict.fromkeys(str(b) for b in bases))
-        raise UserError(f"{fmt} file {name!r} not found (looked under {places})", file=scenario_file,
-                        field=f"model.{fmt}", line=lines.find(("model", fmt)) if lines is not None else None)
+    found = _find("file", getattr(spec, fmt), beside, f"model.{fmt}", scenario_file, lines, ("model", fmt))
     if fmt == "nir":
         from neurosim.interop.nir_import import load_nir
 
@@ -196,12 +193,12 @@ def load_inputs(setup: Setup) -> datasets.Dataset:
 
     size = graph.populations[graph.input_population].size
     if spec.input.file is not None:
-        bases = _search_bases(Path(setup.scenario_file) if setup.scenario_file != "<scenario>" else None)
-        path = next((b / spec.input.file for b in bases if (b / spec.input.file).is_file()), Path(spec.input.file))
+        path = _find("file", spec.input.file, setup.beside, "input.file", setup.scenario_file, setup.lines,
+                     ("input", "file"))
         labels = None
         if spec.input.labels is not None:
-            labels = next((b / spec.input.labels for b in bases if (b / spec.input.labels).is_file()),
-                          Path(spec.input.labels))
+            labels = _find("file", spec.input.labels, setup.beside, "input.labels", setup.scenario_file,
+                           setup.lines, ("input", "labels"))
         try:
             data = datasets.load_input_file(path, labels)
         except ValueError as err:

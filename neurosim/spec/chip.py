@@ -25,6 +25,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from neurosim.errors import UserError
+from neurosim.spec.places import find
 from neurosim.spec.validate import Spec, validate
 from neurosim.spec.yamlio import LineMap, load_yaml
 
@@ -365,21 +366,6 @@ class ChipFile(Spec):
         return self.cores_per_chip * self.n_chips
 
 
-CHIPS_DIR = Path("chips")
-
-
-def resolve_chip_path(name_or_path: str, base: Path | None = None) -> Path:
-    """A chip is a YAML path, or a name of a file in ``chips/``."""
-    candidates = [Path(name_or_path)]
-    if base is not None:
-        candidates[:0] = [base / name_or_path, base / f"{name_or_path}.yaml"]
-    candidates += [CHIPS_DIR / name_or_path, CHIPS_DIR / f"{name_or_path}.yaml"]
-    for path in candidates:
-        if path.is_file():
-            return path
-    raise UserError(f"chip {name_or_path!r} not found, expected a YAML file or a name in chips/")
-
-
 def chip_from_dict(data: object, *, file: str, lines: LineMap | None = None) -> ChipFile:
     if not isinstance(data, dict):
         raise UserError(f"expected a mapping with system, chip and core_kinds, found {type(data).__name__}",
@@ -418,7 +404,7 @@ def load_chip_data(path: str | Path, _seen: tuple[Path, ...] = ()) -> tuple[dict
         raise UserError(f"expected the name or path of a chip file, found {base_name!r}", file=str(path),
                         field="base", line=lines.find(("base",)))
     try:
-        base_path = resolve_chip_path(base_name, path.parent)
+        base_path = find("chip", base_name, path.parent, file=str(path), field="base")
     except UserError as err:
         raise UserError(err.message, file=str(path), field="base", line=lines.find(("base",))) from None
     if base_path.resolve() in _seen or base_path.resolve() == path.resolve():

@@ -156,3 +156,28 @@ def apply_overrides(chip_data: dict, overrides: dict[str, Any], *, file: str, li
                             field=f"overrides.{dotted}")
         node[parts[-1]] = value
     return data
+
+
+def set_fields(scenario: dict, values: dict[str, Any], *, source: str = "--set") -> dict:
+    """A copy of a scenario (as read from YAML) with dotted fields set: ``timesteps``,
+    ``input.samples``, ``mapping.placement``, ``overrides.<chip field>``... Values are YAML values.
+    A path through something that is not a mapping is a `UserError` naming ``source``."""
+    import copy
+
+    out = copy.deepcopy(scenario)
+    for path, value in values.items():
+        if path.startswith("overrides."):
+            overrides = out.setdefault("overrides", {})
+            if not isinstance(overrides, dict):
+                raise UserError(f"{path!r}: the scenario's overrides are not a mapping", field=source)
+            overrides[path.removeprefix("overrides.")] = value
+            continue
+        node, parts = out, path.split(".")
+        if not all(parts):
+            raise UserError(f"{path!r}: expected a dotted field such as input.samples", field=source)
+        for key in parts[:-1]:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise UserError(f"{path!r}: {key!r} of the scenario is not a mapping", field=source)
+        node[parts[-1]] = value
+    return out

@@ -1,0 +1,5 @@
+"""``python -m neurosim``: the `neurosim` command."""
+
+from neurosim.cli import main
+
+main()
