@@ -22,7 +22,7 @@ from neurosim.runs.progress import PROGRESS
 from neurosim.runs.setup import RunResult, Setup, load_inputs, prepare, sample_timesteps
 from neurosim.runs.spiking import run_spiking
 from neurosim.spec.chip import ArmPeSpec
-from neurosim.traces.trace import write_trace
+from neurosim.traces.trace import Trace, write_trace
 
 
 def run(scenario: str | Path | dict, *, out_dir: str | Path | None = None, seed: int | None = None,
@@ -98,9 +98,8 @@ def check_out_dir(out: Path) -> None:
 
 def _finish(setup: Setup, summary: dict[str, Any], groups: dict[str, Any], meta: dict[str, Any],
             out_dir: str | Path | None, write: bool) -> RunResult:
-    """Write the trace (meta, summary, groups) unless ``write`` is False."""
-    if not write:
-        return RunResult(summary, None)
+    """Write the trace (meta, summary, groups) unless ``write`` is False; the result holds the
+    trace in memory when it is not written."""
     spec = setup.scenario
     meta = {
         "neurosim_version": __version__, "scenario_name": spec.name, "scenario_yaml": setup.scenario_text,
@@ -112,6 +111,9 @@ def _finish(setup: Setup, summary: dict[str, Any], groups: dict[str, Any], meta:
     }
     if isinstance(setup.chip.core, ArmPeSpec):
         meta |= {"dvfs": setup.chip.core.timing.dvfs, "timing_mode": setup.chip.core.timing.mode}
+    if not write:
+        attrs = {name: dict(content.get("@attrs", {})) for name, content in groups.items()}
+        return RunResult(summary, None, Trace(None, meta, summary, groups, attrs))
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
     out = Path(out_dir) if out_dir is not None else Path("traces")
     path = write_trace(out / f"{spec.name}-{stamp}.h5", meta, summary, groups)

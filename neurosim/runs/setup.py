@@ -5,9 +5,11 @@ inputs (`load_inputs`). Nothing here simulates; every mistake a user can fix is 
 from __future__ import annotations
 
 import logging
+import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -24,6 +26,7 @@ from neurosim.spec.places import find
 from neurosim.spec.scenario import (NetxModelSpec, NirModelSpec, ScenarioFile, apply_overrides, load_scenario,
                                     override_path, scenario_from_dict)
 from neurosim.spec.yamlio import LineMap
+from neurosim.traces.trace import Trace, read_trace
 
 
 log = logging.getLogger("neurosim")
@@ -31,10 +34,20 @@ log = logging.getLogger("neurosim")
 
 @dataclass
 class RunResult:
-    """What `run` returns: the summary attributes and where the trace was written."""
+    """What `run` returns: the summary attributes, where the trace was written, and the trace
+    itself (`trace`: in memory when nothing was written, else read from its file when asked)."""
 
     summary: dict[str, Any]
     trace_path: Path | None
+    records: Trace | None = field(default=None, repr=False)
+
+    @property
+    def trace(self) -> Trace | None:
+        """The run's trace: its meta, summary and groups (`Trace.frame` and `Trace.dataset` give a
+        group as a pandas DataFrame or an xarray Dataset)."""
+        if self.records is None and self.trace_path is not None:
+            self.records = read_trace(self.trace_path)
+        return self.records
 
 
 @dataclass
@@ -88,7 +101,32 @@ def prepare(scenario: str | Path | dict, seed: int | None = None, overrides: dic
     """Load, validate and map a scenario without running it; ``overrides`` add to (and win
     over) the scenario's own. The chip, model and files a scenario names are found beside it
     (``base_dir`` for a scenario given as a dict), in the working directory, then among the
-    shipped ones (`neurosim.spec.places`)."""
+    shipped ones (`neurosim.spec.places`). A dict scenario's model may be a `nir.NIRGraph` built
+    in Python (``model: graph`` or ``model: {nir: graph, dt: ..., reset: ...}``)."""
+    with nir_objects_as_files(scenario) as scenario:
+        return _prepare(scenario, seed, overrides, base_dir)
+
+
+@contextmanager
+def nir_objects_as_files(scenario: str | Path | dict) -> Iterator[str | Path | dict]:
+    """The scenario with an in-memory `nir.NIRGraph` model written to a temporary NIR file (removed
+    afterwards), so that it is imported, checked and recorded as a file would be."""
+    model = scenario.get("model") if isinstance(scenario, dict) else None
+    graph = model.get("nir") if isinstance(model, dict) else model
+    if isinstance(scenario, dict) and type(graph).__name__ == "NIRGraph":
+        import nir
+
+        with tempfile.TemporaryDirectory(prefix="neurosim-nir-") as tmp:
+            path = Path(tmp) / "graph.nir"
+            nir.write(str(path), graph)
+            spec = {**model, "nir": str(path)} if isinstance(model, dict) else {"nir": str(path)}
+            yield {**scenario, "model": spec}
+        return
+    yield scenario
+
+
+def _prepare(scenario: str | Path | dict, seed: int | None, overrides: dict[str, Any] | None,
+             base_dir: str | Path | None) -> Setup:
     if isinstance(scenario, dict):
         import yaml
 
