@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Iterator
 
 from tqdm import tqdm
+
+log = logging.getLogger("neurosim")
 
 
 @dataclass
@@ -22,3 +28,13 @@ def progress_bar(total: int, initial: int, desc: str, unit: str, enabled: bool) 
     """A bar over a run's samples or tokens, from ``initial`` (a resumed run's); shown only when
     ``enabled``, and gone once closed."""
     return tqdm(total=total, initial=initial, desc=desc, unit=unit, disable=not enabled, leave=False)
+
+
+@contextmanager
+def phase(name: str) -> Iterator[None]:
+    """A phase of a run (loading, mapping, the run, the reference, writing): where the run is
+    while it lasts, and with ``neurosim -v`` a line saying how long it took."""
+    PROGRESS.at = name
+    start = time.perf_counter()
+    yield
+    log.info("%s: %.2f s", name, time.perf_counter() - start)

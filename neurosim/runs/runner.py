@@ -18,7 +18,7 @@ from neurosim import __version__
 from neurosim.errors import Interrupted, UserError
 from neurosim.runs.language import run_language, run_pipeline_language
 from neurosim.runs.pipeline import run_pipeline_graph
-from neurosim.runs.progress import PROGRESS
+from neurosim.runs.progress import PROGRESS, phase
 from neurosim.runs.setup import RunResult, Setup, load_inputs, prepare, sample_timesteps
 from neurosim.runs.spiking import run_spiking
 from neurosim.spec.chip import ArmPeSpec
@@ -57,8 +57,9 @@ def _run(scenario: str | Path | dict, *, out_dir: str | Path | None, seed: int |
     setup = prepare(scenario, seed, overrides, base_dir)
     meta: dict[str, Any] = {}
     if setup.lm is not None:
-        summary, groups, meta = (run_language(setup, progress, resume) if setup.language is not None
-                                 else run_pipeline_language(setup))
+        with phase("the run"):
+            summary, groups, meta = (run_language(setup, progress, resume) if setup.language is not None
+                                     else run_pipeline_language(setup))
         if setup.baselines:
             from neurosim.cores.gpu_roofline import baseline_summary
 
@@ -69,8 +70,9 @@ def _run(scenario: str | Path | dict, *, out_dir: str | Path | None, seed: int |
     else:
         data = load_inputs(setup)
         timesteps = sample_timesteps(setup, data)
-        summary, groups = (run_pipeline_graph(setup, data, timesteps) if setup.mapping is None    # a ternary pipeline
-                           else run_spiking(setup, data, timesteps, progress, resume))
+        with phase("the run"):
+            summary, groups = (run_pipeline_graph(setup, data, timesteps) if setup.mapping is None  # a ternary pipeline
+                               else run_spiking(setup, data, timesteps, progress, resume))
     summary["wall_time_s"] = float(time.perf_counter() - wall_start)
     return _finish(setup, summary, groups, meta, out_dir, write)
 
@@ -116,5 +118,6 @@ def _finish(setup: Setup, summary: dict[str, Any], groups: dict[str, Any], meta:
         return RunResult(summary, None, Trace(None, meta, summary, groups, attrs))
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
     out = Path(out_dir) if out_dir is not None else Path("traces")
-    path = write_trace(out / f"{spec.name}-{stamp}.h5", meta, summary, groups)
+    with phase("writing the trace"):
+        path = write_trace(out / f"{spec.name}-{stamp}.h5", meta, summary, groups)
     return RunResult(summary, path)

@@ -20,6 +20,7 @@ from neurosim.interop.imported import ImportedModel
 from neurosim.zoo.loader import LanguageModel, load_model, sha256_of
 from neurosim.zoo.language import LoweredLanguageModel, lower_language_model
 from neurosim.mapping.mapper import Mapping, map_graph
+from neurosim.runs.progress import phase
 from neurosim.spec.chip import (ArmPeSpec, ChipFile, GpuRooflineSpec, TernaryPipelineSpec, chip_from_dict, load_chip,
                                 load_chip_data)
 from neurosim.spec.places import find
@@ -156,18 +157,19 @@ def _prepare(scenario: str | Path | dict, seed: int | None, overrides: dict[str,
         baselines.append(gpu)
     pipeline = isinstance(chip.core, TernaryPipelineSpec)
     if not isinstance(spec.model, str):
-        imported = import_model(spec.model, beside, scenario_file, lines)
+        with phase("importing the model"):
+            imported = import_model(spec.model, beside, scenario_file, lines)
         _require(not pipeline, f"a {chip.chip.core_kind} chip runs models from neurosim's model folders; "
                                f"imported files run on chips of cores", "model", scenario_file, lines)
-        mapping = map_graph(imported.graph, chip, spec.mapping.placement, spec.mapping.cores)
-        _log_mapping(imported.graph, mapping)
+        mapping = _map(imported.graph, chip, spec)
         import yaml
 
         model_text = yaml.safe_dump(spec.model.model_dump(), sort_keys=False)
         return Setup(spec, text, chip, chip_text, imported.graph, model_text, mapping, scenario_file, lines,
                      beside=beside, imported=imported)
     model_dir = _find("model", spec.model, beside, "model", scenario_file, lines)
-    model, model_text = load_model(model_dir)
+    with phase("loading the model"):
+        model, model_text = load_model(model_dir)
     if isinstance(model, LanguageModel):
         _require(spec.language is not None, "a language model is driven by a language section "
                                              "(prompt_tokens, generate_tokens)", "language", scenario_file, lines)
@@ -178,8 +180,7 @@ def _prepare(scenario: str | Path | dict, seed: int | None, overrides: dict[str,
             return Setup(spec, text, chip, chip_text, None, model_text, None, scenario_file, lines, lm=model,
                          baselines=baselines, beside=beside)
         language = lower_language_model(model, software_neurons=isinstance(chip.core, ArmPeSpec))
-        mapping = map_graph(language.graph, chip, spec.mapping.placement, spec.mapping.cores)
-        _log_mapping(language.graph, mapping)
+        mapping = _map(language.graph, chip, spec)
         return Setup(spec, text, chip, chip_text, language.graph, model_text, mapping, scenario_file, lines,
                      lm=model, language=language, baselines=baselines, beside=beside)
     if pipeline:         # the pipeline computes the graph layer by layer: no cores to map onto
@@ -188,14 +189,17 @@ def _prepare(scenario: str | Path | dict, seed: int | None, overrides: dict[str,
         check_populations(model)
         check_projections(model)
         return Setup(spec, text, chip, chip_text, model, model_text, None, scenario_file, lines, beside=beside)
-    mapping = map_graph(model, chip, spec.mapping.placement, spec.mapping.cores)
-    _log_mapping(model, mapping)
+    mapping = _map(model, chip, spec)
     return Setup(spec, text, chip, chip_text, model, model_text, mapping, scenario_file, lines, beside=beside)
 
 
-def _log_mapping(graph: Graph, mapping: Mapping) -> None:
+def _map(graph: Graph, chip: ChipFile, spec: ScenarioFile) -> Mapping:
+    """The graph placed on the chip's cores as the scenario's mapping section says."""
+    with phase("mapping"):
+        mapping = map_graph(graph, chip, spec.mapping.placement, spec.mapping.cores)
     log.info("%s: %d populations, %d neurons, %d synapses on %d cores of %d chip(s)", graph.name,
              len(graph.populations), graph.n_neurons, graph.n_synapses, mapping.n_cores, mapping.chips_used)
+    return mapping
 
 
 def import_model(spec: NirModelSpec | NetxModelSpec, beside: Path | None, scenario_file: str,
