@@ -107,3 +107,21 @@ def test_names_resolve_from_an_empty_folder(tmp_path, monkeypatch):
     assert code == 0 and "loihi2" in out
     code, out = command("models")
     assert code == 0 and "digits_snn" in out and "nir/cnn_sinabs.nir" in out
+
+
+def test_the_wheel_carries_the_shipped_chips_models_and_scenarios(tmp_path):
+    """An installed neurosim finds its chips, models and scenarios inside the package."""
+    import subprocess
+    import sys
+    import zipfile
+
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps",
+                           "-q", "-w", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    wheel = next(tmp_path.glob("neurosim-*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for folder, paths in (("chips", CHIPS), ("scenarios", SCENARIOS), ("models", IMPORTED)):
+        for path in paths:
+            assert f"neurosim/shipped/{folder}/{path.relative_to(REPO / folder).as_posix()}" in names
+    for model in MODEL_FOLDERS:
+        assert f"neurosim/shipped/models/{model.name}/model.yaml" in names
