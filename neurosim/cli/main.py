@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from neurosim.analysis.summary import summary_lines
 from neurosim.analysis.units import si
 from neurosim.errors import Interrupted, UserError
 from neurosim.spec.places import find
@@ -87,42 +88,8 @@ def run(scenario: str, out_dir: str, seed: int | None, chip: str | None, setting
         return
     result = run_scenario(target, out_dir=out_dir, seed=seed, progress=progress,
                           overrides=_parse_overrides(overrides), resume=resume, base_dir=path.parent)
-    s = result.summary
-    click.echo(f"scenario        {path}")
-    if "tokens_per_s" in s:
-        _print_language(s, result.trace_path)
-        return
-    click.echo(f"samples         {s['samples']} x {s['timesteps']} timesteps on {s['cores_used']} cores, "
-               f"{s['chips_used']} chip(s)")
-    labelled = s["accuracy"] == s["accuracy"]           # NaN for unlabelled inputs
-    line = f"accuracy        {s['accuracy']:.2%}" if labelled else "accuracy        n/a (unlabelled inputs)"
-    if "reference_accuracy" in s:
-        agree = "equals" if s["matches_reference"] else "DIFFERS FROM"
-        line += (f"   (on-chip integer execution {agree} the numpy reference"
-                 + (f": {s['reference_accuracy']:.2%})" if labelled else ")"))
-    click.echo(line)
-    if "float_decisions_equal" in s:
-        click.echo(f"float model     {s['float_decisions_equal']:.1%} of decisions equal"
-                   + (f" (float accuracy {s['float_accuracy']:.2%})" if labelled else "")
-                   + f"; spike counts agree {s['float_spike_agreement']:.1%}"
-                   + (f"; readout off by {s['float_readout_rel_error']:.2%}" if "float_readout_rel_error" in s else "")
-                   + "; weights off by "
-                     f"{s['weights_mean_rel_error']:.1%} on average (at most {s['weights_max_rel_error']:.0%})")
-    click.echo(f"energy          {si(s['energy_per_inference_j'], 'J')} per inference  "
-               f"(synapse {si(s['energy_synapse_per_inference_j'], 'J')}, "
-               f"neuron {si(s['energy_neuron_per_inference_j'], 'J')}, "
-               f"network {si(s['energy_network_per_inference_j'], 'J')}, "
-               f"static {si(s['energy_static_per_inference_j'], 'J')})")
-    click.echo(f"latency         {si(s['latency_per_inference_s'], 's')} per inference")
-    click.echo(f"sparsity        {s['mean_sparsity']:.1%} of neurons silent per step")
-    click.echo(f"synaptic ops    {s['synaptic_ops']:,}   overflows {s['overflows']}")
-    bound = max((k for k in s if k.startswith("steps_bound_by_")), key=lambda k: s[k])
-    click.echo(f"step time       set by {bound.removeprefix('steps_bound_by_')} in {s[bound]:.0%} of steps"
-               + (f"; {si(s['inter_chip_bits_per_inference'] / 8, 'B')} between chips per inference"
-                  if s["chips_used"] > 1 else ""))
-    _print_pes(s)
-    click.echo(f"wall time       {s['wall_time_s']:.1f} s")
-    click.echo(f"trace           {result.trace_path}")
+    for line in summary_lines(result.summary, scenario=path, trace=result.trace_path):
+        click.echo(line)
 
 
 def _names_several_chips(scenario: Path | dict) -> bool:
@@ -158,54 +125,6 @@ def _run_several(scenario: Path | dict, path: Path, out_dir, seed, progress: boo
         click.echo(f"plot            {plot}")
 
 
-def _print_language(s: dict, trace_path) -> None:
-    click.echo(f"tokens          {s['prompt_tokens_simulated']} prompt + {s['generated_tokens']} generated, "
-               f"{s['depth_steps']} steps deep, on {s['cores_used']} cores, {s['chips_used']} chip(s)")
-    if s["accuracy"] == s["accuracy"]:
-        others = (f"float activations {s['float_bits_per_char']:.3f}, as trained {s['trained_bits_per_char']:.3f}"
-                  if "trained_bits_per_char" in s else f"the float model {s['float_bits_per_char']:.4f}")
-        click.echo(f"accuracy        {s['accuracy']:.2%} next character, {s['bits_per_char']:.4f} bits/char over "
-                   f"{s['scored_chars']:,} chars ({others})")
-    if "matches_reference" in s:
-        what = "model" if s.get("reference_is_model") else "numpy reference"
-        click.echo(f"reference       on-chip execution "
-                   f"{'equals' if s['matches_reference'] else 'DIFFERS FROM'} the {what}, token by token")
-    click.echo(f"generation      {s['tokens_per_s']:,.1f} tokens/s, {si(s['energy_per_token_j'], 'J')} per token")
-    click.echo(f"prefill         {s['prefill_tokens_per_s']:,.1f} tokens/s, "
-               f"{si(s['prefill_energy_per_token_j'], 'J')} per token, time to first token "
-               f"{si(s['ttft_s'], 's')} ({s['prompt_tokens_reported']}-token prompt)")
-    if "mean_sparsity" in s:
-        click.echo(f"power           {si(s['power_w'], 'W')}; sparsity {s['mean_sparsity']:.1%} of neurons silent per step")
-        bound = max((k for k in s if k.startswith("steps_bound_by_")), key=lambda k: s[k])
-        click.echo(f"step time       set by {bound.removeprefix('steps_bound_by_')} in {s[bound]:.0%} of steps")
-    else:
-        parts = ", ".join(f"{k.removeprefix('energy_').removesuffix('_per_token_j')} "
-                          f"{si(v, 'J')}" for k, v in s.items() if k.endswith("_per_token_j")
-                          and k.startswith("energy_") and k != "energy_per_token_j")
-        click.echo(f"power           {si(s['power_w'], 'W')}; per generated token {parts}"
-                   + ("; weights stream from off-chip memory" if s.get("weights_stream") else ""))
-    _print_pes(s)
-    for key in [k for k in s if k.endswith("_energy_ratio") and "_transformer_" not in k]:
-        gpu = key.removesuffix("_energy_ratio")
-        click.echo(f"vs {gpu:<12} {s[key]:.3g}x less energy per token than the same model on it "
-                   f"({si(s[gpu + '_energy_per_token_j'], 'J')}, {s[gpu + '_tokens_per_s']:,.0f} tokens/s), "
-                   f"{s[gpu + '_transformer_energy_ratio']:.3g}x than a transformer of its size; "
-                   f"{s[gpu + '_speed_ratio']:.3g}x its speed")
-    click.echo(f"wall time       {s['wall_time_s']:.1f} s")
-    click.echo(f"trace           {trace_path}")
-
-
-def _print_pes(s: dict) -> None:
-    """The PE figures of a chip of ARM PEs: overruns and DVFS levels."""
-    if "pe_overruns" not in s:
-        return
-    levels = ", ".join(f"{k.removeprefix('dvfs_share_')} {v:.0%}" for k, v in s.items()
-                       if k.startswith("dvfs_share_") and v > 0)
-    click.echo(f"PEs             {s['mean_pe_cycles_per_step']:,.0f} cycles per PE and step; DVFS levels {levels}; "
-               f"{s['pe_overruns']} overruns" + (f" in {s['steps_overrun']:.0%} of steps, up to "
-                                                  f"{si(s['max_late_s'], 's')} late" if s['pe_overruns'] else ""))
-
-
 def _parse_pairs(items: tuple[str, ...], option: str, example: str) -> dict:
     """``FIELD=VALUE`` pairs; each value is read as YAML (numbers, booleans, strings)."""
     import yaml
@@ -229,26 +148,30 @@ def _parse_overrides(items: tuple[str, ...]) -> dict:
 @cli.command()
 @click.argument("traces", nargs=-1, required=True)
 @click.option("--out", "out_dir", default=None,
-              help="Directory for the PNGs (default: a folder beside each trace, named after it).")
+              help="Directory for the figures (default: a folder beside each trace, named after it).")
+@click.option("--format", "fmt", type=click.Choice(["png", "pdf", "svg"]), default="png", show_default=True,
+              help="The figures' file format.")
+@click.option("--sample", type=click.IntRange(min=0), default=0, show_default=True,
+              help="The sample whose timesteps and spikes are drawn (latency per timestep, spike raster).")
 @click.option("--scaling", is_flag=True,
               help="One figure across the traces (one model on systems of different sizes): energy and latency "
                    "against chip count, written to --out (default: traces/scaling).")
 @click.option("--dvfs", is_flag=True,
               help="One figure across the traces (one model on ARM PEs at different DVFS settings): energy and "
                    "time per token or inference per setting, written to --out (default: traces/dvfs).")
-def plot(traces: tuple[str, ...], out_dir: str | None, scaling: bool, dvfs: bool) -> None:
-    """Write the figures of each TRACE as PNG files."""
+def plot(traces: tuple[str, ...], out_dir: str | None, fmt: str, sample: int, scaling: bool, dvfs: bool) -> None:
+    """Write the figures of each TRACE as PNG, PDF or SVG files."""
     from neurosim.analysis.figures import plot_dvfs, plot_scaling, plot_trace
 
     if dvfs:
-        click.echo(str(plot_dvfs(list(traces), out_dir or Path(traces[0]).parent / "dvfs")))
+        click.echo(str(plot_dvfs(list(traces), out_dir or Path(traces[0]).parent / "dvfs", fmt)))
         return
     if scaling:
-        click.echo(str(plot_scaling(list(traces), out_dir or Path(traces[0]).parent / "scaling")))
+        click.echo(str(plot_scaling(list(traces), out_dir or Path(traces[0]).parent / "scaling", fmt)))
         return
     for trace in traces:
         target = Path(out_dir) / Path(trace).stem if out_dir and len(traces) > 1 else out_dir
-        for path in plot_trace(trace, target):
+        for path in plot_trace(trace, target, fmt=fmt, sample=sample):
             click.echo(str(path))
 
 
@@ -272,25 +195,34 @@ def sweep(sweep_file: str, scheduler: str | None, workers: int, no_progress: boo
 
 @cli.command()
 @click.argument("paths", nargs=-1, required=True)
-@click.option("--out", "out_dir", default=None, help="Directory for compare.png and pareto.png (default: beside the first).")
-def compare(paths: tuple[str, ...], out_dir: str | None) -> None:
-    """Compare runs (traces, and sweep tables: .csv) in a table and plots, with their Pareto front."""
+@click.option("--out", "out_dir", default=None,
+              help="Directory for compare.png and pareto.png (default: a folder named compare beside the first).")
+@click.option("--format", "fmt", type=click.Choice(["png", "pdf", "svg"]), default="png", show_default=True,
+              help="The figures' file format.")
+def compare(paths: tuple[str, ...], out_dir: str | None, fmt: str) -> None:
+    """Compare runs (traces, and sweep tables: .csv) in a table and plots, with their Pareto front
+    of energy, time and accuracy."""
     from neurosim.analysis.compare import load_rows, plot, table
 
     rows = load_rows(list(paths))
     click.echo(table(rows))
-    for path in plot(rows, out_dir or Path(paths[0]).parent / "compare"):
+    for path in plot(rows, out_dir or Path(paths[0]).parent / "compare", fmt):
         click.echo(str(path))
 
 
 @cli.command()
 @click.argument("trace")
 @click.option("--out", default=None, help="The HTML file (default: the trace's path with .html).")
-def report(trace: str, out: str | None) -> None:
-    """Write one self-contained HTML page of TRACE: summary, figures, scenario, chip and model."""
+@click.option("--format", "fmt", type=click.Choice(["png", "svg"]), default="png", show_default=True,
+              help="How the figures are embedded in the page.")
+@click.option("--sample", type=click.IntRange(min=0), default=0, show_default=True,
+              help="The sample whose timesteps and spikes are drawn.")
+def report(trace: str, out: str | None, fmt: str, sample: int) -> None:
+    """Write one self-contained HTML page of TRACE: summary, verdicts, mapping, per-sample
+    distributions, generated text, figures, and the scenario, chip and model files."""
     from neurosim.analysis.report import build_report
 
-    click.echo(str(build_report(trace, out)))
+    click.echo(str(build_report(trace, out, fmt=fmt, sample=sample)))
 
 
 @cli.command(name="export")

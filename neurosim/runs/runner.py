@@ -87,13 +87,20 @@ def check_out_dir(out: Path) -> None:
 
     if out.exists() and not out.is_dir():
         raise fail("is a file, expected a folder")
-    try:
+    made = [p for p in (out, *out.parents) if not p.exists()]    # made for the probe, then removed again:
+    try:                                                         # a run that fails leaves nothing behind
         out.mkdir(parents=True, exist_ok=True)
         probe = tempfile.NamedTemporaryFile(dir=out, prefix=".neurosim-probe-", delete=True)
         probe.close()
+        free = shutil.disk_usage(out).free
     except OSError as err:
         raise fail(f"cannot be written to ({err.strerror or err})") from None
-    free = shutil.disk_usage(out).free
+    finally:
+        for folder in made:
+            try:
+                folder.rmdir()
+            except OSError:
+                break
     if free < MIN_FREE_BYTES:
         raise fail(f"has {free / 2**20:.1f} MiB free, expected at least {MIN_FREE_BYTES >> 20} MiB for the trace")
 
