@@ -1,7 +1,8 @@
 """Bad input never crashes: valid chip, scenario, sweep and model files, mutated at random (a
 field deleted or given a wrong type, a negative, huge or absurd value, an unknown key, a unit in
 a number, broken YAML), are either still valid or give one clean error line naming the file,
-with exit status 2 and no traceback."""
+with exit status 2 and no traceback; so are tiny runs and ``inspect`` of mutated files, and
+weights, inputs, NIR graphs and netx networks with bytes changed, zeroed or cut off."""
 
 from __future__ import annotations
 
@@ -64,13 +65,13 @@ def mutate(text: str, draw) -> str:
     return yaml.safe_dump(data, sort_keys=False)
 
 
-def validate_cli(path: Path) -> tuple[int, str]:
-    """``neurosim validate PATH`` in this process: (exit status, stderr)."""
+def validate_cli(path: Path, *command: str) -> tuple[int, str]:
+    """``neurosim validate PATH`` (or ``neurosim COMMAND... PATH``) in this process: (exit status, stderr)."""
     from neurosim.cli.main import main
 
     err, out = io.StringIO(), io.StringIO()
     argv = sys.argv
-    sys.argv = ["neurosim", "validate", str(path)]
+    sys.argv = ["neurosim", *(command or ("validate",)), str(path)]
     code = 0
     try:
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
@@ -82,8 +83,8 @@ def validate_cli(path: Path) -> tuple[int, str]:
     return code, err.getvalue()
 
 
-def check(path: Path) -> None:
-    code, err = validate_cli(path)
+def check(path: Path, *command: str) -> None:
+    code, err = validate_cli(path, *command)
     assert "Traceback" not in err, err
     if code:
         assert code == 2, (code, err)
@@ -144,3 +145,116 @@ def test_absurd_sizes_are_refused_before_anything_is_allocated(tmp_path):
     path.write_text(yaml.safe_dump(data))
     code, err = validate_cli(path)
     assert code == 2 and "cores, expected at most" in err
+
+
+TINY = {"name": "tiny", "chip": str(REPO / "chips" / "loihi2.yaml"), "model": str(REPO / "models" / "digits_snn"),
+        "input": {"dataset": "digits", "samples": 2}, "timesteps": 2, "record": {"spikes": True, "cores": False},
+        "reference": True, "seed": 0}
+RUNS = 30                # mutated tiny runs
+
+
+def test_mutated_tiny_runs_give_a_trace_or_one_clean_error():
+    text = yaml.safe_dump(TINY, sort_keys=False)
+
+    @settings(max_examples=RUNS, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.data())
+    def run(data):
+        with tempfile.TemporaryDirectory() as tmp:
+            path, out = Path(tmp) / "tiny.yaml", Path(tmp) / "out"
+            path.write_text(mutate(text, data.draw))
+            code, err = validate_cli(path, "run", "--no-progress", "--out", str(out))
+            assert "Traceback" not in err, err
+            traces = list(out.rglob("*")) if out.exists() else []
+            if code == 0:
+                assert [p.suffix for p in traces if p.is_file()] == [".h5"], traces
+            else:
+                check(path, "run", "--no-progress", "--out", str(out))
+                assert not [p for p in traces if p.is_file()], traces
+
+    run()
+
+
+@pytest.mark.parametrize("kind", ["chip", "scenario"])
+def test_mutated_files_inspect_or_give_one_clean_error(kind):
+    text = SOURCES[kind].read_text()
+    if kind == "scenario":
+        text = yaml.safe_dump(TINY, sort_keys=False)
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.data())
+    def run(data):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / f"{kind}.yaml"
+            path.write_text(mutate(text, data.draw))
+            check(path, "inspect")
+
+    run()
+
+
+def damage(data: bytes, draw) -> bytes:
+    """One random damage to a binary file: bytes changed, a run of them zeroed, the file cut short."""
+    raw = bytearray(data)
+    how = draw(st.sampled_from(["change", "change", "zero", "cut"]))
+    if how == "cut":
+        return bytes(raw[:draw(st.integers(0, len(raw) - 1))])
+    at = draw(st.integers(0, len(raw) - 1))
+    if how == "zero":
+        raw[at:at + draw(st.integers(1, 256))] = bytes(len(raw[at:at + 256]))[:len(raw[at:at + 256])]
+        return bytes(raw)
+    for offset in draw(st.lists(st.integers(0, len(raw) - 1), min_size=1, max_size=8)):
+        raw[offset] = draw(st.integers(0, 255))
+    return bytes(raw)
+
+
+BINARY = {
+    "weights": REPO / "models" / "digits_snn" / "weights.h5",
+    "inputs": None,                                   # an inputs.npy of the digits' shape
+    "nir": REPO / "models" / "nir" / "braille_noDelay_bias_zero.nir",
+    "netx": REPO / "models" / "netx" / "tiny.net",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BINARY))
+def test_damaged_binary_files_give_a_result_or_one_clean_error(kind):
+    """Weights whose checksum was made to match, inputs, NIR graphs and netx networks with bytes
+    changed: a valid model or run, or one clean error naming the file."""
+    import hashlib
+
+    import numpy as np
+
+    source = BINARY[kind]
+    if kind == "inputs":
+        buffer = io.BytesIO()
+        np.save(buffer, np.random.default_rng(0).integers(0, 17, (2, 2, 64)))
+        original = buffer.getvalue()
+    else:
+        original = source.read_bytes()
+
+    @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.data())
+    def run(data):
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            damaged = damage(original, data.draw)
+            if kind == "weights":
+                folder = tmp / "m"
+                shutil.copytree(source.parent, folder, ignore=shutil.ignore_patterns("*.py", "*.md"))
+                (folder / "weights.h5").write_bytes(damaged)
+                spec = yaml.safe_load((folder / "model.yaml").read_text())
+                spec["weights"]["sha256"] = hashlib.sha256(damaged).hexdigest()
+                (folder / "model.yaml").write_text(yaml.safe_dump(spec))
+                check(folder / "model.yaml")
+                return
+            target = tmp / {"inputs": "inputs.npy", "nir": "graph.nir", "netx": "net.net"}[kind]
+            target.write_bytes(damaged)
+            scenario = dict(TINY)
+            if kind == "inputs":
+                scenario["input"] = {"file": str(target)}
+            else:
+                scenario["model"] = {"nir": str(target), "dt": 1e-4} if kind == "nir" else {"netx": str(target)}
+                scenario["input"] = {"dataset": "random_spikes" if kind == "nir" else "random", "samples": 2}
+            path = tmp / "scenario.yaml"
+            path.write_text(yaml.safe_dump(scenario))
+            check(path, "run", "--no-progress", "--out", str(tmp / "out")) if kind == "inputs" else check(path)
+
+    run()

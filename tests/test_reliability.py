@@ -187,7 +187,10 @@ def test_a_resumed_language_run_ends_with_the_trace_of_an_uninterrupted_one(tmp_
     monkeypatch.setattr(lr.PeRecord, "add", stop_midway)
     with pytest.raises(Interrupted):
         run(data, out_dir=tmp_path / "cut")
-    assert list((tmp_path / ".neurosim" / "checkpoints").glob("*.pkl"))
+    saved = list((tmp_path / ".neurosim" / "checkpoints").glob("*.npz"))
+    assert saved and not list((tmp_path / ".neurosim" / "checkpoints").glob("*.pkl"))
+    with np.load(saved[0], allow_pickle=False) as arrays:          # arrays and plain values only
+        assert "_layout" in arrays.files
     calls["n"] = -10**9                  # count the resumed run's steps, without stopping it
 
     resumed = read_trace(run(data, out_dir=tmp_path / "cut", resume=True).trace_path)

@@ -95,11 +95,11 @@ def run(scenario: str, out_dir: str, seed: int | None, chip: str | None, setting
 def _names_several_chips(scenario: Path | dict) -> bool:
     if isinstance(scenario, dict):
         return isinstance(scenario.get("chip"), list)
-    import yaml
+    from neurosim.spec.yamlio import load_yaml
 
     try:
-        data = yaml.safe_load(Path(scenario).read_text())
-    except (OSError, ValueError, yaml.YAMLError):
+        data, _, _ = load_yaml(scenario)
+    except UserError:
         return False                    # the run reports what is wrong with the file
     return isinstance(data, dict) and isinstance(data.get("chip"), list)
 
@@ -338,6 +338,14 @@ def main() -> None:
     except click.ClickException as err:
         err.show()
         sys.exit(2)
+    except MemoryError:
+        click.echo("error: the run needs more memory than this machine has; nothing was written", err=True)
+        sys.exit(2)
+    except SystemError as err:           # a signal that arrived inside a compiled loop
+        if isinstance(err.__cause__ or err.__context__, (KeyboardInterrupt, SystemExit)):
+            click.echo("interrupted; no trace written", err=True)
+            sys.exit(130)
+        raise
 
 
 if __name__ == "__main__":

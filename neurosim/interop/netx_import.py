@@ -44,15 +44,18 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from neurosim.datasets import open_hdf5
 from neurosim.errors import UserError
 from neurosim.graph.graph import Conv2d, Csr, Dense, Graph, Population, Sparse
 from neurosim.interop.imported import ConversionError, FloatRun, ImportedModel, relative_errors
-from neurosim.interop.linear_maps import Coo, conv_map, m_apply, pool_map
+from neurosim.interop.linear_maps import Coo, conv_map, finite, fits, m_apply, pool_map
 
 SDNN_SCALE = 12         # state exponent + spike exponent of Lava's sigma-delta processes
 SDNN_STATE_EXP = 6
 SDNN_MESSAGE_BITS = 16
 LIF_BIAS_EXP = 6
+READ_FACTOR = 8            # the file's data read, converted and mapped, against its declared bytes
+BYTES_PER_NEURON = 256     # a layer's parameters, state and maps, per neuron at most
 
 
 def _str(value) -> str:
@@ -80,7 +83,7 @@ class Layer:
 
 
 def _layers(h5: h5py.File, file: str) -> list[Layer]:
-    if "layer" not in h5:
+    if not isinstance(h5.get("layer"), h5py.Group):
         raise UserError("has no /layer group: expected a lava-dl netx network", file=file)
     layers = []
     for k in range(len(h5["layer"])):
@@ -93,9 +96,15 @@ def _layers(h5: h5py.File, file: str) -> list[Layer]:
                 value = ds[()]
                 neuron[key] = _str(value) if isinstance(value, (bytes, np.bytes_)) or np.asarray(value).dtype.kind in "OS" \
                     else np.asarray(value).ravel()[0]
-        layers.append(Layer(k, _str(g["type"][()]), tuple(int(v) for v in np.atleast_1d(g["shape"][()])), neuron,
-                            np.asarray(g["weight"][()], np.float64) if "weight" in g else None,
-                            np.asarray(g["bias"][()], np.float64).ravel() if "bias" in g else None, g))
+        shape = tuple(int(v) for v in np.atleast_1d(finite(g["shape"][()], f"layer {k}'s shape")))
+        if not shape or min(shape) < 1:
+            raise ValueError(f"layer {k} has shape {shape}, expected positive sizes")
+        fits(int(np.prod(shape, dtype=object)), BYTES_PER_NEURON, f"layer {k} of shape {shape}")
+        weight = finite(g["weight"][()], f"layer {k}'s weight") if "weight" in g else None
+        if weight is not None and np.any(weight != np.rint(weight)):
+            raise ValueError(f"layer {k}'s weight holds fractional values, expected the integers netx stores")
+        layers.append(Layer(k, _str(g["type"][()]), shape, neuron, weight,
+                            finite(g["bias"][()], f"layer {k}'s bias").ravel() if "bias" in g else None, g))
     return layers
 
 
@@ -177,12 +186,14 @@ def load_netx(path: str | Path, name: str | None = None) -> ImportedModel:
     if not path.is_file():
         raise UserError("netx file not found", file=file)
     try:
-        with h5py.File(path, "r") as h5:
+        with open_hdf5(path, "netx file", factor=READ_FACTOR) as h5:
             return _build(_layers(h5, file), path, name)
     except OSError as err:
         raise UserError(f"is not a readable HDF5 netx file ({err})", file=file) from None
     except KeyError as err:
         raise UserError(f"lacks {err.args[0]}, which its layer needs", file=file) from None
+    except (ValueError, TypeError, IndexError, ZeroDivisionError, OverflowError) as err:
+        raise UserError(f"cannot be imported ({err})", file=file) from None
 
 
 def _build(layers: list[Layer], path: Path, name: str | None) -> ImportedModel:
@@ -238,6 +249,10 @@ def _build(layers: list[Layer], path: Path, name: str | None) -> ImportedModel:
         except (ValueError, KeyError) as err:
             raise UserError(f"layer {layer.index} ({kind}): {err}", file=file) from None
         n = coo.n_out
+        declared = layer.shape if len(layer.shape) == len(out_shape) else (int(np.prod(layer.shape)),)
+        if declared != (out_shape if len(declared) == len(out_shape) else (n,)):
+            raise UserError(f"layer {layer.index} ({kind}) declares shape {layer.shape}, and its weights over its "
+                            f"input of shape {shape} give {out_shape}", file=file)
         if layer.bias is not None and n % layer.bias.size:
             raise UserError(f"layer {layer.index}: {layer.bias.size} biases for {n} neurons", file=file)
         bias = np.zeros(n) if layer.bias is None else np.repeat(layer.bias, n // layer.bias.size)   # per channel
@@ -315,7 +330,7 @@ def _synapses(layer: Layer, in_shape: tuple[int, ...]) -> tuple[Coo, tuple[int, 
         pair = (lambda key, default: tuple(int(v) for v in np.atleast_1d(g[key][()])) if key in g else default)
         kernel = pair("kernelSize", (2, 2))
         coo, out_shape = pool_map(in_shape, kernel, pair("stride", kernel), pair("padding", (0, 0)), False)
-        scale = float(np.asarray(layer.weight).ravel()[0]) if layer.weight is not None else 1.0
+        scale = float(np.asarray(layer.weight).ravel()[0]) if layer.weight is not None and layer.weight.size else 1.0
         return Coo(coo.rows, coo.cols, coo.vals * scale, coo.delays, coo.n_out, coo.n_in), out_shape
     raise ValueError(f"layer type {layer.type!r}, expected input, dense, conv, pool or flatten")
 

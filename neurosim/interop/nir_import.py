@@ -47,10 +47,11 @@ from pathlib import Path
 
 import numpy as np
 
+from neurosim.datasets import open_hdf5
 from neurosim.errors import UserError
 from neurosim.graph.graph import Csr, Dense, Graph, Population, Sparse
 from neurosim.interop.imported import ConversionError, ImportedModel, relative_errors
-from neurosim.interop.linear_maps import Coo, compose, concatenate, conv_map, m_apply, pool_map
+from neurosim.interop.linear_maps import Coo, compose, concatenate, conv_map, finite, fits, m_apply, pool_map
 from neurosim.programs.fixed import STATE_MAX
 
 THRESHOLD_UNITS = 1 << 14          # a population's largest threshold in weight units, at most
@@ -60,6 +61,12 @@ NEURON_TYPES = ("IF", "LIF", "LI", "I", "CubaLIF", "CubaLI", "Threshold")
 LINEAR_TYPES = ("Affine", "Linear", "Scale", "Conv1d", "Conv2d", "SumPool2d", "AvgPool2d", "Flatten", "Delay",
                 "Input", "Output")
 SPIKING = ("IF", "LIF", "CubaLIF", "Threshold")
+MAX_DELAY = 255                    # steps, as a model folder's projections allow
+MAX_NESTING = 32                   # graphs inside graphs
+READ_FACTOR = 8                    # the file's data read by nir, converted and composed, against its declared bytes
+BYTES_PER_NEURON = 256             # a population's parameters, state and maps, per neuron at most
+TIME_CONSTANTS = ("tau", "tau_syn", "tau_mem")
+PARAMETERS = ("r", "w_in", "v_leak", "v_reset", "v_threshold", "threshold")
 
 
 def _nir():
@@ -85,30 +92,39 @@ def node_map(name: str, node, dt: float, errors: list[ConversionError]) -> tuple
     kind = type(node).__name__
     in_shape = _shape(node, "input")
     n_in = int(np.prod(in_shape)) if in_shape else 0
+    fits(n_in, BYTES_PER_NEURON, f"a {kind} node of {n_in:,} inputs")
     if kind in ("Affine", "Linear"):
-        w = np.asarray(node.weight, np.float64)
-        bias = np.asarray(node.bias, np.float64).ravel() if kind == "Affine" else np.zeros(w.shape[0])
+        w = finite(node.weight, "weight")
+        if w.ndim != 2:
+            raise ValueError(f"a weight of shape {w.shape}, expected [outputs, inputs]")
+        bias = finite(node.bias, "bias").ravel() if kind == "Affine" else np.zeros(w.shape[0])
+        if bias.shape != (w.shape[0],):
+            raise ValueError(f"{bias.size} biases for {w.shape[0]} outputs")
         return Coo.dense(w), bias
     if kind == "Scale":
-        scale = np.asarray(node.scale, np.float64).ravel()
+        scale = finite(node.scale, "scale").ravel()
         n = scale.size
         return Coo(np.arange(n), np.arange(n), scale, np.zeros(n, np.int64), n, n).reduced(), np.zeros(n)
     if kind in ("Flatten", "Input", "Output"):
         return Coo.identity(n_in), np.zeros(n_in)
     if kind == "Delay":
-        delay = np.broadcast_to(np.asarray(node.delay, np.float64).ravel(), (n_in,)) / dt
-        steps = np.rint(delay).astype(np.int64)
-        if np.any(steps < 0):
+        delay = np.broadcast_to(finite(node.delay, "delay").ravel(), (n_in,)) / dt
+        if np.any(delay < 0):
             raise ValueError("a negative delay")
+        if np.any(delay > MAX_DELAY + 0.5):
+            raise ValueError(f"a delay of {delay.max():.4g} steps of dt, expected at most {MAX_DELAY}")
+        steps = np.rint(delay).astype(np.int64)
         errors.append(relative_errors(name, "delay", steps, delay))
         return Coo.identity(n_in, steps), np.zeros(n_in)
     if kind in ("Conv1d", "Conv2d"):
-        weight = np.asarray(node.weight, np.float64)
+        weight = finite(node.weight, "weight")
+        if weight.ndim != (3 if kind == "Conv1d" else 4):
+            raise ValueError(f"a weight of shape {weight.shape}, expected [out, in, *kernel]")
         if not in_shape:
             spatial = np.atleast_1d(node.input_shape) if node.input_shape is not None else ()
             in_shape = (weight.shape[1] * int(node.groups), *[int(v) for v in spatial])
-        coo, bias, _ = conv_map(weight, in_shape, node.stride, node.padding, node.dilation, int(node.groups),
-                                node.bias if node.bias is not None else None)
+        coo, bias, _ = conv_map(weight, in_shape, node.stride, node.padding, node.dilation, node.groups,
+                                finite(node.bias, "bias") if node.bias is not None else None)
         return coo, bias
     if kind in ("SumPool2d", "AvgPool2d"):
         coo, _ = pool_map(in_shape, node.kernel_size, node.stride, node.padding, kind == "AvgPool2d")
@@ -129,11 +145,13 @@ class Flat:
     metadata: dict                     # the top level's
 
 
-def flatten(graph, prefix: str = "") -> tuple[dict, list[tuple[str, str]]]:
+def flatten(graph, prefix: str = "", depth: int = 0) -> tuple[dict, list[tuple[str, str]]]:
     """Nodes of a graph with its nested graphs' nodes inlined (names joined by dots), and its edges
     with an edge into or out of a nested graph led to its Input or from its Output node."""
     nir = _nir()
     nodes, edges = {}, []
+    if depth > MAX_NESTING:
+        raise ValueError(f"graphs nested more than {MAX_NESTING} deep (at {prefix.rstrip('.')}), expected fewer")
 
     def ends(sub_name: str, sub, kind) -> list[str]:
         return [f"{sub_name}.{k}" for k, n in sub.nodes.items() if isinstance(n, kind)]
@@ -142,7 +160,7 @@ def flatten(graph, prefix: str = "") -> tuple[dict, list[tuple[str, str]]]:
     for name, node in graph.nodes.items():
         full = f"{prefix}{name}"
         if isinstance(node, nir.NIRGraph):
-            inner_nodes, inner_edges = flatten(node, f"{full}.")
+            inner_nodes, inner_edges = flatten(node, f"{full}.", depth + 1)
             nodes.update(inner_nodes)
             edges += inner_edges
             subgraphs[name] = node
@@ -170,7 +188,12 @@ def flatten(graph, prefix: str = "") -> tuple[dict, list[tuple[str, str]]]:
 
 
 def read_flat(path: Path) -> Flat:
+    """A NIR file's graph, flattened; its HDF5 checked first (`neurosim.datasets.check_hdf5`: no
+    data outside the file) and its declared size against memory, as nir reads every dataset."""
     nir = _nir()
+    if not Path(path).is_file():
+        raise UserError("NIR file not found", file=str(path))
+    open_hdf5(Path(path), "NIR graph", factor=READ_FACTOR).close()
     try:
         graph = nir.read(str(path))
     except FileNotFoundError:
@@ -217,6 +240,10 @@ def float_neuron(name: str, node, dt: float, reset: str) -> FloatNeuron:
     subtract = meta.get("reset", reset) == "subtract"
     n = int(np.prod(_shape(node, "output") or _shape(node, "input") or (np.asarray(
         getattr(node, "threshold", getattr(node, "r", 0))).size,)))
+    fits(n, BYTES_PER_NEURON, f"a {kind} node of {n:,} neurons")
+    for key in TIME_CONSTANTS + PARAMETERS:
+        if getattr(node, key, None) is not None:
+            finite(getattr(node, key), key, positive=key in TIME_CONSTANTS)
     arr = (lambda v: np.broadcast_to(np.asarray(v, np.float64).ravel(), (n,)).copy())       # noqa: E731
     one, zero = np.ones(n), np.zeros(n)
     v_reset = arr(getattr(node, "v_reset", 0.0)) if hasattr(node, "v_reset") else zero
@@ -285,14 +312,28 @@ def load_nir(path: str | Path, *, dt: float | None = None, reset: str = "zero", 
              name: str | None = None) -> ImportedModel:
     """A NIR file as a graph of `cuba_lif` populations (see the module's docstring). ``dt``
     defaults to the graph's metadata ``dt`` (as `neurosim.interop.nir_export` writes it), else 1."""
-    from neurosim.interop.nir_reference import NirReference
-
     path = Path(path)
     file = str(path)
     flat = read_flat(path)
-    nodes, preds = flat.nodes, flat.preds
     if dt is None:
-        dt = float(flat.metadata.get("dt", 1.0)) if isinstance(flat.metadata, dict) else 1.0
+        try:
+            dt = float(flat.metadata.get("dt", 1.0)) if isinstance(flat.metadata, dict) else 1.0
+        except (TypeError, ValueError):
+            dt = float("nan")
+        if not (math.isfinite(dt) and dt > 0):
+            raise UserError(f"its metadata gives dt {flat.metadata.get('dt')!r}, expected a positive number of "
+                            f"seconds (or dt in the scenario)", file=file)
+    try:
+        return _import(flat, path, dt, reset, input_encoding, name)
+    except (ValueError, TypeError, IndexError, ZeroDivisionError, OverflowError) as err:
+        raise UserError(f"cannot be imported ({err})", file=file) from None
+
+
+def _import(flat: Flat, path: Path, dt: float, reset: str, input_encoding: str, name: str | None) -> ImportedModel:
+    from neurosim.interop.nir_reference import NirReference
+
+    file = str(path)
+    nodes, preds = flat.nodes, flat.preds
     if len(flat.inputs) != 1 or len(flat.outputs) != 1:
         raise UserError(f"has {len(flat.inputs)} Input and {len(flat.outputs)} Output nodes at its top level; "
                         f"expected one of each", file=file)
@@ -413,6 +454,9 @@ def load_nir(path: str | Path, *, dt: float | None = None, reset: str = "zero", 
         pops[pop] = Population(pop, "cuba_lif", model.n, params)
         weights_fixed, weights_exact = [], []
         for s, c in eff.items():
+            if len(c.delays) and c.delays.max() > MAX_DELAY:
+                raise UserError(f"the paths from {s!r} to {t!r} add up to a delay of {int(c.delays.max())} steps, "
+                                f"expected at most {MAX_DELAY}", file=file)
             made, fixed, exact = _projections(f"{names[s]}_to_{pop}", names[s], pop, c, scale)
             projections.update((proj.name, proj) for proj in made)
             weights_fixed.append(fixed)
@@ -437,7 +481,12 @@ def _size(node) -> int:
     shape = _shape(node, "output") or _shape(node, "input")
     if not shape:
         raise ValueError("a node without a known shape (its input_type and output_type are empty)")
-    return int(np.prod(shape))
+    if min(shape) < 1:
+        raise ValueError(f"a node of shape {shape}, expected positive sizes")
+    n = int(np.prod(shape, dtype=object))
+    fits(n, BYTES_PER_NEURON, f"a node of {n:,} values")
+    return n
+
 
 
 def _pop_name(node_name: str) -> str:

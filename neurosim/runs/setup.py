@@ -251,6 +251,11 @@ def load_inputs(setup: Setup) -> datasets.Dataset:
         if graph.populations[graph.input_population].kind == "graded_source" and \
                 not np.all(data.inputs == np.rint(data.inputs)):
             raise fail(f"{path} holds fractional values; graded inputs are integers", "input", "file")
+        pop = graph.populations[graph.input_population]
+        if pop.kind == "graded_source":
+            problem = datasets.outside_payload(data.inputs, int(pop.params.get("payload_bits", 24)))
+            if problem:
+                raise fail(f"{path} {problem}", "input", "file")
         n = spec.input.samples or len(data.labels)
         return datasets.Dataset(data.name, data.split, data.inputs[:n], data.labels[:n])
     if graph.dataset != "any" and spec.input.dataset != graph.dataset:

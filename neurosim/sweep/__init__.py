@@ -24,7 +24,10 @@ A field is a dotted path into the scenario (``chip``, ``timesteps``, ``input.sam
 at once (``<out>/<name>.csv`` and ``<out>/<name>.h5``: a row per point, its fields, ``status``
 ``ok`` or ``error`` with the error, the trace, and every summary attribute as a column), so an
 interrupted sweep keeps what it finished, and running it again skips the points already done
-(a point is known by its fields' values). A point that fails is recorded and the others go on.
+(a point is known by a hash of its fields and of everything else that determines it: the base
+scenario, the chip, model and input files' contents, neurosim's version; `points.point_context`).
+A point that fails is recorded and the others go on. The local cluster listens on 127.0.0.1 and
+starts no dashboard unless ``run_sweep(..., dashboard=ADDRESS)`` asks for one.
 """
 
 from neurosim.sweep.cluster import SweepResult, run_sweep

@@ -80,9 +80,59 @@ class Sweep:
         return self.out / f"{self.spec.name}.h5"
 
 
-def point_id(values: dict[str, Any]) -> str:
-    """A point's name: a hash of its fields' values, stable across runs."""
-    return hashlib.sha1(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:12]
+def point_id(values: dict[str, Any], context: str = "") -> str:
+    """A point's name: a hash of its fields' values and of ``context`` (`point_context`: everything
+    else that determines its result), stable across runs."""
+    return hashlib.sha256((json.dumps(values, sort_keys=True, default=str) + context).encode()).hexdigest()[:16]
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _digest(kind: str, name: Any, cache: dict[tuple[str, str], str]) -> str:
+    """What a chip (its data with its ``base`` chain), a model folder (its model.yaml, which holds its
+    weights' sha256) or a file (its bytes) named in a point's scenario holds, as a hash; a name
+    that cannot be read yet hashes as such (the point then fails and says why)."""
+    from neurosim.spec.chip import load_chip_data
+    from neurosim.spec.places import find
+
+    key = (kind, str(name))
+    if key not in cache:
+        try:
+            path = find(kind, str(name))
+            if kind == "chip":
+                cache[key] = json.dumps(load_chip_data(path)[0], sort_keys=True, default=str)
+            else:
+                cache[key] = _file_digest(path / "model.yaml" if kind == "model" else path)
+        except (UserError, OSError):
+            cache[key] = f"{kind} {name!r} unreadable"
+    return cache[key]
+
+
+def point_context(scenario: dict, cache: dict[tuple[str, str], str]) -> str:
+    """Everything beyond its fields that determines a point's result, as one string for
+    `point_id`: neurosim's version, the point's whole scenario (the base with the point's fields)
+    and the contents of the chips, model and files it names. A change to any of them makes
+    another point (run again), never an old result reported for a new setup."""
+    from neurosim import __version__
+
+    chips = scenario.get("chip")
+    model = scenario.get("model")
+    inputs = scenario.get("input") if isinstance(scenario.get("input"), dict) else {}
+    parts = [__version__, json.dumps({k: v for k, v in scenario.items() if k != "name"}, sort_keys=True, default=str)]
+    for chip in (chips if isinstance(chips, list) else [chips]) + list(scenario.get("baselines") or []):
+        parts.append(_digest("chip", chip, cache))
+    if isinstance(model, str):
+        parts.append(_digest("model", model, cache))
+    elif isinstance(model, dict):
+        parts += [_digest("file", model[k], cache) for k in ("nir", "netx") if isinstance(model.get(k), str)]
+    parts += [_digest("file", inputs[k], cache) for k in ("file", "labels") if isinstance(inputs.get(k), str)]
+    return "\n".join(parts)
 
 
 def _draw(field: RandomField, rng: np.random.Generator) -> Any:
@@ -131,7 +181,7 @@ def apply_point(base: dict, values: dict[str, Any], bases: list[Path]) -> dict:
         if parts[-1] in ("chip", "model") and isinstance(value, str) and len(parts) == 1:
             value = _absolute(value, bases)
         node[parts[-1]] = value
-    scenario["name"] = f"{base['name']}-{point_id(values)}"
+    scenario["name"] = f"{str(base.get('name', 'point'))[:80]}-{point_id(values)}"
     return scenario
 
 
@@ -155,10 +205,10 @@ def load_sweep(path: str | Path) -> Sweep:
             base[key] = _absolute(base[key], scenario_bases)
         elif isinstance(base.get(key), list):
             base[key] = [_absolute(v, scenario_bases) for v in base[key]]
-    if isinstance(base.get("model"), dict):
-        for key in ("nir", "netx"):
-            if key in base["model"]:
-                base["model"][key] = _absolute(base["model"][key], scenario_bases)
+    for section, keys in (("model", ("nir", "netx")), ("input", ("file", "labels"))):
+        for key in keys if isinstance(base.get(section), dict) else ():
+            if isinstance(base[section].get(key), str):
+                base[section][key] = _absolute(base[section][key], scenario_bases)
     out = Path(spec.out) if spec.out else Path("traces") / "sweeps" / spec.name
     return Sweep(spec, str(path), base, expand(spec), out)
 

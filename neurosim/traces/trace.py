@@ -1,18 +1,32 @@
 """The HDF5 trace: one file per run, written whole under a temporary name and renamed.
 
 The layout is documented in ``traces/README.md``; `read_trace` is its only parser.
+
+Files are written whole or not at all (`write_atomically`): the HDF5 file is made in memory,
+then its bytes go to a hidden partial file beside the target, named for the host and process
+that write it (`partial_path`), which is renamed over the target once complete. A full disk or
+a failing write is one `UserError` and leaves nothing; a partial file whose writer died (killed
+mid-write) is removed by the next write in its folder (`remove_stale_partials`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
+import secrets
+import shutil
+import socket
+import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Callable, Iterator
 
 import h5py
 import numpy as np
 
+from neurosim.datasets import check_allocation, check_hdf5
 from neurosim.errors import UserError
 
 GROUPS = ("steps", "cores", "layers", "links", "samples", "tokens", "spikes", "conversion")
@@ -26,6 +40,95 @@ def _attr(value: Any) -> Any:
     return value
 
 
+# ---------------------------------------------------------------------------------------------
+# writing whole files
+
+HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+PARTIAL = re.compile(r"^\..+\.(?P<pid>\d+)-(?P<host>[0-9a-f]{8})-[0-9a-f]{8}\.partial$")
+
+
+def partial_path(path: Path) -> Path:
+    """Where ``path`` is written before it is renamed into place: hidden beside it, and named for
+    this host and process (and a random part), so that no two writers share it and a writer that
+    died can be recognised."""
+    return path.with_name(f".{path.name}.{os.getpid()}-{HOST}-{secrets.token_hex(4)}.partial")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True              # another user's process
+    return True
+
+
+def remove_stale_partials(folder: Path) -> list[Path]:
+    """Remove the partial files (`partial_path`) in ``folder`` whose writer, a process of this host,
+    is gone; returns them."""
+    removed = []
+    try:
+        entries = list(Path(folder).iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        match = PARTIAL.match(entry.name)
+        if match and match["host"] == HOST and not _alive(int(match["pid"])):
+            try:
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry)          # a sweep point's folder (`neurosim.sweep.cluster.run_point`)
+                else:
+                    entry.unlink()
+                removed.append(entry)
+            except OSError:
+                pass
+    return removed
+
+
+@contextmanager
+def atomic_writer(path: Path, what: str, mode: int = 0o666) -> Iterator[BinaryIO]:
+    """A binary file to write ``path`` through, whole or not at all: a partial file created
+    exclusively (never through a symlink), synced and renamed over ``path`` when the block ends.
+    A failing write (a full disk) is a `UserError` naming ``what``; nothing is left behind."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"cannot make the folder for {what} ({err.strerror or err})", file=str(path.parent)) from None
+    remove_stale_partials(path.parent)
+    tmp = partial_path(path)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), mode)
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"could not write {what} ({err.strerror or err}); nothing was written", file=str(path)) from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_atomically(path: Path, data: bytes, what: str) -> Path:
+    """Write ``data`` to ``path`` whole or not at all (`atomic_writer`)."""
+    with atomic_writer(path, what) as fh:
+        fh.write(data)
+    return Path(path)
+
+
+def hdf5_image(fill: Callable[[h5py.File], None]) -> bytes:
+    """The bytes of an HDF5 file that ``fill`` writes, made in memory (so that a failing disk never
+    leaves the HDF5 library with a half-written file)."""
+    with h5py.File(f"neurosim-{uuid.uuid4().hex}.h5", "w", driver="core", backing_store=False) as h5:
+        fill(h5)
+        h5.flush()
+        return h5.id.get_file_image()
+
+
 def write_trace(path: str | Path, meta: dict[str, Any], summary: dict[str, Any],
                 groups: dict[str, dict[str, Any]]) -> Path:
     """Write a complete trace to ``path``; nothing is left at ``path`` unless all of it was written.
@@ -33,24 +136,17 @@ def write_trace(path: str | Path, meta: dict[str, Any], summary: dict[str, Any],
     ``groups`` maps a group name to its datasets (arrays), nested dicts (subgroups) and
     attributes (under the key ``"@attrs"``).
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial")
-    try:
-        with h5py.File(tmp, "w") as h5:
-            m = h5.create_group("meta")
-            for k, v in meta.items():
-                m.attrs[k] = _attr(v)
-            s = h5.create_group("summary")
-            for k, v in summary.items():
-                s.attrs[k] = _attr(v)
-            for name, content in groups.items():
-                _write_group(h5.create_group(name), content)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    def fill(h5: h5py.File) -> None:
+        m = h5.create_group("meta")
+        for k, v in meta.items():
+            m.attrs[k] = _attr(v)
+        s = h5.create_group("summary")
+        for k, v in summary.items():
+            s.attrs[k] = _attr(v)
+        for name, content in groups.items():
+            _write_group(h5.create_group(name), content)
+
+    return write_atomically(Path(path), hdf5_image(fill), "the trace")
 
 
 def _write_group(group: h5py.Group, content: dict[str, Any]) -> None:
@@ -120,13 +216,16 @@ def _read(path: str | Path, datasets: bool) -> Trace:
         raise UserError("trace file not found", file=str(path))
     try:
         with h5py.File(path, "r") as h5:
-            if "meta" not in h5 or "summary" not in h5:
+            declared = check_hdf5(h5, str(path))
+            if datasets:
+                check_allocation(2 * declared, "reading its datasets", file=str(path))
+            if not isinstance(h5.get("meta"), h5py.Group) or not isinstance(h5.get("summary"), h5py.Group):
                 raise UserError("is not a neurosim trace (no /meta or /summary group)", file=str(path))
             meta = {k: _plain(v) for k, v in h5["meta"].attrs.items()}
             summary = {k: _plain(v) for k, v in h5["summary"].attrs.items()}
             present = [g for g in GROUPS if g in h5] if datasets else []
             groups = {g: _read_group(h5[g]) for g in present}
             attrs = {g: {k: _plain(v) for k, v in h5[g].attrs.items()} for g in present}
-    except OSError as err:
+    except (OSError, RuntimeError, ValueError, TypeError, KeyError) as err:
         raise UserError(f"is not a readable HDF5 trace ({err})", file=str(path)) from None
     return Trace(path, meta, summary, groups, attrs)

@@ -11,6 +11,7 @@ import h5py
 import numpy as np
 
 from neurosim import datasets
+from neurosim.datasets import check_allocation
 from neurosim.errors import UserError
 from neurosim.zoo.egru import model as egru
 from neurosim.zoo.matmulfree import model as matmulfree
@@ -23,6 +24,8 @@ from neurosim.spec.validate import validate
 from neurosim.spec.yamlio import load_yaml
 
 MODELS_DIR = Path("models")
+GENERATED_BYTES_PER_SYNAPSE = 64     # drawing a synapse (`local_sparse`'s arrays at their peak), then keeping it
+WEIGHTS_READ_FACTOR = 4              # a weights file's data read, converted and kept, against its declared bytes
 
 
 def resolve_model_dir(name_or_path: str, base: Path | None = None) -> Path:
@@ -45,13 +48,20 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _dataset(h5: h5py.File, path: str, file: str, dtype_kind: str = "iu") -> np.ndarray:
-    if path not in h5 or not isinstance(h5[path], h5py.Dataset):
+def _dataset(h5: h5py.File, path: str, file: str, dtype_kind: str = "iu",
+             shape: tuple[int, ...] | None = None, ndim: int | None = None, note: str = "") -> np.ndarray:
+    """A dataset of integers, its type and ``shape`` (or number of dimensions; ``note`` says what the
+    shape is made of) checked before it is read."""
+    item = h5.get(path)
+    if not isinstance(item, h5py.Dataset):
         raise UserError(f"dataset /{path} is missing", file=file)
-    data = h5[path][()]
-    if np.asarray(data).dtype.kind not in dtype_kind:
-        raise UserError(f"dataset /{path} has type {data.dtype}, expected integers", file=file)
-    return np.asarray(data)
+    if item.dtype.kind not in dtype_kind:
+        raise UserError(f"dataset /{path} has type {item.dtype}, expected integers", file=file)
+    if shape is not None and item.shape != shape:
+        raise UserError(f"dataset /{path} has shape {item.shape}, expected {shape}{note}", file=file)
+    if ndim is not None and len(item.shape) != ndim:
+        raise UserError(f"dataset /{path} has shape {item.shape}, expected {ndim} dimensions", file=file)
+    return np.asarray(item[()])
 
 
 def _int8(array: np.ndarray, path: str, file: str) -> np.ndarray:
@@ -65,7 +75,7 @@ def _weight_exp(h5: h5py.File, name: str, file: str) -> int:
     if group is None:
         raise UserError(f"group /projections/{name} is missing", file=file)
     exp = group.attrs.get("weight_exp", 0)
-    if not np.issubdtype(np.asarray(exp).dtype, np.integer) or not -8 <= int(exp) <= 15:
+    if np.ndim(exp) != 0 or not np.issubdtype(np.asarray(exp).dtype, np.integer) or not -8 <= int(exp) <= 15:
         raise UserError(f"attribute /projections/{name}.weight_exp is {exp!r}, expected an integer in [-8, 15]",
                         file=file)
     return int(exp)
@@ -75,10 +85,10 @@ def _resolve_params(params: dict[str, Any], h5: h5py.File, pop: str, size: int, 
     out: dict[str, Any] = {}
     for key, value in params.items():
         if isinstance(value, dict) and set(value) == {"h5"}:
-            array = _dataset(h5, str(value["h5"]), file)
-            if array.shape != (size,):
-                raise UserError(f"dataset /{value['h5']} for populations.{pop}.params.{key} has shape "
-                                f"{array.shape}, expected ({size},)", file=file)
+            try:
+                array = _dataset(h5, str(value["h5"]), file, shape=(size,))
+            except UserError as err:
+                raise UserError(f"{err.message} (populations.{pop}.params.{key})", file=file) from None
             out[key] = array.astype(np.int64)
         else:
             out[key] = value
@@ -96,6 +106,9 @@ def _generated_graph(spec: ModelFile, yaml_path: Path, lines) -> Graph:
                                 "expected a number", file=str(yaml_path), field=".".join(where),
                                 line=lines.find(where))
     populations = {name: Population(name, p.kind, p.size, dict(p.params)) for name, p in spec.populations.items()}
+    synapses = sum(spec.populations[p.target].size * p.generate.fan_in for p in spec.projections.values())
+    check_allocation(synapses * GENERATED_BYTES_PER_SYNAPSE, f"its {synapses:,} generated synapses",
+                     file=str(yaml_path), field="projections", line=lines.find(("projections",)))
     projections = {}
     for index, (name, p) in enumerate(spec.projections.items()):
         g = p.generate
@@ -137,6 +150,9 @@ def load_language_model(folder: Path, data: dict, lines, yaml_path: Path) -> Lan
     if spec.generated is not None:
         n_layers, d, glu = matmulfree.SHAPES[spec.generated.shape]
         vocab = len(datasets.load_text(spec.dataset, "test").vocab)
+        weights = n_layers * (4 * d * d + 3 * glu * d) + vocab * d
+        check_allocation(weights + 8 * 2 * glu * d, f"the {spec.generated.shape} shape's {weights:,} weights",
+                         file=str(yaml_path), field="generated", line=lines.find(("generated",)))
         model = matmulfree.generate(n_layers, d, glu, vocab, spec.generated.seed)
         sha = f"generated, seed {spec.generated.seed}"
     else:
@@ -150,9 +166,10 @@ def _trained(folder: Path, weights, load, what: str):
     """A language model's trained weights, checked against their sha256: (model, sha256)."""
     path = folder / weights.file
     sha = _checked_sha256(path, weights.sha256)
+    datasets.open_hdf5(path, f"{what} weights file", factor=WEIGHTS_READ_FACTOR).close()
     try:
         return load(path), sha
-    except (OSError, KeyError, ValueError, AssertionError) as err:
+    except (OSError, KeyError, ValueError, AssertionError, TypeError, IndexError, AttributeError) as err:
         raise UserError(f"is not a readable {what} weights file ({err or type(err).__name__})", file=str(path)) from None
 
 
@@ -167,6 +184,10 @@ def load_egru_model(folder: Path, data: dict, lines, yaml_path: Path) -> Languag
     _text_dataset(spec.dataset, yaml_path, lines)
     if spec.generated is not None:
         g = spec.generated
+        sizes = [g.embed, *g.hidden]
+        synapses = sum((n_in + h) * 3 * h for n_in, h in zip(sizes, g.hidden)) * (1 - g.sparsity)
+        check_allocation(synapses * 24 + 8 * max(sizes) * 256, f"its {synapses:,.0f} generated synapses",
+                         file=str(yaml_path), field="generated", line=lines.find(("generated",)))
         model = egru.generate_model(datasets.load_text(spec.dataset, "test").vocab, g.embed, g.hidden, g.sparsity,
                                     g.seed)
         sha = f"generated, seed {g.seed}"
@@ -220,11 +241,16 @@ def load_model(name_or_path: str | Path, base: Path | None = None) -> tuple[Grap
     weights_path = folder / spec.weights.file
     wfile = str(weights_path)
     actual = _checked_sha256(weights_path, spec.weights.sha256)
+    h5 = datasets.open_hdf5(weights_path, "weights file", factor=WEIGHTS_READ_FACTOR)
     try:
-        h5 = h5py.File(weights_path, "r")
-    except OSError as err:
-        raise UserError(f"is not a readable HDF5 file ({err})", file=wfile) from None
+        graph = _weights_graph(spec, h5, wfile, yaml_path, lines, actual)
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError) as err:   # a damaged file with a right checksum
+        raise UserError(f"is not a readable weights file ({err})", file=wfile) from None
+    return graph, text
 
+
+def _weights_graph(spec: ModelFile, h5: h5py.File, wfile: str, yaml_path: Path, lines, actual: str) -> Graph:
+    """A model folder's graph from its open weights file ``wfile`` (closed at the end)."""
     with h5:
         populations = {
             name: Population(name, p.kind, p.size, _resolve_params(p.params, h5, name, p.size, wfile))
@@ -237,15 +263,13 @@ def load_model(name_or_path: str | Path, base: Path | None = None) -> tuple[Grap
             base_path = f"projections/{name}"
             fmt = dict(port=p.port or "", weight_bits=p.weight_bits, sign_mode=p.sign_mode, delay=p.delay)
             if p.kind == "dense":
-                w = _int8(_dataset(h5, f"{base_path}/weight", wfile), f"{base_path}/weight", wfile)
-                if w.shape != (n_tgt, n_src):
-                    raise UserError(f"dataset /{base_path}/weight has shape {w.shape}, expected "
-                                    f"({n_tgt}, {n_src}) = (target {p.target}, source {p.source})", file=wfile)
+                w = _int8(_dataset(h5, f"{base_path}/weight", wfile, shape=(n_tgt, n_src),
+                                   note=f" = (target {p.target}, source {p.source})"), f"{base_path}/weight", wfile)
                 projections[name] = Dense(name, p.source, p.target, w, exp, **fmt)
             elif p.kind == "sparse":
-                indptr = _dataset(h5, f"{base_path}/indptr", wfile).astype(np.int64)
-                indices = _dataset(h5, f"{base_path}/indices", wfile).astype(np.int64)
-                w = _int8(_dataset(h5, f"{base_path}/weight", wfile), f"{base_path}/weight", wfile)
+                indptr = _dataset(h5, f"{base_path}/indptr", wfile, shape=(n_src + 1,)).astype(np.int64)
+                indices = _dataset(h5, f"{base_path}/indices", wfile, ndim=1).astype(np.int64)
+                w = _int8(_dataset(h5, f"{base_path}/weight", wfile, ndim=1), f"{base_path}/weight", wfile)
                 ok = (indptr.shape == (n_src + 1,) and indptr[0] == 0 and np.all(np.diff(indptr) >= 0)
                       and indptr[-1] == len(indices) == len(w)
                       and (len(indices) == 0 or (indices.min() >= 0 and indices.max() < n_tgt)))
@@ -255,7 +279,7 @@ def load_model(name_or_path: str | Path, base: Path | None = None) -> tuple[Grap
                 projections[name] = Sparse(name, p.source, p.target, Csr(indptr, indices.astype(np.int32), w),
                                            n_tgt, exp, **fmt)
             else:
-                w = _int8(_dataset(h5, f"{base_path}/weight", wfile), f"{base_path}/weight", wfile)
+                w = _int8(_dataset(h5, f"{base_path}/weight", wfile, ndim=4), f"{base_path}/weight", wfile)
                 conv = Conv2d(name, p.source, p.target, w, tuple(p.in_shape), p.stride, p.padding, exp, **fmt)
                 if w.ndim != 4 or w.shape[1] != p.in_shape[0]:
                     raise UserError(f"dataset /{base_path}/weight has shape {w.shape}, expected "
@@ -270,4 +294,4 @@ def load_model(name_or_path: str | Path, base: Path | None = None) -> tuple[Grap
                   input_population=spec.input.population, readout_population=spec.readout.population,
                   readout_mode=spec.readout.mode, dataset=spec.dataset, source_file=str(yaml_path),
                   weights_sha256=actual, lines=lines)
-    return graph, text
+    return graph
