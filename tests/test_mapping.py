@@ -9,7 +9,7 @@ from helpers import graph_of, make_chip, random_graph, tiny_model_files, write_m
 from neurosim.errors import UserError
 from neurosim.graph.graph import Conv2d, Dense, Population
 from neurosim.zoo.loader import load_model
-from neurosim.mapping.mapper import HOST, core_coordinates, map_graph, utilisation_table
+from neurosim.mapping.mapper import HOST, axon_hops, core_coordinates, map_graph, utilisation_table
 from neurosim.programs import KINDS
 
 
@@ -136,6 +136,7 @@ def test_xy_hop_counts_on_a_small_mesh():
     chip = make_chip(neurons=1, routers_x=3, routers_y=2, cores_per_router=2)
     mapping = map_graph(_chain(6), chip)
     r = mapping.routes
+    hops_ew, hops_ns, links = axon_hops(chip, mapping)
     src = np.repeat(np.arange(mapping.n_neurons), np.diff(r.axon_ptr))
     router = lambda core: (core // 2 % 3, core // 6)  # noqa: E731  (x, y) of a core, by hand
     assert r.n_axons == 6 + 36
@@ -147,10 +148,10 @@ def test_xy_hop_counts_on_a_small_mesh():
         else:
             s = router(s_core)
             expected = (abs(dst[0] - s[0]), abs(dst[1] - s[1]), 0)
-        assert (r.hops_ew[a], r.hops_ns[a], r.links[a]) == expected
+        assert (hops_ew[a], hops_ns[a], links[a]) == expected
     # spot checks: core 0 (router (0,0)) to core 11 (router (2,1)); core 1 to core 0 (same router)
     a0 = [a for a in range(r.axon_ptr[1], r.axon_ptr[2]) if r.axon_core[a] == 11][0]
-    assert (r.hops_ew[a0], r.hops_ns[a0]) == (2, 1)
+    assert (hops_ew[a0], hops_ns[a0]) == (2, 1)
 
 
 def test_hops_across_chips_count_links_not_on_chip_hops():
@@ -163,7 +164,7 @@ def test_hops_across_chips_count_links_not_on_chip_hops():
     mapping = map_graph(graph, chip)
     r = mapping.routes
     assert mapping.chips_used == 2 and r.n_axons == 1 and r.axon_core[0] == 3
-    assert (r.hops_ew[0], r.hops_ns[0], r.links[0]) == (2, 0, 1)
+    assert tuple(int(h[0]) for h in axon_hops(chip, mapping)) == (2, 0, 1)
 
 
 def test_one_axon_per_destination_core_and_projection():
@@ -176,7 +177,8 @@ def test_one_axon_per_destination_core_and_projection():
         axons = range(r.axon_ptr[n], r.axon_ptr[n + 1])
         assert [int(r.axon_core[a]) for a in axons] == [3, 4, 5]            # b sits on cores 3, 4, 5
         assert [int(r.axon_syn_ptr[a + 1] - r.axon_syn_ptr[a]) for a in axons] == [3, 3, 2]
-        targets = np.concatenate([r.syn_target[r.axon_syn_ptr[a]:r.axon_syn_ptr[a + 1]] for a in axons])
+        targets = np.concatenate([r.core_dendrite[r.axon_core[a]] + r.syn_target[r.axon_syn_ptr[a]:r.axon_syn_ptr[a + 1]]
+                                  for a in axons])
         assert sorted(targets.tolist()) == list(range(mapping.offsets["b"], mapping.offsets["b"] + 8))
 
 

@@ -88,7 +88,8 @@ class ArmPeModel:
         self.costs = TimingCosts(t_update_ns=0.0, t_active_ns=0.0, t_spike_ns=0.0, t_message_ns=0.0,
                                  t_message_in_ns=0.0, t_synop_ns=0.0, host_message_ns=0.0, count_active=False,
                                  message_bits=p.message_bits, path_latency_ns=p.latency_ns,
-                                 path_energy_pj=p.energy_pj, axon_path=p.axon_path)
+                                 path_energy_pj=p.energy_pj, path_hops=p.hops, path_crossings=p.crossings,
+                                 axon_path=p.axon_path)
         self._packets(mapping, p.energy_pj, p.axon_path)
 
         # per population and PE: its neurons' update cycles in a step in which it updates

@@ -32,14 +32,16 @@ kinds with a timer tick, `neurosim.cores.arm_pe`).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
+import numba as nb
 import numpy as np
 
 from neurosim.engine.engine import StepCounters, TimingCosts
 from neurosim.graph.graph import Graph
 from neurosim.mapping.mapper import HOST, Mapping
+from neurosim.mapping.routes import hop_counts, index_type
 from neurosim.programs import KINDS, payload_bits_of
 from neurosim.spec.chip import ChipFile
 
@@ -115,27 +117,77 @@ class Paths:
     latency_ns: np.ndarray          # [n_paths]
     energy_pj: np.ndarray           # [n_paths]
     from_host: np.ndarray           # bool [n_paths]
-    axon_path: np.ndarray           # int32 [n_axons]
+    hops: np.ndarray                # int64 [n_paths] on-chip hops
+    crossings: np.ndarray           # int64 [n_paths] link crossings (the host link counts as one)
+    axon_path: np.ndarray           # [n_axons] (uint16 when the paths are few enough)
     links: ChipLinks
     message_bits: np.ndarray        # int32 [n_neurons]
     host_bits: int                  # bits of the largest message the host sends
 
 
+@nb.njit(cache=True, nogil=True, inline="always")
+def path_key(n, a, axon_core, core_of, core_x, core_y, core_chip, bits_of_neuron, routers_x, routers_y, radix):
+    """Axon ``a`` (of neuron ``n``)'s path: its on-chip E-W and N-S hops, link crossings, whether
+    it leaves the host, the chips at its ends and its message's bits, as one mixed-radix key."""
+    src = core_of[n]
+    ew, ns, links = hop_counts(src, axon_core[a], core_x, core_y, routers_x, routers_y)
+    host = 1 if src < 0 else 0
+    key = np.int64(ew)
+    key = key * radix[1] + ns
+    key = key * radix[2] + links - host
+    key = key * radix[3] + host
+    key = key * radix[4] + (core_chip[src] if src >= 0 else 0)
+    key = key * radix[5] + core_chip[axon_core[a]]
+    return key * radix[6] + bits_of_neuron[n]
+
+
+@nb.njit(cache=True)
+def distinct_paths(axon_ptr, axon_core, core_of, core_x, core_y, core_chip, bits_of_neuron, routers_x, routers_y,
+                   radix):
+    """The distinct `path_key` values of the axons, ascending, and each one's index among them."""
+    index = nb.typed.Dict.empty(nb.types.int64, nb.types.int64)
+    for n in range(axon_ptr.shape[0] - 1):
+        for a in range(axon_ptr[n], axon_ptr[n + 1]):
+            index[path_key(n, a, axon_core, core_of, core_x, core_y, core_chip, bits_of_neuron, routers_x, routers_y,
+                           radix)] = 0
+    keys = np.empty(len(index), np.int64)
+    for i, key in enumerate(index.keys()):
+        keys[i] = key
+    keys.sort()
+    for i in range(keys.shape[0]):
+        index[keys[i]] = i
+    return keys, index
+
+
+@nb.njit(cache=True)
+def number_paths(axon_ptr, axon_core, core_of, core_x, core_y, core_chip, bits_of_neuron, routers_x, routers_y, radix,
+                 index, axon_path):
+    """Each axon's path, its key's index (`distinct_paths`)."""
+    for n in range(axon_ptr.shape[0] - 1):
+        for a in range(axon_ptr[n], axon_ptr[n + 1]):
+            axon_path[a] = index[path_key(n, a, axon_core, core_of, core_x, core_y, core_chip, bits_of_neuron,
+                                          routers_x, routers_y, radix)]
+
+
 def paths(chip: ChipFile, graph: Graph, mapping: Mapping) -> Paths:
     """Each axon's path over the mesh, the chip-to-chip links and the host link, and what a message costs on it."""
-    noc, system = chip.chip.noc, chip.system
+    noc, system, mesh = chip.chip.noc, chip.system, chip.chip.mesh
     r = mapping.routes
-    src = np.repeat(np.arange(mapping.n_neurons, dtype=np.int32), np.diff(r.axon_ptr))
-    src_core = mapping.core_of[src]
-    from_host = (src_core == HOST).astype(np.int8)
-    cores_per_chip = chip.cores_per_chip
-    src_chip = (np.maximum(src_core, 0) // cores_per_chip).astype(np.int32)     # the host's messages enter chip 0
-    dst_chip = (r.axon_core // cores_per_chip).astype(np.int32)
     bits_of_neuron = message_bits(chip, graph, mapping)
-    distinct, axon_path = _distinct_rows((r.hops_ew, r.hops_ns, r.links - from_host, from_host, src_chip, dst_chip,
-                                          bits_of_neuron[src]))
-    del src, src_core, src_chip, dst_chip
-    hops_ew, hops_ns, chip_hops, from_host, p_src, p_dst, bits = distinct
+    grid_x, grid_y = mesh.routers_x * system.chips_x, mesh.routers_y * system.chips_y
+    radix = (grid_x, grid_y, system.chips_x + system.chips_y + 1, 2, chip.n_chips, chip.n_chips,
+             int(bits_of_neuron.max(initial=0)) + 1)
+    where = (r.axon_ptr, r.axon_core, mapping.core_of, mapping.core_x, mapping.core_y, mapping.core_chip, bits_of_neuron,
+             mesh.routers_x, mesh.routers_y, radix)
+    keys, index = distinct_paths(*where)
+    axon_path = np.empty(r.n_axons, index_type(max(len(keys) - 1, 0)))
+    number_paths(*where, index, axon_path)
+    del index
+    columns = []
+    for base in reversed(radix):
+        columns.append(keys % base)
+        keys = keys // base
+    hops_ew, hops_ns, chip_hops, from_host, p_src, p_dst, bits = reversed(columns)
     latency = (hops_ew * noc.hop_ns_east_west + hops_ns * noc.hop_ns_north_south
                + chip_hops * system.link.latency_ns + from_host * system.host.latency_ns)
     energy = (hops_ew * noc.hop_pj_east_west + hops_ns * noc.hop_pj_north_south
@@ -145,7 +197,8 @@ def paths(chip: ChipFile, graph: Graph, mapping: Mapping) -> Paths:
     energy = np.where(local, noc.local_pj, energy).astype(np.float64)
     links = chip_links(chip, p_src, p_dst, bits, from_host.astype(bool))
     host_bits = int(bits_of_neuron[mapping.core_of == HOST].max(initial=noc.message_bits))
-    return Paths(latency, energy, from_host.astype(bool), axon_path, links, bits_of_neuron, host_bits)
+    return Paths(latency, energy, from_host.astype(bool), hops_ew + hops_ns, chip_hops + from_host, axon_path, links,
+                 bits_of_neuron, host_bits)
 
 
 def timing_costs(chip: ChipFile, graph: Graph, mapping: Mapping) -> tuple[TimingCosts, ChipLinks]:
@@ -160,33 +213,8 @@ def timing_costs(chip: ChipFile, graph: Graph, mapping: Mapping) -> tuple[Timing
                         host_message_ns=p.host_bits / chip.system.host.bandwidth_bits_per_s * 1e9,
                         count_active=bool(t.neuron_active or e.neuron_active),
                         message_bits=p.message_bits, path_latency_ns=p.latency_ns, path_energy_pj=energy,
-                        axon_path=p.axon_path)
+                        path_hops=p.hops, path_crossings=p.crossings, axon_path=p.axon_path)
     return costs, p.links
-
-
-def _distinct_rows(columns: tuple[np.ndarray, ...]) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
-    """The distinct rows of non-negative integer columns, and each row's index among them.
-
-    Rows are numbered in mixed radix; a table over all numbers up to the largest marks those
-    present, which for the few hop and link counts of a system is far quicker than sorting.
-    """
-    radix = [int(col.max(initial=0)) + 1 for col in columns]
-    key = np.zeros(len(columns[0]), np.int64)
-    for col, base in zip(columns, radix):
-        key *= base
-        key += col
-    if math.prod(radix) <= max(4 * len(key), 1 << 20):
-        present = np.zeros(math.prod(radix), bool)
-        present[key] = True
-        values = np.flatnonzero(present)
-        index = (np.cumsum(present) - 1)[key]
-    else:
-        values, index = np.unique(key, return_inverse=True)
-    rows = []
-    for base in reversed(radix):
-        rows.append(values % base)
-        values = values // base
-    return tuple(reversed(rows)), index.astype(np.int32)
 
 
 @dataclass
@@ -212,35 +240,119 @@ class StepCost:
     macs: np.ndarray | None = None          # MAC-array multiply-accumulates
 
 
-def step_cost(chip: ChipFile, mapping: Mapping, links: ChipLinks, c: StepCounters, neurons_per_core: np.ndarray,
-              chip_index: np.ndarray, n_chips: int) -> StepCost:
+class CostTable(NamedTuple):
+    """What `cost_kernel` reads: a neurocore's per-op figures, and what the mapping fixes."""
+
+    energy_pj: tuple[float, ...]     # synop, synmem_read, neuron_update, neuron_active, spike_out, message_in
+    time_ns: tuple[float, ...]       # neuron_update, neuron_active, synop, synmem_read
+    bits_per_s: tuple[float, ...]    # a core's link to its router, a chip-to-chip link, the host link
+    neurons: np.ndarray              # float64 [n_cores]
+    chip_index: np.ndarray           # int64 [n_cores] among the chips used
+    path_bits: np.ndarray            # int64 [n_paths] bits of a message on each path
+    path_ptr: np.ndarray             # int64 [n_paths + 1] into path_links
+    path_links: np.ndarray           # int64 chip-to-chip links each path crosses
+    host_paths: np.ndarray           # bool [n_paths]
+
+
+class CostArrays(NamedTuple):
+    """One step's cost, as `StepCost` has it (``host_bits``: one entry)."""
+
+    synapse_pj: np.ndarray
+    neuron_pj: np.ndarray
+    network_pj: np.ndarray
+    busy_ns: np.ndarray
+    chip_busy_ns: np.ndarray
+    link_bits: np.ndarray
+    host_bits: np.ndarray
+    bounds_ns: np.ndarray
+
+
+def cost_table(chip: ChipFile, links: ChipLinks, neurons_per_core: np.ndarray, chip_index: np.ndarray) -> CostTable:
     e, t = chip.core.energy_pj, chip.core.time_ns
+    return CostTable((e.synop, e.synmem_read, e.neuron_update, e.neuron_active, e.spike_out, e.message_in),
+                     (t.neuron_update, t.neuron_active, t.synop, t.synmem_read),
+                     (chip.chip.noc.core_link_bits_per_s, chip.system.link.bandwidth_bits_per_s,
+                      chip.system.host.bandwidth_bits_per_s),
+                     np.asarray(neurons_per_core, np.float64), np.asarray(chip_index, np.int64),
+                     links.path_bits.astype(np.int64), links.path_ptr.astype(np.int64),
+                     links.path_links.astype(np.int64), links.host_paths.astype(bool))
+
+
+def cost_arrays(n_cores: int, n_chips: int, n_links: int) -> CostArrays:
+    return CostArrays(np.zeros(n_cores), np.zeros(n_cores), np.zeros(n_cores + 1), np.zeros(n_cores), np.zeros(n_chips),
+                      np.zeros(n_links), np.zeros(1, np.int64), np.zeros(len(BOUNDS)))
+
+
+@nb.njit(cache=True, nogil=True)
+def cost_kernel(k, synops, reads, active, spikes, msgs_in, bits_in, bits_out, network_pj, path_msgs, neuron_done_ns,
+                synapse_done_ns, out):
+    """One step's energy per core by component, busy time per core and chip, link loads and the
+    runtime model's bounds (see the module's docstring), from the engine's counters, into ``out``."""
+    e_synop, e_read, e_update, e_active, e_spike, e_message_in = k.energy_pj
+    t_update, t_active, t_synop, t_read = k.time_ns
+    core_bps, link_bps, host_bps = k.bits_per_s
+    n = synops.shape[0]
+    dendrite_max = synop_max = read_max = core_link_max = messages_max = 0.0
+    out.chip_busy_ns[:] = 0.0
+    for c in range(n):
+        out.synapse_pj[c] = synops[c] * e_synop + reads[c] * e_read
+        out.neuron_pj[c] = k.neurons[c] * e_update + active[c] * e_active + spikes[c] * e_spike
+        out.network_pj[c] = network_pj[c] + msgs_in[c] * e_message_in
+        dendrite_ns = k.neurons[c] * t_update + active[c] * t_active
+        synop_ns = synops[c] * t_synop
+        read_ns = reads[c] * t_read
+        core_link_ns = max(bits_in[c], bits_out[c]) / core_bps * 1e9
+        messages_ns = max(neuron_done_ns[c], synapse_done_ns[c])
+        busy = max(dendrite_ns, synop_ns, read_ns, core_link_ns, messages_ns)
+        out.busy_ns[c] = busy
+        out.chip_busy_ns[k.chip_index[c]] = max(out.chip_busy_ns[k.chip_index[c]], busy)
+        dendrite_max, synop_max = max(dendrite_max, dendrite_ns), max(synop_max, synop_ns)
+        read_max, core_link_max = max(read_max, read_ns), max(core_link_max, core_link_ns)
+        messages_max = max(messages_max, messages_ns)
+    out.network_pj[n] = network_pj[n]
+    out.link_bits[:] = 0.0
+    host_bits = 0
+    for path in range(path_msgs.shape[0]):
+        bits = path_msgs[path] * k.path_bits[path]
+        for i in range(k.path_ptr[path], k.path_ptr[path + 1]):
+            out.link_bits[k.path_links[i]] += bits
+        if k.host_paths[path]:
+            host_bits += bits
+    out.host_bits[0] = host_bits
+    link_max = 0.0
+    for i in range(out.link_bits.shape[0]):
+        link_max = max(link_max, out.link_bits[i])
+    link_ns = max(link_max / link_bps * 1e9, host_bits / host_bps * 1e9, core_link_max)
+    bounds = (dendrite_max, synop_max, read_max, link_ns, 0.0, messages_max, 0.0)
+    for i in range(len(bounds)):
+        out.bounds_ns[i] = bounds[i]
+
+
+def step_cost(chip: ChipFile, mapping: Mapping, links: ChipLinks, c: StepCounters, neurons_per_core: np.ndarray,
+              chip_index: np.ndarray, n_chips: int, table: CostTable | None = None) -> StepCost:
+    """One step's `StepCost` from the engine's counters ``c`` (`cost_kernel`; ``table`` saves
+    making its `CostTable` anew)."""
     n = mapping.n_cores
-    synapse = c.synops * e.synop + c.synmem_reads * e.synmem_read
-    neuron = neurons_per_core * e.neuron_update + c.active * e.neuron_active + c.spikes[:n] * e.spike_out
-    network = c.network_pj.copy()
-    network[:n] += c.msgs_in * e.message_in
-    dendrite_ns = neurons_per_core * t.neuron_update + c.active * t.neuron_active
-    synop_ns = c.synops * t.synop
-    synmem_ns = c.synmem_reads * t.synmem_read
-    core_link_ns = np.maximum(c.bits_in, c.bits_out[:n]) / chip.chip.noc.core_link_bits_per_s * 1e9
-    messages_ns = np.maximum(c.neuron_done_ns, c.synapse_done_ns)
-    busy = np.maximum.reduce([dendrite_ns, synop_ns, synmem_ns, core_link_ns, messages_ns])
-    chip_busy = np.zeros(n_chips)
-    np.maximum.at(chip_busy, chip_index, busy)
-    link_bits, host_bits = links.loads_bits(c.path_msgs)
-    link_ns = max(link_bits.max(initial=0.0) / chip.system.link.bandwidth_bits_per_s * 1e9,
-                  host_bits / chip.system.host.bandwidth_bits_per_s * 1e9, core_link_ns.max(initial=0.0))
-    bounds = np.array([dendrite_ns.max(initial=0.0), synop_ns.max(initial=0.0), synmem_ns.max(initial=0.0),
-                       link_ns, 0.0, messages_ns.max(initial=0.0), 0.0])
-    return StepCost(synapse, neuron, network, busy, chip_busy, link_bits, host_bits, bounds)
+    table = table if table is not None else cost_table(chip, links, neurons_per_core, chip_index)
+    out = cost_arrays(n, n_chips, len(links.names))
+    cost_kernel(table, c.synops, c.synmem_reads, c.active, c.spikes, c.msgs_in, c.bits_in, c.bits_out, c.network_pj,
+                c.path_msgs, c.neuron_done_ns, c.synapse_done_ns, out)
+    # as `ChipLinks.loads_bits` has them: integers when no path crosses a link
+    link_bits = out.link_bits if len(links.path_links) else np.zeros(len(links.names), np.int64)
+    return StepCost(out.synapse_pj, out.neuron_pj, out.network_pj, out.busy_ns, out.chip_busy_ns, link_bits,
+                    int(out.host_bits[0]), out.bounds_ns)
 
 
 def binding_bound(bounds_ns: np.ndarray) -> int:
     """Which bound sets a step: the largest, the earlier in `BOUNDS` on a tie (the per-message
     timeline is never shorter than a core's own op counts, so ties name the op)."""
-    best = bounds_ns.max()
-    return int(np.flatnonzero(bounds_ns >= best * (1 - 1e-9))[0])
+    return int(binding_bounds(bounds_ns[None, :])[0])
+
+
+def binding_bounds(bounds_ns: np.ndarray) -> np.ndarray:
+    """`binding_bound` of each row of ``bounds_ns`` ([steps, len(BOUNDS)])."""
+    best = bounds_ns.max(axis=1, keepdims=True)
+    return np.argmax(bounds_ns >= best * (1 - 1e-9), axis=1).astype(np.int64)
 
 
 class NeurocoreModel:
@@ -256,6 +368,8 @@ class NeurocoreModel:
         used, self.chip_index = np.unique(mapping.core_chip, return_inverse=True)
         self.n_chips = len(used)
         self.neurons_per_core = (mapping.core_neuron_hi - mapping.core_neuron_lo).astype(np.float64)
+        self.table = cost_table(chip, self.links, self.neurons_per_core, self.chip_index)
 
     def step_cost(self, c: StepCounters, payload: np.ndarray) -> StepCost:
-        return step_cost(self.chip, self.mapping, self.links, c, self.neurons_per_core, self.chip_index, self.n_chips)
+        return step_cost(self.chip, self.mapping, self.links, c, self.neurons_per_core, self.chip_index, self.n_chips,
+                         self.table)

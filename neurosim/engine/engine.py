@@ -20,8 +20,9 @@ from dataclasses import dataclass
 import numba as nb
 import numpy as np
 
-from neurosim.engine.kernels import (MIXED_EXP, SERIAL_MESSAGES, Network, count_sent, count_sent_serial, deliver,
-                                     deliver_serial, emission_times, find_events, split_events)
+from neurosim.engine.kernels import MIXED_EXP, Network
+from neurosim.engine.programs import program_table
+from neurosim.engine.step import new_counts, new_sim, send, step
 from neurosim.graph.graph import Graph
 from neurosim.mapping.mapper import Mapping
 from neurosim.programs import KINDS, NeuronState, active_neurons, build_state, run_step, value_dtype
@@ -46,7 +47,9 @@ class TimingCosts:
     message_bits: np.ndarray        # int32 [n_neurons] bits of each message a neuron sends
     path_latency_ns: np.ndarray     # [n_paths]
     path_energy_pj: np.ndarray      # [n_paths]
-    axon_path: np.ndarray           # int32 [n_axons]
+    path_hops: np.ndarray           # int64 [n_paths] on-chip hops
+    path_crossings: np.ndarray      # int64 [n_paths] link crossings
+    axon_path: np.ndarray           # [n_axons]
 
     @property
     def axon_latency_ns(self) -> np.ndarray:
@@ -80,24 +83,20 @@ class StepCounters:
     updated: np.ndarray | None = None   # bool [n_populations] whose neurons updated (see `Engine.step`'s hold)
 
 
-def per_neuron_sum(axon_ptr: np.ndarray, per_axon: np.ndarray) -> np.ndarray:
-    """Each source neuron's sum of an integer per-axon quantity."""
-    total = np.concatenate([[0], np.cumsum(per_axon, dtype=np.int64)])
-    return total[axon_ptr[1:]] - total[axon_ptr[:-1]]
-
-
-def holds_within_neurons(axon_ptr: np.ndarray, pair_ok: np.ndarray) -> np.ndarray:
-    """Per source neuron, whether ``pair_ok`` (one entry per two consecutive axons) holds for
-    every two consecutive axons of its own."""
-    bad = np.concatenate([[0], np.cumsum(~pair_ok, dtype=np.int64), [np.count_nonzero(~pair_ok)]])
-    first, last = axon_ptr[:-1], np.maximum(axon_ptr[1:] - 1, axon_ptr[:-1])
-    return bad[last] - bad[first] == 0
-
-
-def narrow_int(values: np.ndarray) -> type:
-    """The narrowest of uint16 and int32 that holds ``values``."""
-    fits = values.size == 0 or (values.min() >= 0 and values.max() <= np.iinfo(np.uint16).max)
-    return np.uint16 if fits else np.int32
+@nb.njit(cache=True)
+def per_neuron(axon_ptr, axon_path, axon_proj, path_hops, path_crossings, proj_exp, proj_delay, hops, links, exp,
+               delay):
+    """Each neuron's hops and link crossings summed over its axons, and the weight exponent and
+    delay all its axons share (`MIXED_EXP` when they do not)."""
+    for n in range(axon_ptr.shape[0] - 1):
+        a0, a1 = axon_ptr[n], axon_ptr[n + 1]
+        exp[n] = proj_exp[axon_proj[a0]] if a1 > a0 else 0
+        delay[n] = proj_delay[axon_proj[a0]] if a1 > a0 else 0
+        for a in range(a0, a1):
+            hops[n] += path_hops[axon_path[a]]
+            links[n] += path_crossings[axon_path[a]]
+            if proj_exp[axon_proj[a]] != proj_exp[axon_proj[a0]] or proj_delay[axon_proj[a]] != delay[n]:
+                exp[n] = MIXED_EXP
 
 
 def balanced_ranges(load: np.ndarray, n_ranges: int) -> np.ndarray:
@@ -107,40 +106,29 @@ def balanced_ranges(load: np.ndarray, n_ranges: int) -> np.ndarray:
     return np.concatenate([[0], cuts, [len(load)]]).astype(np.int64)
 
 
-def network_of(mapping: Mapping, costs: TimingCosts) -> tuple[Network, np.ndarray]:
-    """The kernels' view of a mapping: its routes, per-neuron sums over axons, and costs.
-
-    What delivery reads of each axon (destination core, path, synapse count) is laid side by
-    side in one record array, in the narrowest integers that hold it: one stretch of memory
-    per neuron instead of three, and fewer bytes to fetch. Returns the network and that array.
-    """
-    r = mapping.routes
-    assert np.all(holds_within_neurons(r.axon_ptr, np.diff(r.axon_core) >= 0)), \
-        "each neuron's axons are sorted by destination core"
-    columns = {"core": r.axon_core, "path": costs.axon_path, "synapses": np.diff(r.axon_syn_ptr),
-               "reads": r.synmem_reads}
-    axons = np.zeros(r.n_axons, np.dtype([(k, narrow_int(v)) for k, v in columns.items()]))
-    for k, v in columns.items():
-        axons[k] = v
-    first = np.minimum(r.axon_ptr[:-1], max(r.n_axons - 1, 0))
-    first_exp = r.axon_exp[first] if r.n_axons else 0
-    first_delay = r.axon_delay[first] if r.n_axons else np.zeros(mapping.n_neurons, np.uint8)
-    one_exp = holds_within_neurons(r.axon_ptr, (np.diff(r.axon_exp) == 0) & (np.diff(r.axon_delay) == 0))
-    net = Network(
-        core_of=mapping.core_of, core_lo=mapping.core_neuron_lo, message_bits=costs.message_bits, axon_ptr=r.axon_ptr,
-        neuron_exp=np.where(one_exp, first_exp, MIXED_EXP).astype(np.int64),
-        neuron_delay=np.asarray(first_delay, np.int64), axon_delay=r.axon_delay,
-        neuron_hops=per_neuron_sum(r.axon_ptr, r.hops_ew + r.hops_ns), neuron_links=per_neuron_sum(r.axon_ptr, r.links),
-        axon_core=axons["core"], axon_path=axons["path"], axon_synapses=axons["synapses"], axon_reads=axons["reads"],
-        axon_exp=r.axon_exp, axon_syn_ptr=r.axon_syn_ptr, syn_target=r.syn_target, syn_weight=r.syn_weight,
+def network_of(mapping: Mapping, costs: TimingCosts) -> Network:
+    """The kernels' view of a mapping: its routes (held by the mapping, not copied), per-neuron
+    sums over axons, and costs."""
+    r, n = mapping.routes, mapping.n_neurons
+    hops, links, exp, delay = np.zeros(n, np.int32), np.zeros(n, np.int32), np.zeros(n, np.int64), np.zeros(n, np.uint8)
+    per_neuron(r.axon_ptr, costs.axon_path, r.axon_proj, costs.path_hops, costs.path_crossings, r.proj_exp,
+               r.proj_delay, hops, links, exp, delay)
+    return Network(
+        core_of=mapping.core_of, core_lo=mapping.core_neuron_lo, core_hi=mapping.core_neuron_hi,
+        message_bits=costs.message_bits, axon_ptr=r.axon_ptr, neuron_exp=exp, neuron_delay=delay, neuron_hops=hops,
+        neuron_links=links, axon_core=r.axon_core, axon_path=costs.axon_path, axon_synapses=r.axon_synapses,
+        axon_proj=r.axon_proj, proj_exp=r.proj_exp, proj_delay=r.proj_delay, proj_syn_bits=r.proj_syn_bits,
+        word_bits=r.word_bits,
+        syn_ptr=r.syn_ptr, syn_target=r.syn_target, syn_weight=r.syn_weight, core_dendrite=r.core_dendrite,
         path_latency_ns=costs.path_latency_ns, path_energy_pj=costs.path_energy_pj, t_update_ns=costs.t_update_ns,
-        t_active_ns=costs.t_active_ns, t_spike_ns=costs.t_spike_ns, t_message_ns=costs.t_message_ns, t_message_in_ns=costs.t_message_in_ns,
-        host_message_ns=costs.host_message_ns, t_synop_ns=costs.t_synop_ns)
-    return net, axons
+        t_active_ns=costs.t_active_ns, t_spike_ns=costs.t_spike_ns, t_message_ns=costs.t_message_ns,
+        t_message_in_ns=costs.t_message_in_ns, host_message_ns=costs.host_message_ns, t_synop_ns=costs.t_synop_ns)
 
 
 class Engine:
-    """Owns the state arrays of a mapped graph and advances them one timestep at a time."""
+    """Owns the state arrays of a mapped graph and advances them one timestep at a time (`step`,
+    compiled in `neurosim.engine.step`); the runs' compiled loops advance many steps per call
+    over the same arrays (``table``, ``sim``, ``counts``, `messages`)."""
 
     def __init__(self, graph: Graph, mapping: Mapping, costs: TimingCosts, per_message: bool = True):
         self.graph = graph
@@ -168,24 +156,19 @@ class Engine:
                 views.append(self.acc[slot, d0:d0 + size * ports].reshape(ports, size))
             self._dendrites.append(views)
         self.n_cores = mapping.n_cores
-        self._net, self._axons = network_of(mapping, costs)
-        self._neurons_per_core = (mapping.core_neuron_hi - mapping.core_neuron_lo).astype(np.float64)
+        self.net = network_of(mapping, costs)
+        # The programs as one compiled table, or None: run one by one from Python (numpy kernels).
+        self.table = program_table(self.pops, [mapping.dend_offsets[name] for name, *_ in self.pops], n)
+        self.count_active = costs.count_active
         self.overflow_per_population = [0] * len(self.pops)
-        # Active updates (counted only if the chip prices them): a flag per neuron and their running count.
-        self._active = np.zeros(n, np.int64)
-        self._active_prefix = np.zeros(n + 1, np.int64)
-        self._events = np.zeros(n, np.int64)
-        self._t_emit = np.zeros(n, np.float64)
         # One part of the work per thread: events split by source for the counters, cores for
         # delivery. A step's cores are split by the previous step's messages (only speed depends on it).
-        self._n_parts = nb.get_num_threads()
-        self._chunk_bounds = np.zeros(self._n_parts + 1, np.int64)
-        self._core_bounds = balanced_ranges(np.bincount(mapping.routes.axon_core, minlength=self.n_cores),
-                                            self._n_parts)
-        self._axon_split = np.zeros((self._n_parts + 1, n), np.int64)
-        self._syn_split = np.zeros((self._n_parts + 1, n), np.int64)
+        n_parts = nb.get_num_threads()
+        self.sim = new_sim(self.payload, self.acc, n_parts)
+        self.sim.core_bounds[:] = balanced_ranges(np.ones(self.n_cores), n_parts)
+        self.counts = new_counts(self.n_cores, len(costs.path_latency_ns), len(self.pops), n_parts)
         # Each step's messages, bucketed by destination core: arrival time and synapse count.
-        self._messages = np.zeros(0, np.dtype([("arrival", np.float64), ("synapses", self._axons.dtype["synapses"])]))
+        self.messages = (np.zeros(0, np.float64), np.zeros(0, self.net.axon_synapses.dtype))
 
     def reset(self) -> None:
         """Every neuron back to its initial state; no input pending."""
@@ -209,75 +192,40 @@ class Engine:
     def set_input(self, population: str, values: np.ndarray) -> None:
         self.state_of(population)["values"][:] = values
 
-    def _ensure_capacity(self, n_messages: int) -> None:
-        if n_messages > len(self._messages):
-            cap = max(n_messages, 2 * len(self._messages), 1024)
-            self._messages = np.zeros(cap, self._messages.dtype)
-
     def step(self, hold: frozenset[str] = frozenset()) -> StepCounters:
         """One timestep. Populations in ``hold`` do not update: their state stays, they send
         nothing and their accumulators keep what has arrived for their next update (a layer of
         a pipelined model between two tokens)."""
-        slots = self.mapping.delay_slots
-        dendrites = self._dendrites[self.steps_done % slots]
-        if self.costs.count_active:
-            for (_name, lo, hi, kind, state), acc in zip(self.pops, dendrites):
-                self._active[lo:hi] = active_neurons(kind, acc, state)
-            np.cumsum(self._active, out=self._active_prefix[1:])
         updated = np.array([name not in hold for name, *_ in self.pops], bool)
-        self.overflow_per_population = []
-        for (name, lo, hi, kind, state), acc, go in zip(self.pops, dendrites, updated):
+        t = self.steps_done
+        if self.table is not None:
+            self.messages = step(self.net, self.table, self.sim, self.counts, *self.messages, updated,
+                                 self.count_active, self.per_message, t)
+        else:
+            self._update_in_python(updated)
+            self.messages = send(self.net, self.sim, self.counts, *self.messages, self.per_message, t)
+        self.steps_done += 1
+        self.overflow_per_population = [int(x) for x in self.counts.overflow]
+        return self.counters(updated)
+
+    def _update_in_python(self, updated: np.ndarray) -> None:
+        """`neurosim.engine.step.update_neurons` for programs with numpy kernels."""
+        dendrites = self._dendrites[self.steps_done % self.mapping.delay_slots]
+        if self.count_active:
+            for (_name, lo, hi, kind, state), acc in zip(self.pops, dendrites):
+                self.sim.active[lo:hi] = active_neurons(kind, acc, state)
+            np.cumsum(self.sim.active, out=self.sim.active_prefix[1:])
+        for p, ((_name, lo, hi, kind, state), acc, go) in enumerate(zip(self.pops, dendrites, updated)):
             if go:
-                self.overflow_per_population.append(run_step(kind, acc, self.payload[lo:hi], state))
+                self.counts.overflow[p] = run_step(kind, acc, self.payload[lo:hi], state)
             else:
                 self.payload[lo:hi] = 0
-                self.overflow_per_population.append(0)
-        # An input of delay d is read d + 1 steps from now.
-        slot_of_delay = (self.steps_done + 1 + np.arange(slots)) % slots
-        self.steps_done += 1
-        counters = self._deliver(sum(self.overflow_per_population), slot_of_delay)
-        counters.updated = updated
-        return counters
+                self.counts.overflow[p] = 0
 
-    def _deliver(self, overflow: int, slot_of_delay: np.ndarray) -> StepCounters:
-        net, n_cores = self._net, self.n_cores
-        n_events = find_events(self.payload, self._events)
-        events = self._events
-        msgs_before = np.zeros(n_cores + 1, np.int64)
-        emission_times(net, events, n_events, self._t_emit, msgs_before, np.zeros(n_cores + 1, np.int64),
-                       self._active_prefix)
-        prefix, lo = self._active_prefix, self.mapping.core_neuron_lo
-        active = (prefix[self.mapping.core_neuron_hi] - prefix[lo]).astype(np.int64)
-        source = net.core_of[events[:n_events]]
-        spikes = np.bincount(np.where(source < 0, n_cores, source), minlength=n_cores + 1).astype(np.int64)
-
-        msgs_out = np.zeros(n_cores + 1, np.int64)
-        bits_out = np.zeros(n_cores + 1, np.int64)
-        hops = np.zeros(n_cores + 1, np.int64)
-        links = np.zeros(n_cores + 1, np.int64)
-        network_pj = np.zeros(n_cores + 1, np.float64)
-        msgs_to = np.zeros((self._n_parts, n_cores), np.int64)
-        path_msgs = np.zeros((self._n_parts, len(net.path_latency_ns)), np.int64)
-        split_events(net, events, n_events, self._chunk_bounds)
-        few = int(msgs_before.sum()) < SERIAL_MESSAGES
-        (count_sent_serial if few else count_sent)(
-            net, events, self._chunk_bounds, self._core_bounds, msgs_out, bits_out, hops, links, network_pj, msgs_to,
-            path_msgs, self._axon_split, self._syn_split)
-
-        msgs_in = msgs_to.sum(axis=0)
-        bucket_ptr = np.zeros(n_cores + 1, np.int64)
-        np.cumsum(msgs_in, out=bucket_ptr[1:])
-        self._ensure_capacity(int(bucket_ptr[-1]))
-        synops = np.zeros(n_cores, np.int64)
-        reads = np.zeros(n_cores, np.int64)
-        bits_in = np.zeros(n_cores, np.int64)
-        synapse_done = np.zeros(n_cores, np.float64)
-        (deliver_serial if few else deliver)(
-            net, events, n_events, self._core_bounds, self._axon_split, self._syn_split, self._t_emit, self.payload,
-            self.per_message, bucket_ptr, self.acc, slot_of_delay, synops, reads, bits_in, msgs_in, synapse_done,
-            self._messages["arrival"], self._messages["synapses"])
-        self._core_bounds = balanced_ranges(msgs_in, self._n_parts)
-        neuron_done = (self._neurons_per_core * net.t_update_ns + active * net.t_active_ns
-                       + spikes[:n_cores] * net.t_spike_ns + msgs_out[:n_cores] * net.t_message_ns)
-        return StepCounters(n_events, active, synops, reads, msgs_in, bits_in, spikes, msgs_out, bits_out,
-                            path_msgs.sum(axis=0), hops, links, network_pj, neuron_done, synapse_done, overflow)
+    def counters(self, updated: np.ndarray | None = None) -> StepCounters:
+        """A copy of what the last step did."""
+        c = self.counts
+        return StepCounters(int(c.events[0]), c.active.copy(), c.synops.copy(), c.reads.copy(), c.msgs_in.copy(),
+                            c.bits_in.copy(), c.spikes.copy(), c.msgs_out.copy(), c.bits_out.copy(),
+                            c.path_msgs.copy(), c.hops.copy(), c.links.copy(), c.network_pj.copy(),
+                            c.neuron_done_ns.copy(), c.synapse_done_ns.copy(), int(c.overflow.sum()), updated)

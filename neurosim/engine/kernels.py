@@ -34,9 +34,10 @@ from llvmlite import ir
 from numba.core import cgutils, types
 from numba.extending import intrinsic, overload
 
+from neurosim.mapping.routes import reads as synmem_words
+
 CACHE_LINE_BYTES = 64
 PREFETCH_AHEAD = 2          # events: how far ahead their axons are asked for
-KEY_MAX = (1 << 16) - 1     # arrival_order's keys
 MIXED_EXP = -(1 << 62)      # a neuron's weight exponent when its axons have different exponents or delays
 MAX_INSERTION_MOVES = 8     # per message; beyond, a core's messages are merge-sorted instead
 
@@ -44,12 +45,14 @@ MAX_INSERTION_MOVES = 8     # per message; beyond, a core's messages are merge-s
 class Network(NamedTuple):
     """What the kernels read of a mapped graph and its costs; fixed for a run.
 
-    Neuron ``n``'s axons are ``axon_ptr[n]:axon_ptr[n+1]``, sorted by destination core;
-    axon ``a``'s synapses are ``axon_syn_ptr[a]:axon_syn_ptr[a+1]``, all on ``axon_core[a]``.
+    Neuron ``n``'s axons are ``axon_ptr[n]:axon_ptr[n+1]``, sorted by destination core, and its
+    synapses ``syn_ptr[n]:syn_ptr[n+1]``, its axons' ``axon_synapses`` one after another, all
+    of an axon on ``axon_core[a]``; a synapse's target counts from that core's first dendrite.
     """
 
     core_of: np.ndarray           # [n_neurons] its core, or -1 for the host
     core_lo: np.ndarray           # [n_cores] first neuron of each core
+    core_hi: np.ndarray           # [n_cores] one past its last
     message_bits: np.ndarray      # [n_neurons] bits of each message it sends
     axon_ptr: np.ndarray          # [n_neurons + 1]
     neuron_exp: np.ndarray        # [n_neurons] weight exponent of all its axons, or MIXED_EXP
@@ -59,12 +62,15 @@ class Network(NamedTuple):
     axon_core: np.ndarray         # [n_axons] destination core
     axon_path: np.ndarray         # [n_axons] index into path_latency_ns and path_energy_pj
     axon_synapses: np.ndarray     # [n_axons] synapse count
-    axon_reads: np.ndarray        # [n_axons] synaptic-memory words read per message
-    axon_exp: np.ndarray          # [n_axons] weight exponent
-    axon_delay: np.ndarray        # [n_axons] extra timesteps
-    axon_syn_ptr: np.ndarray      # [n_axons + 1]
-    syn_target: np.ndarray        # [n_synapses] global dendrite index
+    axon_proj: np.ndarray         # [n_axons] its projection
+    proj_exp: np.ndarray          # [n_projections] weight exponent
+    proj_delay: np.ndarray        # [n_projections] extra timesteps
+    proj_syn_bits: np.ndarray     # [n_projections] synaptic-memory bits of a synapse
+    word_bits: int                # of synaptic memory
+    syn_ptr: np.ndarray           # [n_neurons + 1]
+    syn_target: np.ndarray        # [n_synapses] dendrite, from its core's first (core_dendrite)
     syn_weight: np.ndarray        # [n_synapses] int8
+    core_dendrite: np.ndarray     # [n_cores] first dendrite of each core
     path_latency_ns: np.ndarray   # [n_paths]
     path_energy_pj: np.ndarray    # [n_paths]
     t_update_ns: float            # a neuron's update
@@ -181,29 +187,33 @@ def count_chunk(net, k, events, bounds, core_bounds, msgs_out, bits_out, hops_ou
         if e + PREFETCH_AHEAD < bounds[k + 1]:
             ahead = events[e + PREFETCH_AHEAD]
             prefetch_range(axon_core, axon_ptr[ahead], axon_ptr[ahead + 1])
-            prefetch(net.axon_syn_ptr, axon_ptr[ahead])
         n = events[e]
         src = net.core_of[n] if net.core_of[n] >= 0 else host
-        msgs_out[src] += axon_ptr[n + 1] - axon_ptr[n]
-        bits_out[src] += (axon_ptr[n + 1] - axon_ptr[n]) * net.message_bits[n]
+        a0, a1 = axon_ptr[n], axon_ptr[n + 1]
+        msgs_out[src] += a1 - a0
+        bits_out[src] += (a1 - a0) * net.message_bits[n]
         hops_out[src] += net.neuron_hops[n]
         links_out[src] += net.neuron_links[n]
-        syn = net.axon_syn_ptr[axon_ptr[n]]
-        axon_split[0, e] = axon_ptr[n]
+        syn = net.syn_ptr[n]
+        axon_split[0, e] = a0
         syn_split[0, e] = syn
         j = 1
-        for a in range(axon_ptr[n], axon_ptr[n + 1]):
+        energy_pj = net_pj[src]          # the source's running sum, added to axon by axon
+        for a in range(a0, a1):
             dst = axon_core[a]
             while j < n_ranges and dst >= core_bounds[j]:
                 axon_split[j, e] = a
                 syn_split[j, e] = syn
                 j += 1
-            net_pj[src] += net.path_energy_pj[net.axon_path[a]]
+            path = net.axon_path[a]
+            energy_pj += net.path_energy_pj[path]
             msgs_to[k, dst] += 1
-            path_msgs[k, net.axon_path[a]] += 1
+            path_msgs[k, path] += 1
             syn += net.axon_synapses[a]
-        axon_split[j:, e] = axon_ptr[n + 1]
-        syn_split[j:, e] = syn
+        net_pj[src] = energy_pj
+        for i in range(j, n_ranges + 1):
+            axon_split[i, e] = a1
+            syn_split[i, e] = syn
 
 
 @nb.njit(cache=True, nogil=True, parallel=True)
@@ -248,10 +258,10 @@ def _weighted(weight, payload, exp):
 
 
 @nb.njit(cache=True, nogil=True)
-def apply_synapses(net, lo, hi, payload, exp, acc):
-    """``acc[target] += weighted(weight, payload, exp)`` over the synapses ``lo:hi``."""
+def apply_synapses(net, lo, hi, payload, exp, acc, first):
+    """``acc[first + target] += weighted(weight, payload, exp)`` over the synapses ``lo:hi``."""
     for s in range(lo, hi):
-        acc[net.syn_target[s]] += weighted(net.syn_weight[s], payload, exp)
+        acc[first + net.syn_target[s]] += weighted(net.syn_weight[s], payload, exp)
 
 
 @nb.njit(cache=True, nogil=True)
@@ -273,86 +283,94 @@ def deliver_to_range(net, k, events, n_events, core_bounds, axon_split, syn_spli
         if a0 == a1:
             continue
         p = payload[n]
-        if net.neuron_exp[n] != MIXED_EXP:
-            apply_synapses(net, syn_split[k, e], syn_split[k + 1, e], p, net.neuron_exp[n],
-                           acc[slot_of_delay[net.neuron_delay[n]]])
-        else:
-            for a in range(a0, a1):
-                apply_synapses(net, net.axon_syn_ptr[a], net.axon_syn_ptr[a + 1], p, net.axon_exp[a],
-                               acc[slot_of_delay[net.axon_delay[a]]])
+        one_exp = net.neuron_exp[n] != MIXED_EXP
+        row = acc[slot_of_delay[net.neuron_delay[n]]]
         step_ns = net.host_message_ns if net.core_of[n] < 0 else net.t_message_ns
+        syn = syn_split[k, e]
         for a in range(a0, a1):
-            dst = net.axon_core[a]
-            synops[dst] += net.axon_synapses[a]
-            reads[dst] += net.axon_reads[a]
+            dst, synapses = net.axon_core[a], net.axon_synapses[a]
+            if one_exp:
+                apply_synapses(net, syn, syn + synapses, p, net.neuron_exp[n], row, net.core_dendrite[dst])
+            else:
+                j = net.axon_proj[a]
+                apply_synapses(net, syn, syn + synapses, p, net.proj_exp[j], acc[slot_of_delay[net.proj_delay[j]]],
+                               net.core_dendrite[dst])
+            syn += synapses
+            synops[dst] += synapses
+            reads[dst] += synmem_words(synapses, net.proj_syn_bits[net.axon_proj[a]], net.word_bits)
             bits_in[dst] += net.message_bits[n]
             if per_message:
                 m = fill[dst - c0]
                 fill[dst - c0] += 1
                 sent = a - net.axon_ptr[n] + 1
                 msg_arrival[m] = t_emit[e] + sent * step_ns + net.path_latency_ns[net.axon_path[a]]
-                msg_synapses[m] = net.axon_synapses[a]
+                msg_synapses[m] = synapses
 
 
 @nb.njit(cache=True, nogil=True)
-def arrival_order(arrival, order, scratch):
-    """Write to ``order`` a stable argsort of ``arrival`` (ties keep their order), in linear time.
+def arrival_order(arrival, order, ordered, scratch):
+    """Write to ``order`` a stable argsort of ``arrival`` (ties keep their order), and to
+    ``ordered`` the arrivals in that order, in linear time.
 
-    Each value gets a 16-bit key, its place on a linear scale from the smallest value to the
-    largest. Two stable counting-sort passes order the keys, by their low byte and then by
-    their high byte, and an insertion sort orders the values that share a key (few). Should
-    that take too many moves (values bunched on a few keys), a merge sort does it instead.
-    ``scratch`` holds at least ``2 * n + 257`` integers.
+    The span from first to last is cut into about as many equal slots as there are values;
+    one counting pass puts the values in slot order (stable), and an insertion sort orders
+    those that share a slot (few). Should that take too many moves (values bunched in a few
+    slots), a merge sort does it instead. ``scratch`` holds at least ``3 * n + 2`` integers.
     """
     n = arrival.shape[0]
-    lo, hi = arrival[0], arrival[0]
+    first, last = arrival[0], arrival[0]
     for i in range(1, n):
-        lo = min(lo, arrival[i])
-        hi = max(hi, arrival[i])
-    if hi == lo:
+        first, last = min(first, arrival[i]), max(last, arrival[i])
+    if not last > first:          # one value, or all equal
         for i in range(n):
             order[i] = i
+            ordered[i] = arrival[i]
         return
-    keys, by_low, counts = scratch[:n], scratch[n:2 * n], scratch[2 * n:2 * n + 257]
-    scale = KEY_MAX / (hi - lo)
+    slots = 1
+    while slots < n:
+        slots *= 2
+    counts, slot_of = scratch[:slots + 1], scratch[slots + 1:slots + 1 + n]
+    counts[:] = 0
+    scale = slots / (last - first)
     for i in range(n):
-        keys[i] = min(int((arrival[i] - lo) * scale), KEY_MAX)    # monotonic in arrival
-    for shift, source, target in ((0, order, by_low), (8, by_low, order)):
-        counts[:] = 0
-        for i in range(n):
-            counts[((keys[i] >> shift) & 255) + 1] += 1
-        for b in range(1, 257):
-            counts[b] += counts[b - 1]
-        for j in range(n):
-            i = source[j] if shift else j
-            digit = (keys[i] >> shift) & 255
-            target[counts[digit]] = i
-            counts[digit] += 1
+        x = (arrival[i] - first) * scale            # monotonic in arrival
+        slot = int(x) if x < slots - 1 else slots - 1
+        slot_of[i] = slot
+        counts[slot + 1] += 1
+    for b in range(1, slots + 1):
+        counts[b] += counts[b - 1]
+    for i in range(n):
+        at = counts[slot_of[i]]
+        counts[slot_of[i]] += 1
+        order[at] = i
+        ordered[at] = arrival[i]
     moves, max_moves = 0, MAX_INSERTION_MOVES * n
     for i in range(1, n):
-        m = order[i]
+        m, a = order[i], ordered[i]
         j = i
-        while j > 0 and arrival[order[j - 1]] > arrival[m]:
-            order[j] = order[j - 1]
+        while j > 0 and ordered[j - 1] > a:
+            order[j], ordered[j] = order[j - 1], ordered[j - 1]
             j -= 1
-        order[j] = m
+        order[j], ordered[j] = m, a
         moves += i - j
         if moves > max_moves:
             order[:n] = np.argsort(arrival, kind="mergesort")
+            for r in range(n):
+                ordered[r] = arrival[order[r]]
             return
 
 
 @nb.njit(cache=True, nogil=True)
-def synapse_unit_done_ns(msg_arrival, msg_synapses, t_message_in_ns, t_synop_ns, order, scratch):
+def synapse_unit_done_ns(msg_arrival, msg_synapses, t_message_in_ns, t_synop_ns, order, ordered, scratch):
     """When a synapse unit serving these messages first-in first-out is done: each takes
     ``t_message_in_ns`` and ``t_synop_ns`` per synapse."""
     t = 0.0
-    if msg_arrival.shape[0]:
-        arrival_order(msg_arrival, order, scratch)
-        for r in range(msg_arrival.shape[0]):
-            m = order[r]
-            start = msg_arrival[m] if msg_arrival[m] > t else t
-            t = start + t_message_in_ns + msg_synapses[m] * t_synop_ns
+    n = msg_arrival.shape[0]
+    if n:
+        arrival_order(msg_arrival, order, ordered, scratch)
+        for r in range(n):
+            start = ordered[r] if ordered[r] > t else t
+            t = start + t_message_in_ns + msg_synapses[order[r]] * t_synop_ns
     return t
 
 
@@ -361,9 +379,9 @@ def deliver_range(net, k, events, n_events, core_bounds, axon_split, syn_split, 
                   bucket_ptr, acc, slot_of_delay, synops, reads, bits_in, msgs_in, synapse_done_ns, msg_arrival,
                   msg_synapses):
     """`deliver` for range ``k`` of the cores: its messages, then its synapse units' timing."""
+    c0, c1 = core_bounds[k], core_bounds[k + 1]
     deliver_to_range(net, k, events, n_events, core_bounds, axon_split, syn_split, t_emit, payload, per_message,
                      bucket_ptr, acc, slot_of_delay, synops, reads, bits_in, msg_arrival, msg_synapses)
-    c0, c1 = core_bounds[k], core_bounds[k + 1]
     if not per_message:
         for c in range(c0, c1):
             synapse_done_ns[c] = msgs_in[c] * net.t_message_in_ns + synops[c] * net.t_synop_ns
@@ -371,12 +389,12 @@ def deliver_range(net, k, events, n_events, core_bounds, axon_split, syn_split, 
     longest = 0
     for c in range(c0, c1):
         longest = max(longest, bucket_ptr[c + 1] - bucket_ptr[c])
-    order = np.empty(longest, np.int64)
-    scratch = np.empty(2 * longest + 257, np.int64)
+    order, ordered = np.empty(longest, np.int64), np.empty(longest)
+    scratch = np.empty(3 * longest + 2, np.int64)
     for c in range(c0, c1):
         lo, hi = bucket_ptr[c], bucket_ptr[c + 1]
         synapse_done_ns[c] = synapse_unit_done_ns(msg_arrival[lo:hi], msg_synapses[lo:hi], net.t_message_in_ns,
-                                                  net.t_synop_ns, order, scratch)
+                                                  net.t_synop_ns, order, ordered, scratch)
 
 
 @nb.njit(cache=True, nogil=True, parallel=True)

@@ -14,7 +14,8 @@ import numpy as np
 from neurosim.errors import UserError
 from neurosim.graph.graph import Csr, Graph
 from neurosim.mapping.partition import LIMIT_NAMES, encoding_of, incoming, slice_population
-from neurosim.mapping.routes import Routes, copy_synapses, destinations_per_core, sort_rows, split_rows
+from neurosim.mapping.routes import (Routes, count_axons, count_type, destinations_per_core, fill_axons, fill_hops,
+                                     index_type, projection_type, rows_sorted, sort_rows)
 from neurosim.programs import (KINDS, check_populations, check_projections, payload_bits_of, port_index,
                                state_bytes_of)
 from neurosim.spec.chip import ArmPeSpec, ChipFile
@@ -68,19 +69,14 @@ def core_coordinates(chip: ChipFile, cores: np.ndarray) -> tuple[np.ndarray, np.
     return chip_idx.astype(np.int32), x.astype(np.int32), y.astype(np.int32)
 
 
-def _hops(chip: ChipFile, src_core: np.ndarray, dst_core: np.ndarray):
-    """XY-routing hop counts: on-chip E-W, on-chip N-S, and link crossings."""
-    mesh = chip.chip.mesh
-    _, dx_, dy_ = core_coordinates(chip, dst_core)
-    host = src_core == HOST
-    _, sx, sy = core_coordinates(chip, np.where(host, 0, src_core))
-    sx, sy = np.where(host, 0, sx), np.where(host, 0, sy)
-    cross_x = np.abs(dx_ // mesh.routers_x - sx // mesh.routers_x)
-    cross_y = np.abs(dy_ // mesh.routers_y - sy // mesh.routers_y)
-    ew = np.abs(dx_ - sx) - cross_x
-    ns = np.abs(dy_ - sy) - cross_y
-    links = cross_x + cross_y + host.astype(np.int64)
-    return ew.astype(np.int32), ns.astype(np.int32), links.astype(np.int32)
+def axon_hops(chip: ChipFile, mapping: "Mapping") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """XY-routing hop counts of every axon: on-chip E-W, on-chip N-S, and link crossings (the
+    host's messages enter at router (0, 0) over one link)."""
+    r, mesh = mapping.routes, chip.chip.mesh
+    ew, ns, links = (np.zeros(r.n_axons, np.int32) for _ in range(3))
+    fill_hops(r.axon_ptr, r.axon_core, mapping.core_of, mapping.core_x, mapping.core_y, mesh.routers_x, mesh.routers_y,
+              ew, ns, links)
+    return ew, ns, links
 
 
 def _model_error(graph: Graph, where: tuple, message: str) -> UserError:
@@ -232,7 +228,7 @@ def _place_and_route(graph: Graph, chip: ChipFile, incs: dict, caps: dict[str, i
     n_neurons = sum(p.size for p in graph.populations.values())
     placed = _partition(graph, chip, incs, caps, offsets)
     for _attempt in range(12):
-        routes = _route(graph, offsets, dend_offsets, placed.core_of, n_neurons, chip)
+        routes = _route(graph, offsets, dend_offsets, placed, n_neurons, chip)
         fan_out, routes_used = _outputs_per_core(routes, placed)
         over = {}
         for s in placed.slices:
@@ -255,6 +251,7 @@ def _place_and_route(graph: Graph, chip: ChipFile, incs: dict, caps: dict[str, i
                 raise _fail(graph, name, f"a single neuron needs {need:,} {what}, a core has {limit:,} "
                                          f"(exceeded by {need - limit:,})")
             caps[name] = new_cap
+        routes = None                   # freed before the next partition routes anew
         placed = _partition(graph, chip, incs, caps, offsets)
     raise _fail(graph, next(iter(over)), "could not be sliced within the core's fan_out and routes limits")
 
@@ -343,57 +340,77 @@ def map_graph(graph: Graph, chip: ChipFile, placement: str = "pack", cores: int 
 
 
 def _sorted_rows(csr: Csr) -> Csr:
-    """The same synapses with targets ascending within each row."""
+    """The same synapses with targets ascending within each row (a copy only if some row is not)."""
+    if rows_sorted(csr.indptr, csr.indices):
+        return csr
     indices, weight = csr.indices.copy(), csr.weight.copy()
     sort_rows(csr.indptr, indices, weight)
     return Csr(csr.indptr, indices, weight)
 
 
-def _route(graph: Graph, offsets: dict[str, int], dend_offsets: dict[str, int], core_of: np.ndarray,
+def _outgoing(graph: Graph, source: str, csrs: list[Csr]) -> tuple[list[int], np.ndarray, np.ndarray, np.ndarray]:
+    """A population's outgoing projections (their indices in the graph) and their rows side by
+    side: ``indptr[j]`` into the synapses laid one after another (copied only when several)."""
+    mine = [k for k, p in enumerate(graph.projections.values()) if p.source == source]
+    parts = [csrs[k] for k in mine]
+    starts = np.cumsum([0] + [len(c.indices) for c in parts])
+    indptr = np.stack([np.asarray(c.indptr, np.int64) + start for c, start in zip(parts, starts)])
+    if len(parts) == 1:
+        return mine, indptr, np.asarray(parts[0].indices, np.int32), parts[0].weight
+    return (mine, indptr, np.concatenate([np.asarray(c.indices, np.int32) for c in parts]),
+            np.concatenate([c.weight for c in parts]))
+
+
+def _route(graph: Graph, offsets: dict[str, int], dend_offsets: dict[str, int], placed: _Placed,
            n_neurons: int, chip: ChipFile) -> Routes:
     """Axons per (source neuron, destination core, projection), each neuron's sorted by core
     then projection, with their synapses laid out in that order.
 
-    Each projection's rows are split where their targets' core changes; the axons of all
-    projections are then ordered, and their synapses copied once into place.
+    Two passes per source population over its projections' rows (targets ascending, so a row's
+    cores never decrease): one counts each neuron's axons and synapses, the other writes them
+    in place.
     """
-    csrs, tables = [], []
-    for p_idx, proj in enumerate(graph.projections.values()):
-        csr = _sorted_rows(proj.to_csr())
-        row, core, lo, hi = split_rows(csr.indptr, csr.indices, offsets[proj.target], core_of)
-        csrs.append(csr)
-        tables.append((row + offsets[proj.source], core, np.full(len(row), p_idx, np.int32), lo, hi))
-    cat = (lambda i, dt: np.concatenate([t[i] for t in tables]).astype(dt) if tables else np.zeros(0, dt))
-    src, axon_core, axon_proj, lo, hi = (cat(0, np.int64), cat(1, np.int32), cat(2, np.int32), cat(3, np.int64),
-                                         cat(4, np.int64))
-    if len(tables) > 1:        # one projection's axons are in order already: by source, then core
-        key = (src * (int(axon_core.max(initial=0)) + 1) + axon_core) * len(tables) + axon_proj
-        order = np.argsort(key, kind="stable")
-        src, axon_core, axon_proj, lo, hi = src[order], axon_core[order], axon_proj[order], lo[order], hi[order]
-    axon_ptr = np.zeros(n_neurons + 1, np.int64)
-    np.cumsum(np.bincount(src, minlength=n_neurons), out=axon_ptr[1:])
-    axon_syn_ptr = np.zeros(len(src) + 1, np.int64)
-    np.cumsum(hi - lo, out=axon_syn_ptr[1:])
-    syn_target = np.empty(axon_syn_ptr[-1], np.int32)
-    weight_dtype = np.result_type(*[p.weight.dtype if hasattr(p, "weight") else p.csr.weight.dtype
-                                    for p in graph.projections.values()] or [np.int8])
-    syn_weight = np.empty(axon_syn_ptr[-1], weight_dtype)
     projections = list(graph.projections.values())
-    for p_idx, (proj, csr) in enumerate(zip(projections, csrs)):
-        mine = np.flatnonzero(axon_proj == p_idx)
-        target = graph.populations[proj.target]
-        dendrite = dend_offsets[proj.target] + port_index(KINDS[target.kind], proj.port) * target.size
-        copy_synapses(csr.indices, csr.weight, lo[mine], hi[mine], axon_syn_ptr[mine], dendrite, syn_target,
-                      syn_weight)
-    csrs.clear()
-    exps = np.array([p.weight_exp for p in projections] or [0], np.int64)
-    ew, ns, links = _hops(chip, core_of[src], axon_core)
-    # A message reads the synaptic-memory words its synapses fill.
+    csrs = [_sorted_rows(proj.to_csr()) for proj in projections]
+    weight_dtype = np.result_type(*[c.weight.dtype for c in csrs] or [np.int8])
+    target_offset = np.array([offsets[p.target] for p in projections] or [0], np.int64)
+    dendrite_offset = np.array([dend_offsets[p.target] + port_index(KINDS[graph.populations[p.target].kind], p.port)
+                                * graph.populations[p.target].size for p in projections] or [0], np.int64)
     syn_bits = np.array([8 * chip.core.synapse_bytes(p.weight_bits, encoding_of(p)) for p in projections] or [0.0])
-    reads = np.ceil(np.diff(axon_syn_ptr) * syn_bits[axon_proj] / chip.core.synapses.word_bits).astype(np.int32)
+    word_bits = chip.core.synapses.word_bits
+    sources = [name for name in graph.populations if any(p.source == name for p in projections)]
+    core_dendrite = np.zeros(placed.n_cores, np.int64)
+    for sl in placed.slices:
+        if sl.core >= 0:
+            core_dendrite[sl.core] = dend_offsets[sl.population] + sl.lo
+    core_of = placed.core_of
+    axons, synapses = np.zeros(n_neurons, np.int64), np.zeros(n_neurons, np.int64)
+    most, widest = 0, 0
+    for name in sources:
+        mine, indptr, indices, _ = _outgoing(graph, name, csrs)
+        lo, hi = offsets[name], offsets[name] + graph.populations[name].size
+        m, w = count_axons(indptr, indices, target_offset[mine], dendrite_offset[mine], core_of, core_dendrite,
+                           axons[lo:hi], synapses[lo:hi])
+        most, widest = max(most, m), max(widest, w)
+    axon_ptr, syn_ptr = np.zeros(n_neurons + 1, np.int64), np.zeros(n_neurons + 1, np.int64)
+    np.cumsum(axons, out=axon_ptr[1:])
+    np.cumsum(synapses, out=syn_ptr[1:])
+    del axons, synapses
+    axon_core = np.empty(axon_ptr[-1], index_type(max(placed.n_cores - 1, 0)))
+    axon_proj = np.empty(axon_ptr[-1], projection_type(len(projections)))
+    axon_synapses = np.empty(axon_ptr[-1], count_type(most))
+    syn_target = np.empty(syn_ptr[-1], index_type(widest))
+    syn_weight = np.empty(syn_ptr[-1], weight_dtype)
+    for name in sources:
+        mine, indptr, indices, weights = _outgoing(graph, name, csrs)
+        lo, hi = offsets[name], offsets[name] + graph.populations[name].size
+        fill_axons(indptr, indices, np.asarray(weights, weight_dtype), np.array(mine, np.int64), target_offset[mine],
+                   dendrite_offset[mine], core_of, core_dendrite, axon_ptr[lo:hi + 1], syn_ptr[lo:hi + 1], axon_core,
+                   axon_proj, axon_synapses, syn_target, syn_weight)
+    exps = np.array([p.weight_exp for p in projections] or [0], np.int64)
     delays = np.array([p.delay for p in projections] or [0], np.uint8)
-    return Routes(axon_ptr, axon_core, exps[axon_proj], axon_proj, delays[axon_proj], axon_syn_ptr, syn_target,
-                  syn_weight, ew, ns, links, reads)
+    return Routes(axon_ptr, axon_core, axon_proj, axon_synapses, syn_ptr, syn_target, syn_weight, core_dendrite, exps,
+                  delays, syn_bits, word_bits)
 
 
 def utilisation_table(mapping: Mapping) -> list[dict[str, object]]:

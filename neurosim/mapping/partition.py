@@ -29,14 +29,17 @@ _STATE, _SYNAPSES, _FAN_IN, _MEMORY = (LIMIT_NAMES.index(n) for n in
 
 @dataclass
 class Incoming:
-    """Synapses into one population, grouped by target neuron (CSC)."""
+    """Synapses into one population, grouped by target neuron (CSC), each entry with its
+    projection (among those into the population), whose bytes and fan-in key it takes."""
 
     ptr: np.ndarray        # int64 [size + 1]
     src: np.ndarray        # int32 global source neuron (-1: an entry of a dense projection)
-    cost: np.ndarray       # float32 bytes charged per entry (0 for shared kernels)
-    key: np.ndarray        # int32 shared-kernel id (-1: none)
+    proj: np.ndarray       # uint8 (uint16 when more) its projection
+    key: np.ndarray        # int32 shared-kernel id (-1: none); empty when no projection shares kernels
+    proj_cost: np.ndarray  # float32 [projections] bytes charged per entry (0 for shared kernels)
+    proj_fan: np.ndarray   # int64 [projections] fan-in key of a dense projection's entries (its source
+    #                        population), -1 for the others
     key_cost: np.ndarray   # float64 bytes of each shared kernel
-    fan_key: np.ndarray    # int32 source population of a dense entry (-1: none)
     fan_count: np.ndarray  # int64 sources of each fan key
 
 
@@ -44,53 +47,72 @@ def encoding_of(proj: Projection) -> str:
     return "dense" if isinstance(proj, Dense) else "conv" if isinstance(proj, Conv2d) else "sparse"
 
 
-def incoming(graph: Graph, target: str, offsets: dict[str, int], core: NeurocoreSpec) -> Incoming:
-    size = graph.populations[target].size
-    srcs, tgts, costs, keys, key_costs, fan_keys = [], [], [], [], [], []
-    pops = list(graph.populations)
-    fan_count = np.array([graph.populations[p].size for p in pops], np.int64)
-    n_keys = 0
-    for proj in graph.projections.values():
-        if proj.target != target:
-            continue
-        if isinstance(proj, Dense):
-            n_target, n_source = proj.shape
-            srcs.append(np.full(n_target, -1, np.int32))
-            tgts.append(np.arange(n_target, dtype=np.int32))
-            costs.append(np.full(n_target, n_source * core.synapse_bytes(proj.weight_bits, "dense"), np.float32))
-            keys.append(np.full(n_target, -1, np.int32))
-            fan_keys.append(np.full(n_target, pops.index(proj.source), np.int32))
-            continue
-        csr = proj.to_csr()
-        srcs.append(np.repeat(np.arange(offsets[proj.source], offsets[proj.source] + len(csr.indptr) - 1,
-                                        dtype=np.int32), np.diff(csr.indptr)))
-        tgts.append(csr.indices.astype(np.int32))
-        if isinstance(proj, Conv2d):
-            oc, ic, kh, kw = proj.weight.shape
-            per_channel = proj.out_shape[1] * proj.out_shape[2]
-            costs.append(np.zeros(csr.n_synapses, np.float32))
-            keys.append((csr.indices // per_channel + n_keys).astype(np.int32))
-            key_costs.append(np.full(oc, ic * kh * kw * core.synapse_bytes(proj.weight_bits, "conv")))
-            n_keys += oc
-        else:
-            costs.append(np.full(csr.n_synapses, core.synapse_bytes(proj.weight_bits, encoding_of(proj)), np.float32))
-            keys.append(np.full(csr.n_synapses, -1, np.int32))
-        fan_keys.append(np.full(csr.n_synapses, -1, np.int32))
-    if not srcs:
-        return Incoming(np.zeros(size + 1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.float32),
-                        np.zeros(0, np.int32), np.zeros(0), np.zeros(0, np.int32), fan_count)
-    tgt = np.concatenate(tgts)
-    order = np.argsort(tgt, kind="stable")
-    ptr = np.zeros(size + 1, np.int64)
-    np.cumsum(np.bincount(tgt, minlength=size), out=ptr[1:])
-    return Incoming(ptr, np.concatenate(srcs)[order], np.concatenate(costs)[order],
-                    np.concatenate(keys)[order], np.concatenate(key_costs) if key_costs else np.zeros(0),
-                    np.concatenate(fan_keys)[order], fan_count)
+@nb.njit(cache=True)
+def count_entries(indices, counts):
+    for k in range(indices.shape[0]):
+        counts[indices[k] + 1] += 1
 
 
 @nb.njit(cache=True)
-def _greedy(ptr, src, cost, key, key_cost, fan_key, fan_count, n_sources, max_neurons, state_bytes, max_state_bytes,
-            max_syn_bytes, max_memory_bytes, max_fan_in):
+def place_entries(indptr, indices, source_lo, j, per_channel, first_key, fill, src, proj, key):
+    """A sparse or conv projection's synapses into their targets' entries (``fill``: each
+    target's next free entry); with ``per_channel`` > 0 a conv one's shared-kernel keys."""
+    for r in range(indptr.shape[0] - 1):
+        for k in range(indptr[r], indptr[r + 1]):
+            e = fill[indices[k]]
+            fill[indices[k]] += 1
+            src[e], proj[e] = source_lo + r, j
+            if per_channel > 0:
+                key[e] = indices[k] // per_channel + first_key
+
+
+def incoming(graph: Graph, target: str, offsets: dict[str, int], core: NeurocoreSpec) -> Incoming:
+    """A population's incoming entries, laid out by target neuron in one counting pass (a
+    target's entries in the order of its projections, then of their sources)."""
+    size = graph.populations[target].size
+    pops = list(graph.populations)
+    fan_count = np.array([graph.populations[p].size for p in pops], np.int64)
+    mine = [proj for proj in graph.projections.values() if proj.target == target]
+    csrs = [None if isinstance(proj, Dense) else proj.to_csr() for proj in mine]
+    ptr = np.zeros(size + 1, np.int64)
+    for proj, csr in zip(mine, csrs):
+        if csr is None:
+            ptr[1:proj.shape[0] + 1] += 1
+        else:
+            count_entries(csr.indices, ptr)
+    np.cumsum(ptr, out=ptr)
+    n_entries = int(ptr[-1])
+    src = np.empty(n_entries, np.int32)
+    proj_of = np.empty(n_entries, np.uint8 if len(mine) <= 256 else np.uint16)
+    conv = any(isinstance(proj, Conv2d) for proj in mine)
+    key = np.full(n_entries if conv else 0, -1, np.int32)
+    proj_cost, proj_fan, key_costs = np.zeros(len(mine), np.float32), np.full(len(mine), -1, np.int64), []
+    fill, n_keys = ptr[:-1].copy(), 0
+    for j, (proj, csr) in enumerate(zip(mine, csrs)):
+        if isinstance(proj, Dense):
+            n_target, n_source = proj.shape
+            at = fill[:n_target]
+            src[at], proj_of[at] = -1, j
+            fill[:n_target] += 1
+            proj_cost[j] = n_source * core.synapse_bytes(proj.weight_bits, "dense")
+            proj_fan[j] = pops.index(proj.source)
+            continue
+        per_channel = 0
+        if isinstance(proj, Conv2d):
+            oc, ic, kh, kw = proj.weight.shape
+            per_channel = proj.out_shape[1] * proj.out_shape[2]
+            key_costs.append(np.full(oc, ic * kh * kw * core.synapse_bytes(proj.weight_bits, "conv")))
+        else:
+            proj_cost[j] = core.synapse_bytes(proj.weight_bits, encoding_of(proj))
+        place_entries(csr.indptr, csr.indices, offsets[proj.source], j, per_channel, n_keys, fill, src, proj_of, key)
+        n_keys += proj.weight.shape[0] if per_channel else 0
+    return Incoming(ptr, src, proj_of, key, proj_cost, proj_fan,
+                    np.concatenate(key_costs) if key_costs else np.zeros(0), fan_count)
+
+
+@nb.njit(cache=True)
+def _greedy(ptr, src, proj, key, proj_cost, proj_fan, key_cost, fan_count, n_sources, max_neurons, state_bytes,
+            max_state_bytes, max_syn_bytes, max_memory_bytes, max_fan_in):
     """Slice one population; returns (starts, synapse bytes, fan-in) per slice and an error.
 
     The error is (neuron, index in LIMIT_NAMES, amount) when one neuron alone exceeds a
@@ -118,16 +140,17 @@ def _greedy(ptr, src, cost, key, key_cost, fan_key, fan_count, n_sources, max_ne
             if s >= 0 and src_mark[s] != slice_id and src_seen[s] != trial:
                 src_seen[s] = trial
                 add_fan_in += 1
-            f = fan_key[k]
+            f = proj_fan[proj[k]]
             if f >= 0 and fan_mark[f] != slice_id and fan_seen[f] != trial:
                 fan_seen[f] = trial
                 add_fan_in += fan_count[f]
-            if key[k] >= 0:
-                if key_mark[key[k]] != slice_id and key_seen[key[k]] != trial:
-                    key_seen[key[k]] = trial
-                    add_bytes += key_cost[key[k]]
+            kk = key[k] if key.shape[0] else -1
+            if kk >= 0:
+                if key_mark[kk] != slice_id and key_seen[kk] != trial:
+                    key_seen[kk] = trial
+                    add_bytes += key_cost[kk]
             else:
-                add_bytes += cost[k]
+                add_bytes += proj_cost[proj[k]]
         if (n + 1 <= max_neurons and (n + 1) * state_bytes <= max_state_bytes
                 and syn_bytes + add_bytes <= max_syn_bytes and fan_in + add_fan_in <= max_fan_in
                 and (n + 1) * state_bytes + syn_bytes + add_bytes <= max_memory_bytes):
@@ -137,9 +160,9 @@ def _greedy(ptr, src, cost, key, key_cost, fan_key, fan_count, n_sources, max_ne
             for k in range(ptr[j], ptr[j + 1]):
                 if src[k] >= 0:
                     src_mark[src[k]] = slice_id
-                if fan_key[k] >= 0:
-                    fan_mark[fan_key[k]] = slice_id
-                if key[k] >= 0:
+                if proj_fan[proj[k]] >= 0:
+                    fan_mark[proj_fan[proj[k]]] = slice_id
+                if key.shape[0] and key[k] >= 0:
                     key_mark[key[k]] = slice_id
             j += 1
         elif n == 0:
@@ -164,8 +187,9 @@ def _greedy(ptr, src, cost, key, key_cost, fan_key, fan_count, n_sources, max_ne
 def slice_population(inc: Incoming, n_sources: int, max_neurons: int, state_bytes: int, max_state_bytes: int,
                      max_syn_bytes: float, max_memory_bytes: float, max_fan_in: int):
     """Numba greedy slicing; returns (starts, synapse bytes, fan-in) arrays and an error tuple."""
-    starts, syn, fan, err = _greedy(inc.ptr, inc.src, inc.cost, inc.key,
-                                    inc.key_cost if inc.key_cost.size else np.zeros(1), inc.fan_key, inc.fan_count,
+    starts, syn, fan, err = _greedy(inc.ptr, inc.src, inc.proj, inc.key, inc.proj_cost if inc.proj_cost.size else
+                                    np.zeros(1, np.float32), inc.proj_fan if inc.proj_fan.size else np.zeros(1, np.int64),
+                                    inc.key_cost if inc.key_cost.size else np.zeros(1), inc.fan_count,
                                     n_sources, max_neurons, state_bytes, max_state_bytes,
                                     float(max_syn_bytes), float(max_memory_bytes), max_fan_in)
     return np.array(starts, np.int64), np.array(syn, np.float64), np.array(fan, np.int64), err

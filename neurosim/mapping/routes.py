@@ -1,89 +1,98 @@
 """Routes: each source neuron's output axons, one per (destination core, projection).
 
-A spike of neuron ``s`` sends one message per axon in ``axon_ptr[s]:axon_ptr[s+1]``; the
-message carries the spike's payload to ``axon_core``, where the synapses
-``axon_syn_ptr[a]:axon_syn_ptr[a+1]`` (target dendrites and weights) are applied with the
-axon's weight exponent. A target is a dendrite: a neuron's accumulator on one input port.
-The hop counts come from XY routing over the system's router grid.
+A spike of neuron ``s`` sends one message per axon in ``axon_ptr[s]:axon_ptr[s+1]`` (sorted by
+destination core, then projection); the message carries the spike's payload to ``axon_core``,
+where the axon's ``axon_synapses`` synapses (target dendrites and weights) are applied with its
+projection's weight exponent and delay. A neuron's synapses are ``syn_ptr[s]:syn_ptr[s+1]``, its
+axons' one after another. A target is a dendrite, a neuron's accumulator on one input port,
+counted from the first dendrite of the target's core (``core_dendrite``).
+
+Every array is held in narrow integers that hold its values (`index_type`): a route is kept
+for every synapse of a model, so its bytes per synapse are what a large model's memory is.
+The hops of an axon follow from its two cores (`hop_counts`).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numba as nb
 import numpy as np
 
 
+
+def index_type(largest: int) -> type:
+    """uint16 for indices and counts up to 65,535, else int32 (two kinds keep the kernels'
+    compiled variants few)."""
+    return np.uint16 if largest <= np.iinfo(np.uint16).max else np.int32
+
+
+def count_type(largest: int) -> type:
+    """uint8 for an axon's synapse count up to 255, else `index_type`."""
+    return np.uint8 if largest <= np.iinfo(np.uint8).max else index_type(largest)
+
+
+def projection_type(n_projections: int) -> type:
+    return np.uint8 if n_projections <= 256 else np.uint16
+
+
 @dataclass
 class Routes:
     axon_ptr: np.ndarray       # int64 [n_neurons + 1]
-    axon_core: np.ndarray      # int32 [n_axons]
-    axon_exp: np.ndarray       # int64 [n_axons]
-    axon_proj: np.ndarray      # int32 [n_axons] index of its projection
-    axon_delay: np.ndarray     # uint8 [n_axons] extra timesteps its input is held back
-    axon_syn_ptr: np.ndarray   # int64 [n_axons + 1]
-    syn_target: np.ndarray     # int32 [n_synapses], global dendrite index
-    syn_weight: np.ndarray     # int8  [n_synapses]
-    hops_ew: np.ndarray        # int32 [n_axons] on-chip east-west hops
-    hops_ns: np.ndarray        # int32 [n_axons] on-chip north-south hops
-    links: np.ndarray          # int32 [n_axons] chip-to-chip link crossings (the host link counts as one)
-    synmem_reads: np.ndarray   # int32 [n_axons] synaptic-memory words a message on it reads
+    axon_core: np.ndarray      # [n_axons] destination core
+    axon_proj: np.ndarray      # [n_axons] index of its projection
+    axon_synapses: np.ndarray  # [n_axons] synapses it reaches
+    syn_ptr: np.ndarray        # int64 [n_neurons + 1] each neuron's synapses
+    syn_target: np.ndarray     # [n_synapses] dendrite, counted from its core's first
+    syn_weight: np.ndarray     # int8 [n_synapses] (float32 in a float graph)
+    core_dendrite: np.ndarray  # int64 [n_cores] first dendrite of each core
+    proj_exp: np.ndarray       # int64 [n_projections] weight exponent
+    proj_delay: np.ndarray     # uint8 [n_projections] extra timesteps its input is held back
+    proj_syn_bits: np.ndarray  # float64 [n_projections] synaptic-memory bits a synapse takes
+    word_bits: int             # of synaptic memory: a message reads the words its synapses fill (`reads`)
 
     @property
     def n_axons(self) -> int:
         return len(self.axon_core)
 
+    @property
+    def axon_exp(self) -> np.ndarray:
+        return self.proj_exp[self.axon_proj]
+
+    @property
+    def axon_delay(self) -> np.ndarray:
+        return self.proj_delay[self.axon_proj]
+
+    @property
+    def synmem_reads(self) -> np.ndarray:
+        """[n_axons] synaptic-memory words a message on each axon reads (`reads`)."""
+        return np.ceil(self.axon_synapses.astype(np.int64) * self.proj_syn_bits[self.axon_proj]
+                       / self.word_bits).astype(np.int64)
+
+    @property
+    def axon_syn_ptr(self) -> np.ndarray:
+        """int64 [n_axons + 1] each axon's synapses."""
+        return np.concatenate([[0], np.cumsum(self.axon_synapses, dtype=np.int64)])
+
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in vars(self).values())
+        return sum(a.nbytes for a in vars(self).values() if isinstance(a, np.ndarray))
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def reads(synapses, syn_bits, word_bits):
+    """Synaptic-memory words a message reads: those its synapses fill."""
+    return math.ceil(synapses * syn_bits / word_bits)
 
 
 @nb.njit(cache=True)
-def split_rows(indptr, indices, target_offset, core_of):
-    """The axons of one projection: each row (source) split where its targets' core changes.
-
-    Targets are ascending within a row and a population's slices sit on ascending cores, so
-    a row's cores never decrease. Returns (row, core, first synapse, end) per axon.
-    """
-    n_rows = indptr.shape[0] - 1
-    count = 0
-    for r in range(n_rows):
-        prev = -1
-        for k in range(indptr[r], indptr[r + 1]):
-            c = core_of[target_offset + indices[k]]
-            if c != prev:
-                count += 1
-                prev = c
-    row = np.empty(count, np.int64)
-    core = np.empty(count, np.int32)
-    lo = np.empty(count, np.int64)
-    hi = np.empty(count, np.int64)
-    a = 0
-    for r in range(n_rows):
-        prev = -1
-        for k in range(indptr[r], indptr[r + 1]):
-            c = core_of[target_offset + indices[k]]
-            if c != prev:
-                if prev != -1:
-                    hi[a - 1] = k
-                row[a], core[a], lo[a] = r, c, k
-                a += 1
-                prev = c
-        if indptr[r + 1] > indptr[r]:
-            hi[a - 1] = indptr[r + 1]
-    return row, core, lo, hi
-
-
-@nb.njit(cache=True)
-def copy_synapses(indices, weight, lo, hi, out_ptr, dendrite_offset, syn_target, syn_weight):
-    """Copy each axon's synapses (``lo:hi`` of one projection) to ``out_ptr`` in the routes'
-    arrays, targets as global dendrites."""
-    for a in range(lo.shape[0]):
-        o = out_ptr[a]
-        for k in range(lo[a], hi[a]):
-            syn_target[o] = dendrite_offset + indices[k]
-            syn_weight[o] = weight[k]
-            o += 1
+def rows_sorted(indptr, indices):
+    """Whether every row's targets ascend."""
+    for r in range(indptr.shape[0] - 1):
+        for k in range(indptr[r] + 1, indptr[r + 1]):
+            if indices[k] < indices[k - 1]:
+                return False
+    return True
 
 
 @nb.njit(cache=True)
@@ -100,6 +109,89 @@ def sort_rows(indptr, indices, weight):
             order = np.argsort(indices[lo:hi], kind="mergesort")
             indices[lo:hi] = indices[lo:hi][order]
             weight[lo:hi] = weight[lo:hi][order]
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def next_axon(at, end, indices, target_offset, core_of):
+    """Of a neuron's rows (one per projection from its population, synapse ``at[j]`` next of
+    ``end[j]``), the one whose next target's core comes first (the lower projection on a tie),
+    and that core; (-1, -1) when none is left."""
+    best, best_core = -1, -1
+    for j in range(at.shape[0]):
+        if at[j] < end[j]:
+            c = core_of[target_offset[j] + indices[at[j]]]
+            if best < 0 or c < best_core:
+                best, best_core = j, c
+    return best, best_core
+
+
+@nb.njit(cache=True, nogil=True)
+def count_axons(indptr, indices, target_offset, dendrite_offset, core_of, core_dendrite, axons, synapses):
+    """The axons and synapses of each neuron of one population (into ``axons`` and ``synapses``,
+    from its first neuron on): its projections' rows are ``indptr[j]`` into the projections'
+    synapses laid one after another in ``indices``. Returns the most synapses an axon has and
+    the largest target counted from its core's first dendrite."""
+    most, widest = 0, 0
+    at, end = np.zeros(indptr.shape[0], np.int64), np.zeros(indptr.shape[0], np.int64)
+    for n in range(indptr.shape[1] - 1):
+        for j in range(indptr.shape[0]):
+            at[j], end[j] = indptr[j, n], indptr[j, n + 1]
+            synapses[n] += end[j] - at[j]
+        while True:
+            j, c = next_axon(at, end, indices, target_offset, core_of)
+            if j < 0:
+                break
+            first = at[j]
+            while at[j] < end[j] and core_of[target_offset[j] + indices[at[j]]] == c:
+                widest = max(widest, dendrite_offset[j] + indices[at[j]] - core_dendrite[c])
+                at[j] += 1
+            axons[n] += 1
+            most = max(most, at[j] - first)
+    return most, widest
+
+
+@nb.njit(cache=True, nogil=True)
+def fill_axons(indptr, indices, weights, projection, target_offset, dendrite_offset, core_of, core_dendrite, axon_ptr,
+               syn_ptr, axon_core, axon_proj, axon_synapses, syn_target, syn_weight):
+    """Lay out the axons (in core order, then projection) and synapses of each neuron of one
+    population, as `count_axons` counted them (``axon_ptr`` and ``syn_ptr`` from its first
+    neuron on; ``projection[j]``: the graph's index of its ``j``-th projection)."""
+    at, end = np.zeros(indptr.shape[0], np.int64), np.zeros(indptr.shape[0], np.int64)
+    for n in range(indptr.shape[1] - 1):
+        for j in range(indptr.shape[0]):
+            at[j], end[j] = indptr[j, n], indptr[j, n + 1]
+        a, s = axon_ptr[n], syn_ptr[n]
+        while True:
+            j, c = next_axon(at, end, indices, target_offset, core_of)
+            if j < 0:
+                break
+            first = at[j]
+            while at[j] < end[j] and core_of[target_offset[j] + indices[at[j]]] == c:
+                syn_target[s] = dendrite_offset[j] + indices[at[j]] - core_dendrite[c]
+                syn_weight[s] = weights[at[j]]
+                s += 1
+                at[j] += 1
+            axon_core[a], axon_proj[a], axon_synapses[a] = c, projection[j], at[j] - first
+            a += 1
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def hop_counts(src, dst, core_x, core_y, routers_x, routers_y):
+    """XY-routing hops of a message from core ``src`` (-1: the host, whose messages enter at
+    router (0, 0) over one link) to core ``dst``: (on-chip E-W hops, on-chip N-S hops, link
+    crossings), from the cores' router columns and rows on the system's grid."""
+    sx, sy = (0, 0) if src < 0 else (core_x[src], core_y[src])
+    dx, dy = core_x[dst], core_y[dst]
+    cross_x, cross_y = abs(dx // routers_x - sx // routers_x), abs(dy // routers_y - sy // routers_y)
+    return abs(dx - sx) - cross_x, abs(dy - sy) - cross_y, cross_x + cross_y + (1 if src < 0 else 0)
+
+
+@nb.njit(cache=True)
+def fill_hops(axon_ptr, axon_core, core_of, core_x, core_y, routers_x, routers_y, ew, ns, links):
+    """`hop_counts` of every axon."""
+    for n in range(axon_ptr.shape[0] - 1):
+        for a in range(axon_ptr[n], axon_ptr[n + 1]):
+            ew[a], ns[a], links[a] = hop_counts(core_of[n], axon_core[a], core_x, core_y, routers_x, routers_y)
 
 
 @nb.njit(cache=True)

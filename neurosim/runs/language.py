@@ -51,6 +51,7 @@ from neurosim.engine.engine import Engine
 from neurosim.runs.checkpoint import Checkpoint
 from neurosim.runs.progress import PROGRESS, progress_bar
 from neurosim.runs.recorder import Recorder
+from neurosim.runs.spiking import STEPS_PER_CALL, StepLoop
 from neurosim.runs.setup import Setup
 from neurosim.system.system import SystemTiming, system_timing
 from neurosim.zoo.language import LoweredLanguageModel, score
@@ -145,12 +146,17 @@ def run_language(setup: Setup, progress: bool = False,
         tokens.restore(saved)
         restore_engine(engine, saved)
     bar = progress_bar(tokens.n_total, len(tokens.outputs), spec.name, "token", progress)
+    zeros = np.zeros(graph.populations[graph.input_population].size, engine.payload.dtype)
+    loop = StepLoop(engine, model, rec, graph.input_population) if StepLoop.compiles(engine, model) else None
     while len(tokens.outputs) < tokens.n_total:
-        value = tokens.enter(lowered, np.zeros(graph.populations[graph.input_population].size, engine.payload.dtype))
-        PROGRESS.at = f"token {len(tokens.outputs) + 1} of {tokens.n_total}, timestep {tokens.step + 1}"
-        engine.set_input(graph.input_population, value)
-        c = engine.step(lowered.hold(tokens.step, tokens.entries))
-        rec.add(c, model.step_cost(c, engine.payload), engine)
+        if loop is not None:
+            run_to_next_output(loop, tokens, lowered, zeros)
+        else:
+            value = tokens.enter(lowered, zeros)
+            PROGRESS.at = f"token {len(tokens.outputs) + 1} of {tokens.n_total}, timestep {tokens.step + 1}"
+            engine.set_input(graph.input_population, value)
+            c = engine.step(lowered.hold(tokens.step, tokens.entries))
+            rec.add(c, model.step_cost(c, engine.payload), engine)
         read = tokens.step in tokens.pending
         if read:
             tokens.leave(lowered, lowered.output_values(engine.payload[out_lo:out_lo + d],
@@ -174,6 +180,24 @@ def run_language(setup: Setup, progress: bool = False,
     summary, groups = token_outcome(setup, rec, tokens, timing, {**scores, **checked})
     meta = {"generated_text": "".join(lowered.lm.model.vocab[t] for t in tokens.inputs[len(prompt):])}
     return summary, groups, meta
+
+
+def run_to_next_output(loop: StepLoop, tokens: TokenStream, lowered: LoweredLanguageModel,
+                       zeros: np.ndarray) -> None:
+    """The steps from the one under way to the next at which the host reads an output (at most
+    `STEPS_PER_CALL`), in one compiled call; the tokens that enter meanwhile are known (the
+    prompt's, or the one the host picked last). Leaves ``tokens.step`` at the last of them."""
+    first = tokens.step
+    inputs = [tokens.enter(lowered, zeros)]
+    while tokens.step not in tokens.pending and len(inputs) < STEPS_PER_CALL:
+        tokens.step += 1
+        inputs.append(tokens.enter(lowered, zeros))
+    PROGRESS.at = f"token {len(tokens.outputs) + 1} of {tokens.n_total}, timestep {tokens.step + 1}"
+    names = [name for name, *_ in loop.engine.pops]
+    updated = np.array([[name not in lowered.hold(s, tokens.entries) for name in names]
+                        for s in range(first, tokens.step + 1)], bool)
+    loop.run(len(inputs), np.stack(inputs), updated)
+    loop.rec.advance(len(inputs))
 
 
 def token_outcome(setup: Setup, rec: Recorder, tokens: TokenStream, timing: SystemTiming,

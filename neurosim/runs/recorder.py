@@ -12,18 +12,20 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
+import numba as nb
 import numpy as np
 
 from neurosim.cores.arm_pe import ArmPeModel, PeRecord
-from neurosim.cores.neurocore import BOUNDS, COMPONENTS, StepCost, binding_bound
+from neurosim.cores.neurocore import BOUNDS, COMPONENTS, StepCost, binding_bounds
 from neurosim.engine.engine import Engine, StepCounters
+from neurosim.engine.sums import float_sum
 from neurosim.errors import UserError
 from neurosim.mapping.mapper import Mapping
 from neurosim.runs.setup import Setup
 from neurosim.spec.scenario import RecordSpec
-from neurosim.system.system import SystemTiming, sample_timeline
+from neurosim.system.system import SystemTiming, bulk_timeline
 
 # Each step's counters in a spiking run's /steps (``bound`` is filled when the run closes) ...
 COUNTERS = ("sample", "step", "events", "synops", "synmem_reads", "messages", "hops", "links", "overflow", "bound")
@@ -59,6 +61,93 @@ class Recording:
     link_dtype: Any = np.float64
 
 
+class Rows(NamedTuple):
+    """The recorder's columns as compiled loops fill them (`record_row`), one row a step; a
+    column a run does not record is empty."""
+
+    sample: np.ndarray
+    step: np.ndarray
+    events: np.ndarray
+    synops: np.ndarray
+    synmem_reads: np.ndarray
+    messages: np.ndarray
+    hops: np.ndarray
+    links: np.ndarray
+    overflow: np.ndarray
+    bounds_ns: np.ndarray
+    link_bits: np.ndarray
+    host_bits: np.ndarray
+    layer_overflow: np.ndarray
+    layer_events: np.ndarray
+    chip_busy: np.ndarray
+    energy_synapse: np.ndarray
+    energy_neuron: np.ndarray
+    energy_network: np.ndarray
+    core_synops: np.ndarray
+    core_reads: np.ndarray
+    core_spikes: np.ndarray
+    core_msgs_out: np.ndarray
+    core_msgs_in: np.ndarray
+    core_hops: np.ndarray
+    core_busy_ns: np.ndarray
+    core_energy_pj: np.ndarray
+
+
+ROW_COLUMNS = {"sample": "steps/sample", "step": "steps/step", "events": "steps/events", "synops": "steps/synops",
+               "synmem_reads": "steps/synmem_reads", "messages": "steps/messages", "hops": "steps/hops",
+               "links": "steps/links", "overflow": "steps/overflow", "bounds_ns": "bounds_ns",
+               "link_bits": "link_bits", "host_bits": "host_bits", "layer_overflow": "layer_overflow",
+               "layer_events": "layer_events", "chip_busy": "chip_busy", "energy_synapse": "energy/synapse",
+               "energy_neuron": "energy/neuron", "energy_network": "energy/network", "core_synops": "cores/synops",
+               "core_reads": "cores/synmem_reads", "core_spikes": "cores/spikes", "core_msgs_out": "cores/messages_out",
+               "core_msgs_in": "cores/messages_in", "core_hops": "cores/hops", "core_busy_ns": "cores/busy_ns",
+               "core_energy_pj": "cores/energy_pj"}
+
+
+def unrecorded(field: str) -> np.ndarray:
+    """An empty stand-in for a column a run does not record, of the column's kind."""
+    per_core = field.startswith("core_") or field == "layer_overflow"
+    dtype = np.float64 if field in ("core_busy_ns", "core_energy_pj") else np.int64
+    return np.zeros((0, 0) if per_core else 0, dtype)
+
+
+@nb.njit(cache=True, nogil=True)
+def record_row(rows, i, sample, t, counts, cost, pop_lo, pop_hi, payload):
+    """Row ``i`` of the records (`Recorder.add`'s): step ``t`` of ``sample``, from the engine's
+    ``counts`` (`neurosim.engine.step.Counts`), their ``cost`` (`neurosim.cores.neurocore.CostArrays`)
+    and the step's ``payload``, populations ``pop_lo[p]:pop_hi[p]``."""
+    n = counts.synops.shape[0]
+    rows.events[i] = counts.events[0]
+    rows.synops[i] = counts.synops.sum()
+    rows.messages[i] = counts.msgs_out.sum()
+    rows.overflow[i] = counts.overflow.sum()
+    rows.bounds_ns[i] = cost.bounds_ns
+    for j in range(cost.link_bits.shape[0]):
+        rows.link_bits[i, j] = cost.link_bits[j]
+    rows.host_bits[i] = cost.host_bits[0]
+    rows.energy_synapse[i] = float_sum(cost.synapse_pj)
+    rows.energy_neuron[i] = float_sum(cost.neuron_pj)
+    rows.energy_network[i] = float_sum(cost.network_pj)
+    rows.chip_busy[i] = cost.chip_busy_ns
+    if rows.sample.shape[0]:
+        rows.sample[i], rows.step[i] = sample, t
+        rows.synmem_reads[i] = counts.reads.sum()
+        rows.hops[i] = counts.hops.sum()
+        rows.links[i] = counts.links.sum()
+        rows.layer_overflow[i] = counts.overflow
+    if rows.core_synops.shape[0]:
+        rows.core_synops[i], rows.core_reads[i], rows.core_msgs_in[i] = counts.synops, counts.reads, counts.msgs_in
+        rows.core_spikes[i], rows.core_msgs_out[i] = counts.spikes[:n], counts.msgs_out[:n]
+        rows.core_hops[i], rows.core_busy_ns[i] = counts.hops[:n], cost.busy_ns
+        for c in range(n):
+            rows.core_energy_pj[i, c] = cost.synapse_pj[c] + cost.neuron_pj[c] + cost.network_pj[c] + 0.0
+    for p in range(pop_lo.shape[0]):
+        fired = 0
+        for j in range(pop_lo[p], pop_hi[p]):
+            fired += payload[j] != 0
+        rows.layer_events[i, p] = fired
+
+
 class Recorder:
     """One run's records; `for_samples` and `for_tokens` make a spiking and a language run's."""
 
@@ -66,6 +155,7 @@ class Recorder:
                  timesteps: int = 0, readout_size: int = 0):
         self.recording, self.mapping = recording, mapping
         self.link_names = model.links.names
+        self.link_bits_dtype = np.float64 if len(model.links.path_links) else np.int64   # as the costs have them
         self.pops = [(name, lo, hi) for name, lo, hi, *_ in engine.pops]
         self.on_host = [kind.on_host for _name, _lo, _hi, kind, _state in engine.pops]
         self.n_chips = len(np.unique(mapping.core_chip))
@@ -169,6 +259,30 @@ class Recorder:
             a["cores/energy_pj"][i] = cost.synapse_pj + cost.neuron_pj + cost.network_pj[:n_cores] + (
                 cost.static_pj if cost.static_pj is not None else 0.0)
 
+    def rows(self, steps: int) -> Rows:
+        """The columns for a compiled loop to fill ``steps`` rows from row `n` on (`record_row`);
+        `advance` then counts them."""
+        if self.n + steps > len(self.columns["steps/events"]) or len(self.columns) < len(self.shapes):
+            self._allocate(max(2 * self.n, self.n + steps, 256), {"link_bits": np.zeros(0, self.link_bits_dtype)})
+        return Rows(**{field: self.columns[column] if column in self.columns else unrecorded(field)
+                       for field, column in ROW_COLUMNS.items()})
+
+    def advance(self, steps: int, fired: np.ndarray | None = None, sample: int = 0, first_step: int = 0) -> None:
+        """Count ``steps`` rows a compiled loop has filled; ``fired`` ([steps, neurons]: whether each
+        neuron had an event) gives the spikes of a sample whose spikes are kept, its steps from
+        ``first_step`` on."""
+        if fired is not None and self.keeps_spikes(sample):
+            for t in range(steps):
+                for name, lo, hi in self.pops:
+                    ids = np.flatnonzero(fired[t, lo:hi])
+                    stamp = sample * self.timesteps + first_step + t
+                    self.spikes[name][0].append(np.full(len(ids), stamp, np.float64))
+                    self.spikes[name][1].append(ids)
+        self.n += steps
+
+    def keeps_spikes(self, sample: int) -> bool:
+        return bool(self.spikes) and sample < self.recording.spike_samples
+
     def end_sample(self, sample: int, prediction: np.ndarray, readout_v: np.ndarray) -> None:
         """Record a spiking run's sample: its prediction and the readout's final membrane."""
         self.predictions[sample] = prediction
@@ -224,9 +338,9 @@ class Recorder:
     # -- the end of the run
 
     def run_timeline(self, timing: SystemTiming, lo: int, hi: int) -> tuple[np.ndarray, float]:
-        """Steps ``lo`` to ``hi`` through the system's SimPy timeline, back to back: each one's
-        latency (ns) and the whole's with the host's readout."""
-        return sample_timeline(self["chip_busy"][lo:hi], self["link_bits"][lo:hi], self["host_bits"][lo:hi], timing)
+        """Steps ``lo`` to ``hi`` through the system's timeline, back to back: each one's latency
+        (ns) and the whole's with the host's readout (`bulk_timeline`, equal to the SimPy run's)."""
+        return bulk_timeline(self["chip_busy"][lo:hi], self["link_bits"][lo:hi], self["host_bits"][lo:hi], timing)
 
     def close(self, timing: SystemTiming, static_w: float, step_ns: np.ndarray,
               timeline: dict[str, np.ndarray]) -> np.ndarray:
@@ -236,7 +350,7 @@ class Recorder:
         self.columns = {k: v[:self.n] for k, v in self.columns.items()}
         bounds = self.columns["bounds_ns"]
         bounds[:, BOUNDS.index("barrier")] = timing.barrier_ns
-        self.columns["steps/bound"][:] = np.array([binding_bound(b) for b in bounds], np.int64)
+        self.columns["steps/bound"][:] = binding_bounds(bounds)
         self.columns["energy/static"][:] = static_w * step_ns * 1e3 + self.columns["idle_pj"]   # W x ns = 1e3 pJ
         self.timeline = timeline
         return sum(self.energy().values())

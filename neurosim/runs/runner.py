@@ -46,8 +46,24 @@ def run(scenario: str | Path | dict, *, out_dir: str | Path | None = None, seed:
     try:
         return _run(scenario, out_dir=out_dir, seed=seed, progress=progress, write=write, overrides=overrides,
                     resume=resume, base_dir=base_dir)
-    except KeyboardInterrupt:
-        raise Interrupted(PROGRESS.at) from None
+    except BaseException as err:
+        signal = interruption_in(err)
+        if isinstance(signal, KeyboardInterrupt):
+            raise Interrupted(PROGRESS.at) from None
+        if isinstance(signal, SystemExit) and signal is not err:
+            raise signal from None
+        raise
+
+
+def interruption_in(err: BaseException) -> BaseException | None:
+    """The Ctrl-C (`KeyboardInterrupt`) or SIGTERM (`SystemExit`) behind ``err``: itself, or one that
+    a compiled loop wrapped into another error when the signal arrived inside it."""
+    seen = 0
+    while err is not None and seen < 32:
+        if isinstance(err, (KeyboardInterrupt, SystemExit)):
+            return err
+        err, seen = err.__cause__ or err.__context__, seen + 1
+    return None
 
 
 def _run(scenario: str | Path | dict, *, out_dir: str | Path | None, seed: int | None, progress: bool,

@@ -13,14 +13,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numba as nb
 import numpy as np
 
 from neurosim.cores import core_model
+from neurosim.cores.neurocore import NeurocoreModel, cost_arrays, cost_kernel
 from neurosim.datasets import Dataset
 from neurosim.engine.engine import Engine
+from neurosim.engine.step import step
 from neurosim.runs.checkpoint import Checkpoint
 from neurosim.runs.progress import PROGRESS, progress_bar
-from neurosim.runs.recorder import Recorder, check_memory
+from neurosim.runs.recorder import Recorder, check_memory, record_row
 from neurosim.runs.scoring import (accuracy, compare_with_float, held_inputs, predict, readout_values, run_reference,
                                    step_input)
 from neurosim.runs.setup import Setup
@@ -45,16 +48,21 @@ def run_spiking(setup: Setup, data: Dataset, timesteps: int, progress: bool = Fa
     saved = checkpoint.load_arrays() if checkpoint is not None and resume else None
     first = rec.restore(*saved) if saved is not None else 0
     bar = progress_bar(n_samples, first, spec.name, "sample", progress)
+    loop = StepLoop(engine, model, rec, graph.input_population, lo) if StepLoop.compiles(engine, model) else None
     next_save = (first * T // spec.checkpoint_every + 1) * spec.checkpoint_every if checkpoint else None
     for s in range(first, n_samples):
         engine.reset()
         if not per_step:
             engine.set_input(graph.input_population, data.inputs[s])
         counts = np.zeros(hi - lo, np.int64)           # the readout's spikes, for a model read by them
-        for t in range(T):
+        inputs = (np.stack([step_input(data.inputs[s], t, True, spec.input.hold) for t in range(T)]) if per_step
+                  else None)
+        if loop is not None:
+            loop.run_sample(s, n_samples, inputs, counts)
+        for t in range(T if loop is None else 0):
             PROGRESS.at = f"sample {s + 1} of {n_samples}, timestep {t + 1} of {T}"
             if per_step:
-                engine.set_input(graph.input_population, step_input(data.inputs[s], t, True, spec.input.hold))
+                engine.set_input(graph.input_population, inputs[t])
             c = engine.step()
             rec.add(c, model.step_cost(c, engine.payload), engine, s, t)
             counts += engine.payload[lo:hi] != 0
@@ -69,6 +77,82 @@ def run_spiking(setup: Setup, data: Dataset, timesteps: int, progress: bool = Fa
         checkpoint.remove()
     figures = close_samples(rec, timing, setup.chip.chip.static_power_w * rec.n_chips)
     return outcome(setup, data, rec, figures)
+
+
+STEPS_PER_CALL = 256     # at most this many steps per compiled call: Ctrl-C is seen between calls
+
+
+@nb.njit(cache=True, nogil=True)
+def run_steps(net, table, sim, counts, arrival, synapses, count_active, per_message, costs, cost, rows, row, sample,
+              t0, engine_t0, updated, inputs, values, fired, readout_lo, readout_counts):
+    """Timesteps of a run on a chip of neurocores (one per row of ``updated``, which says the
+    populations that update; the engine's from ``engine_t0`` on), into the records' rows ``row``
+    on: each step's programs and messages (`neurosim.engine.step.step`), its cost
+    (`neurosim.cores.neurocore.cost_kernel`) and its row (`record_row`, as step ``t0 + t`` of
+    ``sample``). ``inputs[t]`` (if any) is the input
+    population's ``values`` at step ``t``; ``readout_counts`` counts the events of the neurons
+    from ``readout_lo`` on, and ``fired`` (if any) keeps which neurons had one. Returns the
+    message buffers."""
+    for t in range(updated.shape[0]):
+        if inputs.shape[0]:
+            values[:] = inputs[t]
+        arrival, synapses = step(net, table, sim, counts, arrival, synapses, updated[t], count_active, per_message,
+                                 engine_t0 + t)
+        cost_kernel(costs, counts.synops, counts.reads, counts.active, counts.spikes, counts.msgs_in, counts.bits_in,
+                    counts.bits_out, counts.network_pj, counts.path_msgs, counts.neuron_done_ns,
+                    counts.synapse_done_ns, cost)
+        record_row(rows, row + t, sample, t0 + t, counts, cost, table.lo, table.hi, sim.payload)
+        for i in range(readout_counts.shape[0]):
+            readout_counts[i] += sim.payload[readout_lo + i] != 0
+        if fired.shape[0]:
+            fired[t] = sim.payload != 0
+    return arrival, synapses
+
+
+class StepLoop:
+    """Timesteps of a run in compiled calls of `run_steps`, into the run's `Recorder`: for
+    neurocores whose programs the engine runs compiled (`compiles`)."""
+
+    def __init__(self, engine: Engine, model: NeurocoreModel, rec: Recorder, input_population: str,
+                 readout_lo: int = 0):
+        self.engine, self.model, self.rec, self.readout_lo = engine, model, rec, readout_lo
+        self.values = engine.state_of(input_population).get("values", np.zeros(0, engine.payload.dtype))
+        self.cost = cost_arrays(engine.n_cores, model.n_chips, len(model.links.names))
+
+    @staticmethod
+    def compiles(engine: Engine, model: Any) -> bool:
+        return isinstance(model, NeurocoreModel) and engine.table is not None
+
+    def run(self, n: int, inputs: np.ndarray | None = None, updated: np.ndarray | None = None,
+            readout_counts: np.ndarray | None = None, fired: np.ndarray | None = None, sample: int = 0,
+            t0: int = 0) -> None:
+        """``n`` steps in one call, recorded as steps ``t0`` on of ``sample`` (a spiking run's).
+        ``inputs`` ([n, inputs], or None to keep the input set) sets the input population's
+        values each step; ``updated`` ([n, populations], or None: all) which populations update;
+        ``readout_counts`` counts the readout's events; ``fired`` ([n, neurons]) keeps which
+        neurons had one."""
+        engine, rec = self.engine, self.rec
+        inputs = np.zeros((0, len(self.values)), self.values.dtype) if inputs is None \
+            else np.asarray(inputs, self.values.dtype)
+        updated = np.ones((n, len(engine.pops)), bool) if updated is None else updated
+        readout_counts = np.zeros(0, np.int64) if readout_counts is None else readout_counts
+        fired = np.zeros((0, len(engine.payload)), bool) if fired is None else fired
+        engine.messages = run_steps(engine.net, engine.table, engine.sim, engine.counts, *engine.messages,
+                                    engine.count_active, engine.per_message, self.model.table, self.cost, rec.rows(n),
+                                    rec.n, sample, t0, engine.steps_done, updated, inputs, self.values, fired,
+                                    self.readout_lo, readout_counts)
+        engine.steps_done += n
+
+    def run_sample(self, sample: int, n_samples: int, inputs: np.ndarray | None, readout_counts: np.ndarray) -> None:
+        """A spiking run's sample from rest (the engine reset, its input set unless ``inputs``
+        gives one per step), at most `STEPS_PER_CALL` steps per call."""
+        T = self.rec.timesteps
+        for t0 in range(0, T, STEPS_PER_CALL):
+            n = min(STEPS_PER_CALL, T - t0)
+            PROGRESS.at = f"sample {sample + 1} of {n_samples}, timestep {t0 + n} of {T}"
+            fired = np.zeros((n, len(self.engine.payload)), bool) if self.rec.keeps_spikes(sample) else None
+            self.run(n, None if inputs is None else inputs[t0:t0 + n], None, readout_counts, fired, sample, t0)
+            self.rec.advance(n, fired, sample, t0)
 
 
 @dataclass
