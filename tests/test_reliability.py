@@ -30,8 +30,10 @@ def long_scenario(tmp_path) -> str:
                                        (signal.SIGKILL, -signal.SIGKILL)])
 def test_a_killed_run_leaves_no_trace(sig, code, tmp_path):
     out = tmp_path / "traces"
+    # the child takes Ctrl-C as a terminal's foreground job would, whatever this process ignores
     proc = subprocess.Popen([sys.executable, "-m", "neurosim.cli", "run", long_scenario(tmp_path), "--out", str(out),
-                             "--no-progress"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "--no-progress"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     time.sleep(6)                            # past loading and compiling: in the middle of the samples
     assert proc.poll() is None, proc.communicate()
     proc.send_signal(sig)
