@@ -26,6 +26,7 @@ Usage::
     python benchmarks/engine_throughput.py                  # N = 10k and 100k
     python benchmarks/engine_throughput.py --quick          # N = 10k, fewer steps
     python benchmarks/engine_throughput.py --neurons 30000 --steps 50
+    python benchmarks/engine_throughput.py --threads 1      # the engine on one numba thread, as the bare loop
 
 The targets, with per-message timing on: at least half the bare loop's throughput at N = 100k
 and 0.3 of it at N = 10k; at most 16 bytes per synapse held and 32 at the peak at N = 100k.
@@ -302,16 +303,20 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100, help="timed steps per engine (default: 100)")
     parser.add_argument("--quick", action="store_true", help="N = 10000 only, 30 timed steps")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, help="numba threads of the engine (default: numba's)")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)   # measure one N, print it as JSON
     args = parser.parse_args()
+    if args.threads:
+        nb.set_num_threads(args.threads)
     if args.one is not None:
         print(json.dumps(asdict(measure(args.one, args.steps, args.seed))))
         return
     sizes, steps = ([10_000], 30) if args.quick else (args.neurons, args.steps)
     results = []
     for n in sizes:
+        threads = ["--threads", str(args.threads)] if args.threads else []
         out = subprocess.run([sys.executable, __file__, "--one", str(n), "--steps", str(steps),
-                              "--seed", str(args.seed)], check=True, capture_output=True, text=True)
+                              "--seed", str(args.seed), *threads], check=True, capture_output=True, text=True)
         results.append(Result(**json.loads(out.stdout.strip().splitlines()[-1])))
         print(f"N = {n:,} done", file=sys.stderr)
     print_table(results)

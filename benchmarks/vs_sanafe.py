@@ -12,9 +12,9 @@ agree step by step, which is checked.
   with each of its timing models, ``simple`` and ``detailed``, built through
   ``benchmarks/sanafe_side.py``; its time is its ``chip.sim`` call.
 - neurosim runs it on ``chips/loihi1_sanafe.yaml`` (Loihi 1 with SANA-FE's figures) over as
-  many chips as its limits need, per-message timing on: its time is a run's compiled loop
-  (programs, messages, per-message timing, cost accounting, records) and its system timeline,
-  the best of a few runs from rest.
+  many chips as its limits need, per-message timing on, on one numba thread as SANA-FE runs on
+  one: its time is a run's compiled loop (programs, messages, per-message timing, cost
+  accounting, records) and its system timeline, the best of a few runs from rest.
 
 It prints each simulator's set-up and run time, synaptic events and spikes per step, and the
 ratio of SANA-FE's time to neurosim's for each timing model, measured side by side in one
@@ -37,6 +37,7 @@ import sys
 import time
 from pathlib import Path
 
+import numba
 import numpy as np
 
 from neurosim.cores.neurocore import NeurocoreModel
@@ -163,6 +164,7 @@ def main() -> int:
     except ImportError:
         print("SANA-FE is not installed: pip install -e '.[sanafe]'", file=sys.stderr)
         return 2
+    numba.set_num_threads(1)
     T = args.timesteps
     bias, source, target, weight = network(args.neurons, args.seed)
     ours = run_neurosim(neurosim_graph(bias, source, target, weight), T)
@@ -182,8 +184,8 @@ def main() -> int:
               f"{r['events'].mean():>13,.0f}{int(r['spikes'].sum()):>9,}")
     same = all(np.array_equal(ours["spikes"], r["spikes"]) for r in theirs.values())
     print(f"spikes per step equal in both simulators: {'yes' if same else 'NO'}")
-    print("run: neurosim's compiled loop and system timeline (best of "
-          f"{REPEATS}); SANA-FE's chip.sim call. Set-up: mapping and engine; SANA-FE's arch, network and load.")
+    print(f"run: neurosim's compiled loop and system timeline (best of {REPEATS}, one thread); SANA-FE's chip.sim "
+          f"call. Set-up: mapping and engine; SANA-FE's arch, network and load.")
     for model, r in theirs.items():
         ratio = r["run_s"] / ours["run_s"]
         met = "met" if ratio >= TARGETS[model] else "NOT met"

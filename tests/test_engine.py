@@ -222,6 +222,6 @@ def test_arrival_order_is_a_stable_argsort(case):
         "one": np.array([3.0]),
     }[case]
     order, ordered = np.zeros(len(arrival), np.int64), np.zeros(len(arrival))
-    arrival_order(arrival, order, ordered, np.zeros(3 * len(arrival) + 2, np.int64))
+    arrival_order(arrival, order, ordered, np.zeros(9 * len(arrival) + 2, np.int64))
     np.testing.assert_array_equal(order, np.argsort(arrival, kind="stable"))
     np.testing.assert_array_equal(ordered, arrival[order])

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numba as nb
 import numpy as np
 
-from neurosim.engine.kernels import MIXED_EXP, Network
+from neurosim.engine.kernels import MIXED_EXP, READS_TABLE, Network
 from neurosim.engine.programs import program_table
 from neurosim.engine.step import new_counts, new_sim, send, step
 from neurosim.graph.graph import Graph
@@ -106,6 +106,11 @@ def balanced_ranges(load: np.ndarray, n_ranges: int) -> np.ndarray:
     return np.concatenate([[0], cuts, [len(load)]]).astype(np.int64)
 
 
+def reads_table(syn_bits: np.ndarray, word_bits: int) -> np.ndarray:
+    """[projection, synapses] synaptic-memory words a message reads (`neurosim.mapping.routes.reads`)."""
+    return np.ceil(np.arange(READS_TABLE)[None, :] * syn_bits[:, None] / word_bits).astype(np.int64)
+
+
 def network_of(mapping: Mapping, costs: TimingCosts) -> Network:
     """The kernels' view of a mapping: its routes (held by the mapping, not copied), per-neuron
     sums over axons, and costs."""
@@ -118,7 +123,7 @@ def network_of(mapping: Mapping, costs: TimingCosts) -> Network:
         message_bits=costs.message_bits, axon_ptr=r.axon_ptr, neuron_exp=exp, neuron_delay=delay, neuron_hops=hops,
         neuron_links=links, axon_core=r.axon_core, axon_path=costs.axon_path, axon_synapses=r.axon_synapses,
         axon_proj=r.axon_proj, proj_exp=r.proj_exp, proj_delay=r.proj_delay, proj_syn_bits=r.proj_syn_bits,
-        word_bits=r.word_bits,
+        word_bits=r.word_bits, proj_reads=reads_table(r.proj_syn_bits, r.word_bits),
         syn_ptr=r.syn_ptr, syn_target=r.syn_target, syn_weight=r.syn_weight, core_dendrite=r.core_dendrite,
         path_latency_ns=costs.path_latency_ns, path_energy_pj=costs.path_energy_pj, t_update_ns=costs.t_update_ns,
         t_active_ns=costs.t_active_ns, t_spike_ns=costs.t_spike_ns, t_message_ns=costs.t_message_ns,

@@ -40,6 +40,8 @@ CACHE_LINE_BYTES = 64
 PREFETCH_AHEAD = 2          # events: how far ahead their axons are asked for
 MIXED_EXP = -(1 << 62)      # a neuron's weight exponent when its axons have different exponents or delays
 MAX_INSERTION_MOVES = 8     # per message; beyond, a core's messages are merge-sorted instead
+READS_TABLE = 256           # messages of fewer synapses look their memory reads up
+SLOTS_PER_VALUE = 4         # arrival_order's time slots per message: few share one, even when bunched
 
 
 class Network(NamedTuple):
@@ -67,6 +69,7 @@ class Network(NamedTuple):
     proj_delay: np.ndarray        # [n_projections] extra timesteps
     proj_syn_bits: np.ndarray     # [n_projections] synaptic-memory bits of a synapse
     word_bits: int                # of synaptic memory
+    proj_reads: np.ndarray        # [n_projections, READS_TABLE] words a message of so many synapses reads
     syn_ptr: np.ndarray           # [n_neurons + 1]
     syn_target: np.ndarray        # [n_synapses] dendrite, from its core's first (core_dendrite)
     syn_weight: np.ndarray        # [n_synapses] int8
@@ -264,6 +267,15 @@ def apply_synapses(net, lo, hi, payload, exp, acc, first):
         acc[first + net.syn_target[s]] += weighted(net.syn_weight[s], payload, exp)
 
 
+@nb.njit(cache=True, nogil=True, inline="always")
+def message_reads(net, proj, synapses):
+    """Synaptic-memory words a message of ``synapses`` synapses of projection ``proj`` reads
+    (`neurosim.mapping.routes.reads`; from a table for the common small counts)."""
+    if synapses < READS_TABLE:
+        return net.proj_reads[proj, synapses]
+    return synmem_words(synapses, net.proj_syn_bits[proj], net.word_bits)
+
+
 @nb.njit(cache=True, nogil=True)
 def deliver_to_range(net, k, events, n_events, core_bounds, axon_split, syn_split, t_emit, payload, per_message,
                      bucket_ptr, acc, slot_of_delay, synops, reads, bits_in, msg_arrival, msg_synapses):
@@ -289,15 +301,17 @@ def deliver_to_range(net, k, events, n_events, core_bounds, axon_split, syn_spli
         syn = syn_split[k, e]
         for a in range(a0, a1):
             dst, synapses = net.axon_core[a], net.axon_synapses[a]
-            if one_exp:
-                apply_synapses(net, syn, syn + synapses, p, net.neuron_exp[n], row, net.core_dendrite[dst])
+            first = net.core_dendrite[dst]
+            if one_exp:                  # `apply_synapses`, written out: a call per message costs
+                for s in range(syn, syn + synapses):
+                    row[first + net.syn_target[s]] += weighted(net.syn_weight[s], p, net.neuron_exp[n])
             else:
                 j = net.axon_proj[a]
                 apply_synapses(net, syn, syn + synapses, p, net.proj_exp[j], acc[slot_of_delay[net.proj_delay[j]]],
-                               net.core_dendrite[dst])
+                               first)
             syn += synapses
             synops[dst] += synapses
-            reads[dst] += synmem_words(synapses, net.proj_syn_bits[net.axon_proj[a]], net.word_bits)
+            reads[dst] += message_reads(net, net.axon_proj[a], synapses)
             bits_in[dst] += net.message_bits[n]
             if per_message:
                 m = fill[dst - c0]
@@ -312,10 +326,11 @@ def arrival_order(arrival, order, ordered, scratch):
     """Write to ``order`` a stable argsort of ``arrival`` (ties keep their order), and to
     ``ordered`` the arrivals in that order, in linear time.
 
-    The span from first to last is cut into about as many equal slots as there are values;
-    one counting pass puts the values in slot order (stable), and an insertion sort orders
-    those that share a slot (few). Should that take too many moves (values bunched in a few
-    slots), a merge sort does it instead. ``scratch`` holds at least ``3 * n + 2`` integers.
+    The span from first to last is cut into `SLOTS_PER_VALUE` times as many equal slots as
+    there are values; one counting pass puts the values in slot order (stable), and an
+    insertion sort orders those that share a slot (few). Should that take too many moves
+    (values bunched in a few slots), a merge sort does it instead. ``scratch`` holds at least
+    ``(2 SLOTS_PER_VALUE + 1) n + 2`` integers.
     """
     n = arrival.shape[0]
     first, last = arrival[0], arrival[0]
@@ -327,7 +342,7 @@ def arrival_order(arrival, order, ordered, scratch):
             ordered[i] = arrival[i]
         return
     slots = 1
-    while slots < n:
+    while slots < SLOTS_PER_VALUE * n:
         slots *= 2
     counts, slot_of = scratch[:slots + 1], scratch[slots + 1:slots + 1 + n]
     counts[:] = 0
@@ -390,7 +405,7 @@ def deliver_range(net, k, events, n_events, core_bounds, axon_split, syn_split, 
     for c in range(c0, c1):
         longest = max(longest, bucket_ptr[c + 1] - bucket_ptr[c])
     order, ordered = np.empty(longest, np.int64), np.empty(longest)
-    scratch = np.empty(3 * longest + 2, np.int64)
+    scratch = np.empty((2 * SLOTS_PER_VALUE + 1) * longest + 2, np.int64)
     for c in range(c0, c1):
         lo, hi = bucket_ptr[c], bucket_ptr[c + 1]
         synapse_done_ns[c] = synapse_unit_done_ns(msg_arrival[lo:hi], msg_synapses[lo:hi], net.t_message_in_ns,

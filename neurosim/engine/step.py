@@ -14,6 +14,10 @@ Everything a step changes is in two records of arrays: `Sim`, the state carried 
 step (payloads, accumulators, the threads' split of the work), and `Counts`, what the step did
 (per core, zeroed at its start). `step` is called once per timestep by `neurosim.engine.Engine`
 and, many steps per call, by the compiled loops of the runs (`neurosim.runs.spiking`).
+
+numba's on-disk cache knows a compiled function by its own file only, and a caller keeps the
+code of what it calls: after changing a kernel here or in `neurosim.engine.kernels`, clear the
+callers' caches too (``neurosim/**/__pycache__/*.nbi``, ``*.nbc``).
 """
 
 from __future__ import annotations
@@ -156,9 +160,9 @@ def send(net, sim, counts, arrival, synapses, per_message, t):
             counts.path_msgs[path] += counts.path_parts[k, path]
     for c in range(n_cores):
         counts.bucket_ptr[c + 1] = counts.bucket_ptr[c] + counts.msgs_in[c]
-    needed = counts.bucket_ptr[n_cores]
+    needed = counts.bucket_ptr[n_cores] if per_message else 0       # without timing, no message is kept
     if needed > arrival.shape[0]:
-        room = max(needed, 2 * arrival.shape[0], 1024)
+        room = max(needed + needed // 4, 1024)          # some room for the next steps' few more
         arrival, synapses = np.zeros(room, arrival.dtype), np.zeros(room, synapses.dtype)
     slots = sim.acc.shape[0]
     slot_of_delay = (t + 1 + np.arange(slots)) % slots       # an input of delay d is read d + 1 steps on
