@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numba as nb
 import numpy as np
 
-from neurosim.engine.kernels import MIXED_EXP, READS_TABLE, Network
+from neurosim.engine.kernels import MIXED_EXP, READS_TABLE, Network, axon_runs
 from neurosim.engine.programs import program_table
 from neurosim.engine.step import new_counts, new_sim, send, step
 from neurosim.graph.graph import Graph
@@ -118,12 +118,14 @@ def network_of(mapping: Mapping, costs: TimingCosts) -> Network:
     hops, links, exp, delay = np.zeros(n, np.int32), np.zeros(n, np.int32), np.zeros(n, np.int64), np.zeros(n, np.uint8)
     per_neuron(r.axon_ptr, costs.axon_path, r.axon_proj, costs.path_hops, costs.path_crossings, r.proj_exp,
                r.proj_delay, hops, links, exp, delay)
+    runs = np.zeros(len(r.axon_core), np.bool_)
+    axon_runs(r.axon_ptr, r.axon_synapses, r.syn_ptr, r.syn_target, runs)
     return Network(
         core_of=mapping.core_of, core_lo=mapping.core_neuron_lo, core_hi=mapping.core_neuron_hi,
         message_bits=costs.message_bits, axon_ptr=r.axon_ptr, neuron_exp=exp, neuron_delay=delay, neuron_hops=hops,
         neuron_links=links, axon_core=r.axon_core, axon_path=costs.axon_path, axon_synapses=r.axon_synapses,
         axon_proj=r.axon_proj, proj_exp=r.proj_exp, proj_delay=r.proj_delay, proj_syn_bits=r.proj_syn_bits,
-        word_bits=r.word_bits, proj_reads=reads_table(r.proj_syn_bits, r.word_bits),
+        word_bits=r.word_bits, proj_reads=reads_table(r.proj_syn_bits, r.word_bits), axon_run=runs,
         syn_ptr=r.syn_ptr, syn_target=r.syn_target, syn_weight=r.syn_weight, core_dendrite=r.core_dendrite,
         path_latency_ns=costs.path_latency_ns, path_energy_pj=costs.path_energy_pj, t_update_ns=costs.t_update_ns,
         t_active_ns=costs.t_active_ns, t_spike_ns=costs.t_spike_ns, t_message_ns=costs.t_message_ns,

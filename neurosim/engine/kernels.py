@@ -70,6 +70,7 @@ class Network(NamedTuple):
     proj_syn_bits: np.ndarray     # [n_projections] synaptic-memory bits of a synapse
     word_bits: int                # of synaptic memory
     proj_reads: np.ndarray        # [n_projections, READS_TABLE] words a message of so many synapses reads
+    axon_run: np.ndarray          # bool [n_axons] its synapses' targets are consecutive dendrites
     syn_ptr: np.ndarray           # [n_neurons + 1]
     syn_target: np.ndarray        # [n_synapses] dendrite, from its core's first (core_dendrite)
     syn_weight: np.ndarray        # [n_synapses] int8
@@ -260,6 +261,46 @@ def _weighted(weight, payload, exp):
     return integer
 
 
+def apply_run(row, base, weight, lo, n, payload, exp):
+    """``row[base + i] += weighted(weight[lo + i], payload, exp)`` for ``i < n``: the synapses of
+    a message whose targets are consecutive, in a loop the compiler can vectorise."""
+
+
+@overload(apply_run, inline="always")
+def _apply_run(row, base, weight, lo, n, payload, exp):
+    if isinstance(payload, types.Float):
+        def floats(row, base, weight, lo, n, payload, exp):
+            for i in range(n):
+                row[base + i] += weight[lo + i] * payload
+        return floats
+
+    def integer(row, base, weight, lo, n, payload, exp):
+        if exp >= 0:                     # (w p) << e == w (p << e) in two's complement
+            scaled = np.int64(payload) << exp
+            for i in range(n):
+                row[base + i] += np.int64(weight[lo + i]) * scaled
+        else:
+            for i in range(n):
+                row[base + i] += (np.int64(weight[lo + i]) * payload) >> -exp
+    return integer
+
+
+@nb.njit(cache=True, nogil=True)
+def axon_runs(axon_ptr, axon_synapses, syn_ptr, syn_target, out):
+    """Which axons' synapses target consecutive dendrites (``out``, per axon)."""
+    for n in range(axon_ptr.shape[0] - 1):
+        s = syn_ptr[n]
+        for a in range(axon_ptr[n], axon_ptr[n + 1]):
+            k = axon_synapses[a]
+            run = True
+            for i in range(1, k):
+                if syn_target[s + i] != syn_target[s] + i:
+                    run = False
+                    break
+            out[a] = run
+            s += k
+
+
 @nb.njit(cache=True, nogil=True)
 def apply_synapses(net, lo, hi, payload, exp, acc, first):
     """``acc[first + target] += weighted(weight, payload, exp)`` over the synapses ``lo:hi``."""
@@ -302,7 +343,9 @@ def deliver_to_range(net, k, events, n_events, core_bounds, axon_split, syn_spli
         for a in range(a0, a1):
             dst, synapses = net.axon_core[a], net.axon_synapses[a]
             first = net.core_dendrite[dst]
-            if one_exp:                  # `apply_synapses`, written out: a call per message costs
+            if one_exp and net.axon_run[a]:       # a row of a dense matrix: no target to look up
+                apply_run(row, first + net.syn_target[syn], net.syn_weight, syn, synapses, p, net.neuron_exp[n])
+            elif one_exp:                  # `apply_synapses`, written out: a call per message costs
                 for s in range(syn, syn + synapses):
                     row[first + net.syn_target[s]] += weighted(net.syn_weight[s], p, net.neuron_exp[n])
             else:
