@@ -32,7 +32,15 @@ the links (network: per packet and destination PE, its hops and link crossings; 
 the chip-to-chip and host links count a packet once per destination chip), and the
 level's ``idle_w`` over the rest of the step (static). PEs the mapping leaves unused are
 powered off; the chip's ``static_power_w`` (its baseline with every PE off) is added at
-the system level from the step's duration.
+the system level from the step's duration. `ArmPeModel.step_parts` also splits the energy:
+the cycles that load or store memory (``cycles.memory``, a part of each operation's) at
+``cycle_pj`` are the SRAM's share, the DRAM bits the DRAM's, and the host's packets' share of
+the host link is given apart.
+
+Work beside the graph's (`PeWork`): a table the PEs read as software, an embedding's row or a
+head's rows for the events of the layer below and its argmax, in PE SRAM or by DMA from DRAM
+(`ArmPeModel.place_tables` puts each where it fits), joins a step's cycles before its DVFS
+level is picked. `transaction` prices a step of the host's per-token loop over the host link.
 """
 
 from __future__ import annotations
@@ -41,12 +49,69 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from neurosim.cores.neurocore import ChipLinks, StepCost, paths
+from neurosim.cores.neurocore import ChipLinks, Paths, StepCost, paths
 from neurosim.engine.engine import StepCounters, TimingCosts
+from neurosim.errors import UserError
 from neurosim.graph.graph import Dense, Graph
 from neurosim.mapping.mapper import HOST, Mapping
 from neurosim.programs import KINDS, payload_bits_of
-from neurosim.spec.chip import ArmPeSpec, ChipFile
+from neurosim.spec.chip import ArmPeHostLoop, ArmPeSpec, ChipFile, LinkSpec
+
+FP32_BITS = 32              # a table's values, as the PEs' fp32 arithmetic reads them
+
+
+@dataclass(frozen=True)
+class PeWork:
+    """Work a step adds on the PEs beside the graph's, per PE: cycles (of them ``memory_cycles``
+    loads and stores), DRAM bits read by DMA, packets received and sent, and the NoC energy of the
+    packets each PE sends."""
+
+    neuron_cycles: np.ndarray
+    synapse_cycles: np.ndarray
+    memory_cycles: np.ndarray
+    dram_bits: np.ndarray
+    packets_in: np.ndarray
+    packets_out: np.ndarray
+    network_pj: np.ndarray
+
+    @classmethod
+    def nothing(cls, n: int) -> PeWork:
+        return cls(*(np.zeros(n) for _ in range(7)))
+
+
+@dataclass(frozen=True)
+class PeSplit:
+    """A step's energy beside `StepCost`'s components, per PE: the memory cycles' (SRAM) and the
+    DRAM's (both inside its synapse and neuron energy), the DRAM bits read; and the host link's
+    share of the energy of the host's packets (inside its network energy)."""
+
+    memory_pj: np.ndarray
+    dram_pj: np.ndarray
+    dram_bits: np.ndarray
+    host_link_pj: float
+
+
+@dataclass(frozen=True)
+class Transaction:
+    """One step of the host's loop over the host link: its time and the bits and energy on the wire."""
+
+    time_ns: float
+    bits: float
+    energy_pj: float
+
+
+def transaction(host: LinkSpec, loop: ArmPeHostLoop, sent_bytes: int, received_bytes: int) -> Transaction:
+    """A request carrying ``sent_bytes`` and a reply carrying ``received_bytes``, each in datagrams
+    with a command and headers: two latencies of the host link and the bits at its bandwidth."""
+    room = loop.datagram_payload_bytes - loop.command_bytes
+
+    def wire(payload: int) -> int:
+        datagrams = max(1, -(-payload // room))
+        return payload + datagrams * (loop.command_bytes + loop.header_bytes)
+
+    bits = 8.0 * (wire(sent_bytes) + wire(received_bytes))
+    return Transaction(2 * host.latency_ns + bits / host.bandwidth_bits_per_s * 1e9, bits,
+                       bits * host.energy_pj_per_bit)
 
 
 @dataclass(frozen=True)
@@ -90,22 +155,25 @@ class ArmPeModel:
                                  message_bits=p.message_bits, path_latency_ns=p.latency_ns,
                                  path_energy_pj=p.energy_pj, path_hops=p.hops, path_crossings=p.crossings,
                                  axon_path=p.axon_path)
-        self._packets(mapping, p.energy_pj, p.axon_path)
+        self._packets(mapping, p)
 
         # per population and PE: its neurons' update cycles in a step in which it updates
         names = list(graph.populations)
         self.update_cycles = np.zeros((len(names), n), np.float64)
+        self.update_memory = np.zeros((len(names), n), np.float64)       # of those, loads and stores
         for s in mapping.slices:
             if s.core >= 0:
                 kind = graph.populations[s.population].kind
                 self.update_cycles[names.index(s.population), s.core] += (s.hi - s.lo) * core.cycles.update(kind)
+                self.update_memory[names.index(s.population), s.core] += (s.hi - s.lo) * core.cycles.memory.update(kind)
         self.dense = self._dense_on_array()
         self.chip_index = np.unique(mapping.core_chip, return_inverse=True)[1]
         self.n_chips = int(self.chip_index.max(initial=-1)) + 1
         self.pops = [(mapping.offsets[name], mapping.offsets[name] + pop.size) for name, pop in graph.populations.items()]
         word = core.synapses.word_bits
-        self.synapse_cycles = (core.cycles.synapse_float if mapping.routes.syn_weight.dtype.kind == "f"
-                               else core.cycles.synapse_int)
+        floats = mapping.routes.syn_weight.dtype.kind == "f"
+        self.synapse_cycles = core.cycles.synapse_float if floats else core.cycles.synapse_int
+        self.synapse_memory = core.cycles.memory.synapse_float if floats else core.cycles.memory.synapse_int
         self.dram = core.synapses_in == "dram"
         self.dram_ns_per_bit = 1e9 / core.dram.bandwidth_bits_per_s
         self.word_bits = word
@@ -113,10 +181,11 @@ class ArmPeModel:
     # ------------------------------------------------------------------------------------------
     # what the mapping fixes
 
-    def _packets(self, mapping: Mapping, path_energy_pj: np.ndarray, axon_path: np.ndarray) -> None:
+    def _packets(self, mapping: Mapping, p: Paths) -> None:
         """Each neuron's packets: one per distinct destination PE of its axons (a multicast
-        packet reaches a PE once, whatever number of projections it serves there)."""
-        r = mapping.routes
+        packet reaches a PE once, whatever number of projections it serves there); the host
+        link's share of a host neuron's; what a packet's delivery to a PE costs on average."""
+        r, path_energy_pj, axon_path = mapping.routes, p.energy_pj, p.axon_path
         n_axons = r.n_axons
         first = np.ones(n_axons, bool)
         if n_axons:
@@ -132,12 +201,17 @@ class ArmPeModel:
         self.sends = np.diff(self.pair_ptr) > 0                                     # a neuron with targets
         # Between chips a packet travels once per destination chip (the routers copy it on the
         # chip it reaches), on the path of its first destination PE there.
-        pair_chip = self.pair_core // self.chip.cores_per_chip
+        pair_chip = mapping.core_chip[self.pair_core]
         owner = np.repeat(np.arange(len(self.pair_ptr) - 1), np.diff(self.pair_ptr))
         first_on_chip = np.ones(len(pair_chip), bool)
         first_on_chip[1:] = (pair_chip[1:] != pair_chip[:-1]) | (owner[1:] != owner[:-1])
         self.chip_path = self.pair_path[first_on_chip]
         self.chip_ptr = np.concatenate([[0], np.cumsum(first_on_chip, dtype=np.int64)])[self.pair_ptr]
+        host_bits = p.from_host[self.pair_path] * p.message_bits[owner].astype(np.float64)
+        self.host_link_pj = np.bincount(owner, weights=host_bits * self.chip.system.host.energy_pj_per_bit,
+                                        minlength=len(self.pair_ptr) - 1)
+        on_chip = mapping.core_of[owner] != HOST
+        self.delivery_pj = (float(pair_pj[on_chip].mean()) if on_chip.any() else self.chip.chip.noc.local_pj)
 
     def _dense_on_array(self) -> DenseOnArray | None:
         core, graph, mapping = self.core, self.graph, self.mapping
@@ -166,8 +240,15 @@ class ArmPeModel:
     # ------------------------------------------------------------------------------------------
     # one step
 
-    def step_cost(self, c: StepCounters, payload: np.ndarray) -> StepCost:
-        core, cyc, n = self.core, self.core.cycles, self.n_cores
+    def step_cost(self, c: StepCounters, payload: np.ndarray, extra: PeWork | None = None) -> StepCost:
+        """The step's cost from the engine's counters ``c`` and its ``payload`` (with ``extra``
+        work beside the graph's)."""
+        return self.step_parts(c, payload, extra)[0]
+
+    def step_parts(self, c: StepCounters, payload: np.ndarray,
+                   extra: PeWork | None = None) -> tuple[StepCost, PeSplit]:
+        """`step_cost` and the split of its energy (`PeSplit`)."""
+        core, cyc, mem, n = self.core, self.core.cycles, self.core.cycles.memory, self.n_cores
         events = np.flatnonzero(payload)
         ptr = self.pair_ptr
         counts = ptr[events + 1] - ptr[events]
@@ -203,9 +284,20 @@ class ArmPeModel:
         neuron_cycles = cyc.tick + updated @ self.update_cycles + packets_out[:n] * cyc.packet_out
         synapse_cycles = (packets_in * cyc.packet_in + rows * cyc.row + synapses * self.synapse_cycles
                           + dma * cyc.dma_setup + mac_cycles)
+        memory_cycles = (mem.tick + updated @ self.update_memory + packets_out[:n] * mem.packet_out
+                         + packets_in * mem.packet_in + rows * mem.row + synapses * self.synapse_memory
+                         + dma * mem.dma_setup)
+        if extra is not None:
+            neuron_cycles = neuron_cycles + extra.neuron_cycles
+            synapse_cycles = synapse_cycles + extra.synapse_cycles
+            memory_cycles = memory_cycles + extra.memory_cycles
+            dram_bits = dram_bits + extra.dram_bits
+            packets_in = packets_in + extra.packets_in
+            packets_out[:n] += extra.packets_out
+            network = network + np.append(extra.network_pj, 0.0)
         cycles = neuron_cycles + synapse_cycles
         dram_ns = np.zeros(n)
-        if self.dram:
+        if dram_bits.any():
             per_chip = np.bincount(self.chip_index, weights=dram_bits, minlength=self.n_chips)
             dram_ns = (per_chip * self.dram_ns_per_bit)[self.chip_index] * (dram_bits > 0)
 
@@ -227,7 +319,8 @@ class ArmPeModel:
 
         cycle_pj = self.cycle_pj[level]
         neuron = neuron_cycles * cycle_pj
-        synapse = (synapse_cycles - mac_cycles) * cycle_pj + macs * self.mac_pj[level] + dram_bits * core.dram.energy_pj_per_bit
+        dram_pj = dram_bits * core.dram.energy_pj_per_bit
+        synapse = (synapse_cycles - mac_cycles) * cycle_pj + macs * self.mac_pj[level] + dram_pj
         idle = self.idle_w[level] * np.maximum(step_ns[self.chip_index] - busy, 0.0) * 1e3
 
         link_bits, host_bits = self.links.loads_bits(path_msgs)
@@ -236,9 +329,80 @@ class ArmPeModel:
         bounds = np.array([(neuron_cycles * ns_per_cycle).max(initial=0.0), (synapse_cycles * ns_per_cycle).max(initial=0.0),
                            dram_ns.max(initial=0.0), link_ns, 0.0, busy.max(initial=0.0),
                            tick if self.ticked else 0.0])
-        return StepCost(synapse, neuron, network, busy, step_ns, link_bits, host_bits, bounds,
+        cost = StepCost(synapse, neuron, network, busy, step_ns, link_bits, host_bits, bounds,
                         static_pj=idle, cycles=cycles, level=level, overrun=overrun,
                         packets_in=packets_in, packets_out=packets_out[:n], macs=np.broadcast_to(macs, (n,)))
+        return cost, PeSplit(memory_cycles * cycle_pj, dram_pj, dram_bits, float(self.host_link_pj[events].sum()))
+
+    # ------------------------------------------------------------------------------------------
+    # tables the PEs read as software: an embedding, a head
+
+    def shares(self, size: int) -> np.ndarray:
+        """``size`` items (a vocabulary's logits, a table's rows) spread over the PEs, as evenly as may be."""
+        return np.diff(np.arange(self.n_cores + 1) * size // self.n_cores).astype(np.float64)
+
+    def place_tables(self, tables: dict[str, tuple[int, int]]) -> dict[str, str]:
+        """Where each table (name: its bytes in the PEs' SRAM, its bytes that may go to DRAM instead)
+        is kept, in order: spread over the PEs' SRAM where their free data memory holds it, else in
+        the chip's DRAM (with the part that stays in SRAM). A `UserError` when neither holds it."""
+        used = self.mapping.utilisation["neuron_state_bytes" if self.dram else "memory_bytes"]
+        free = float(self.core.limits.memory_bytes) - used.astype(np.float64)
+        dram_free = self.core.dram.bytes * self.n_chips - (self.mapping.utilisation["synapse_memory_bytes"].sum()
+                                                            if self.dram else 0.0)
+        places = {}
+        for name, (sram_bytes, dram_bytes) in tables.items():
+            whole = self.shares(sram_bytes + dram_bytes)
+            if np.all(whole <= free):
+                places[name], free = "sram", free - whole
+            elif np.all(self.shares(sram_bytes) <= free) and dram_bytes <= dram_free:
+                places[name], free, dram_free = "dram", free - self.shares(sram_bytes), dram_free - dram_bytes
+            else:
+                raise UserError(f"the {name}'s {(sram_bytes + dram_bytes) / 1e6:,.1f} MB fit neither the free data "
+                                f"memory of the {self.n_cores} PEs ({free.min() / 1e3:,.1f} KB on the fullest, "
+                                f"{self.shares(sram_bytes + dram_bytes).max() / 1e3:,.1f} KB needed on each) nor the "
+                                f"chip's DRAM ({dram_free / 1e6:,.1f} MB free)")
+        return places
+
+    def embedding_work(self, owner: int, width: int, at: str) -> PeWork:
+        """PE ``owner`` reads the token's row of an embedding (``width`` fp32 values, by a DMA when
+        ``at`` is dram) and sends each value on as a packet (forming it loads the value)."""
+        work, cyc, mem = PeWork.nothing(self.n_cores), self.core.cycles, self.core.cycles.memory
+        dma = float(at == "dram")
+        work.synapse_cycles[owner] = cyc.row + dma * cyc.dma_setup
+        work.neuron_cycles[owner] = width * cyc.packet_out
+        work.memory_cycles[owner] = mem.row + dma * mem.dma_setup + width * mem.packet_out
+        work.dram_bits[owner] = dma * width * FP32_BITS
+        work.packets_out[owner] = width
+        return work
+
+    def head_rows_work(self, sources: np.ndarray, vocab: int, at: str) -> PeWork:
+        """A head's rows for the events of the layer below, sent from the PEs ``sources`` (one per
+        event): each event's packet reaches every PE, and each PE reads its share of the event's
+        row of logits' weights (by a DMA when ``at`` is dram) and multiply-accumulates it."""
+        n, cyc, mem = self.n_cores, self.core.cycles, self.core.cycles.memory
+        k, share, dma = float(len(sources)), self.shares(vocab), float(at == "dram")
+        work = PeWork.nothing(n)
+        work.packets_in[:] = k
+        work.synapse_cycles[:] = k * (cyc.packet_in + cyc.row + dma * cyc.dma_setup + share * cyc.synapse_float)
+        work.memory_cycles[:] = k * (mem.packet_in + mem.row + dma * mem.dma_setup + share * mem.synapse_float)
+        work.dram_bits[:] = dma * k * share * FP32_BITS
+        work.network_pj[:] = np.bincount(sources, minlength=n)[:n] * n * self.delivery_pj
+        return work
+
+    def head_select_work(self, vocab: int) -> PeWork:
+        """Each PE adds its logits' biases and keeps the largest (`float_readout`'s update and a
+        compare per logit) and sends it to PE 0, which keeps the largest of them: the token."""
+        n, cyc, mem = self.n_cores, self.core.cycles, self.core.cycles.memory
+        share = self.shares(vocab)
+        work = PeWork.nothing(n)
+        work.neuron_cycles[:] = share * (cyc.update("float_readout") + cyc.max_compare) + cyc.packet_out
+        work.memory_cycles[:] = share * (mem.update("float_readout") + mem.max_compare) + mem.packet_out
+        work.neuron_cycles[0] += n * (cyc.packet_in + cyc.max_compare)
+        work.memory_cycles[0] += n * (mem.packet_in + mem.max_compare)
+        work.packets_out[:] = 1
+        work.packets_in[0] = n
+        work.network_pj[:] = self.delivery_pj
+        return work
 
 
 class PeRecord:

@@ -4,7 +4,12 @@ Populations, in order::
 
     embed     float_source, E      the token's embedding, sent by the host every step
     egru0..   egru, H per layer    one unit per neuron; six input ports (`neurosim.programs.fp32.EGRU_PORTS`)
-    readout   float_readout, V     the logits (with the head on the chip)
+    readout   float_readout, V     the logits (with the head on the chip, of a character-level model)
+
+A word-level model's head (tens of thousands of logits) is never a population: on the chip it
+is a table the PEs read as software (`LoweredEgru.head_table`), as its embedding is with
+``embedding: chip`` (`LoweredEgru.embedding_table`); a host-loop run
+(`neurosim.runs.arm_language`) prices both where their weights fit, PE SRAM or the chip's DRAM.
 
 Projections: per layer, its input matrix W (from ``embed`` or the layer below) and its
 recurrent matrix R (from itself), each split by gate into three sparse projections onto
@@ -70,7 +75,7 @@ def lower(model: egru.Model, name: str, dataset: str, head_on_chip: bool) -> tup
             add(f"{unit}_rec_{gate}", unit, unit, csr, h, EGRU_PORTS[3 + g])
         below = unit
     depth = len(model.layers)
-    if head_on_chip:
+    if head_on_chip and model.vocab is not None:
         vocab = model.readout_bias.shape[0]
         pops["readout"] = Population("readout", "float_readout", vocab, {"bias": model.readout_bias.astype(FLOAT)})
         wo = model.readout_weight
@@ -95,7 +100,27 @@ class LoweredEgru:
 
     @property
     def head_on_chip(self) -> bool:
+        """The head is the graph's readout population."""
         return self.output == "readout"
+
+    @property
+    def head_table(self) -> bool:
+        """The head runs on the chip as a table the PEs read, not as a population (a word-level model's)."""
+        return self.lm.head_on_chip and not self.head_on_chip
+
+    @property
+    def embedding_table(self) -> bool:
+        """The embedding runs on the chip: a PE reads the token's row and sends it to the first layer."""
+        return self.lm.embedding_on_chip
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.lm.model.embedding.shape[0])
+
+    def token_text(self, tokens: list[int]) -> str:
+        """Tokens as text: characters, or word ids (a model of word ids has no words to show)."""
+        vocab = self.lm.model.vocab
+        return "".join(vocab[t] for t in tokens) if vocab is not None else " ".join(f"<{t}>" for t in tokens)
 
     def embed(self, tokens: np.ndarray) -> np.ndarray:
         return self.lm.model.embedding[np.asarray(tokens)]

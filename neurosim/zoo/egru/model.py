@@ -13,7 +13,8 @@ by token. Per layer, with gates in the order z, r, g along the 3H axis, ``W`` [n
     y_t = e_t ⊙ c̃_t                                the graded event sent on: the value of c̃
     c_t = c̃_t - e_t ⊙ ϑ                            reset by subtracting the threshold
 
-``x_t`` is the embedding of the character for layer 0 and the layer below's ``y_t`` above it;
+``x_t`` is the embedding of the token (a character, or a word's id in a word-level model) for
+layer 0 and the layer below's ``y_t`` above it;
 ``logits_t = y_t Wo + bo`` from the top layer. Every state starts at zero (``c_0 = y_0 = 0``).
 
 Event-driven arithmetic: a projection is a scatter of the rows of the inputs that are not zero.
@@ -116,7 +117,7 @@ class Model:
     readout_weight: Csr          # Wo [H, V], dense as CSR
     readout_bias: np.ndarray     # bo [V]
     config: dict
-    vocab: str
+    vocab: str | None            # the characters of a character-level model; None: tokens are word ids 0..V-1
 
     def __post_init__(self):
         n_in = self.embedding.shape[1]
@@ -269,9 +270,11 @@ def load(path: str | Path) -> Model:
 
 
 
-def generate_model(vocab: str, embed: int, hidden: list[int], sparsity: float, seed: int) -> Model:
+def generate_model(vocab: str | None, embed: int, hidden: list[int], sparsity: float, seed: int,
+                   vocab_size: int | None = None) -> Model:
     """A model of a given shape with random sparse weights drawn from ``seed``, for timing and
-    energy at sizes never trained here (its predictions mean nothing).
+    energy at sizes never trained here (its predictions mean nothing): over the characters
+    ``vocab``, or with ``vocab`` None over ``vocab_size`` word ids.
 
     W and R keep ``1 - sparsity`` of their entries, at places drawn uniformly, with values
     normal(0, 1 / (kept fan-in)) so that a unit's summed input has about unit variance;
@@ -295,8 +298,13 @@ def generate_model(vocab: str, embed: int, hidden: list[int], sparsity: float, s
         layers.append(EgruLayer(sparse(n_in, 3 * h), np.zeros(3 * h, FLOAT), sparse(h, 3 * h), np.zeros(3 * h, FLOAT),
                                 rng.beta(alpha, 3.0, h).astype(FLOAT)))
         n_in = h
-    v = len(vocab)
-    readout = Csr.from_dense((rng.standard_normal((n_in, v)) / np.sqrt(n_in)).astype(FLOAT))
+    v = len(vocab) if vocab is not None else int(vocab_size)
+    if vocab is not None:
+        readout = Csr.from_dense((rng.standard_normal((n_in, v)) / np.sqrt(n_in)).astype(FLOAT))
+    else:       # every entry kept, without the dense matrix's coordinates (tens of millions at a word vocabulary)
+        values = (rng.standard_normal((n_in, v)) / np.sqrt(n_in)).astype(FLOAT).ravel()
+        readout = Csr(np.arange(0, n_in * v + 1, v, dtype=np.int64), np.tile(np.arange(v, dtype=np.int32), n_in),
+                      values, (n_in, v))
     config = {"vocab_size": v, "embed": embed, "hidden": list(hidden), "n_layers": len(hidden), "gates": "zrg",
               "sparsity": sparsity, "seed": seed}
     return Model(rng.standard_normal((v, embed)).astype(FLOAT), layers, readout, np.zeros(v, FLOAT), config, vocab)
