@@ -39,8 +39,11 @@ WEIGHT_MEAN_MIN = 1e-5     # floor of a matrix's absmean before its ternary scal
 INT8_MAX = 127
 BLOCK_LAYERS = ("i_proj", "f_proj", "g_proj", "o_proj", "gate_proj", "down_proj")
 
-# The published shapes (Zhu et al. 2024, the released configurations): layers, width, GLU width.
-SHAPES = {"370m": (24, 1024, 2816), "1.3b": (24, 2048, 5632), "2.7b": (32, 2560, 6912)}
+# The published shapes (Zhu et al. 2024, the released configurations): layers, width, GLU width; and
+# the block its FPGA core ran (d = 512, one block; the GLU width by the released code's rule: 8 d / 3
+# rounded up to a multiple of 256).
+SHAPES = {"370m": (24, 1024, 2816), "1.3b": (24, 2048, 5632), "2.7b": (32, 2560, 6912),
+          "block512": (1, 512, 1536)}
 
 
 @dataclass(frozen=True)
