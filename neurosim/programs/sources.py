@@ -1,5 +1,5 @@
 """Host-driven integer inputs: the values the host sets each step, sent as graded spikes, binary
-spikes or changes (the step's contract: `neurosim.programs.kind`; the float input ``float_source``
+spikes, changes or spike times (the step's contract: `neurosim.programs.kind`; the float input ``float_source``
 is in `neurosim.programs.fp32`).
 
 ``graded_source``
@@ -17,6 +17,16 @@ is in `neurosim.programs.fp32`).
 
         delta = (values << input_exp) - act_prev
         p = clip(delta >> state_exp, payload_bits) if |delta| >= vth else 0;  act_prev += p << state_exp
+
+``time_source``
+    A host-driven input in a time code (a spike latency): each value becomes one binary spike
+    within a window of ``window`` steps from rest, the larger the value the earlier. A value
+    ``v`` of at least ``value_min`` spikes at the step (counted by ``age`` from rest) ::
+
+        t(v) = (value_max - min(v, value_max)) * (window - 1) // max(value_max - value_min, 1)
+
+    so ``value_max`` (and above: clipped, counted as an overflow) spikes in the first step and
+    ``value_min`` in the last; a value below ``value_min`` never spikes.
 """
 
 from __future__ import annotations
@@ -25,7 +35,7 @@ from typing import Annotated, Any
 
 import numba as nb
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from neurosim.programs.fixed import STATE_MAX
 from neurosim.programs.kind import (NeuronKind, NeuronState, PayloadBits, clip_scalar, count_changed, int_state,
@@ -71,6 +81,26 @@ def delta_source_step(acc, payload, values, act_prev, vth, input_exp, state_exp,
     return overflow
 
 
+@nb.njit(cache=True, nogil=True)
+def time_source_step(acc, payload, values, age, window, value_max, value_min):
+    overflow = 0
+    span = max(value_max - value_min, 1)
+    for i in range(payload.shape[0]):
+        acc[0, i] = 0
+        v = values[i]
+        out = 0
+        if v >= value_min:
+            clipped = v > value_max
+            if clipped:
+                v = value_max
+            if age[i] == (value_max - v) * (window - 1) // span:
+                out = 1
+                overflow += clipped
+        payload[i] = out
+        age[i] += 1
+    return overflow
+
+
 # ---------------------------------------------------------------------------------------------
 # plain-numpy references of the same arithmetic; batched: state [..., n], acc [..., ports, n]
 
@@ -98,6 +128,15 @@ def delta_source_reference(acc, payload, values, act_prev, vth, input_exp, state
     return count_changed(out, raw)
 
 
+def time_source_reference(acc, payload, values, age, window, value_max, value_min):
+    v = np.minimum(values, value_max)
+    due = (values >= value_min) & (age == (value_max - v) * (window - 1) // max(value_max - value_min, 1))
+    payload[...] = due
+    acc[...] = 0
+    age += 1
+    return int(np.count_nonzero(due & (values > value_max)))
+
+
 # ---------------------------------------------------------------------------------------------
 # parameters, state layout, the two implementations
 
@@ -117,6 +156,18 @@ class DeltaSourceParams(Spec):
     payload_bits: PayloadBits = 24
 
 
+class TimeSourceParams(Spec):
+    window: Annotated[int, Field(ge=1, le=1 << 20)] = 60         # the window of Frady et al. 2020
+    value_max: Annotated[int, Field(ge=1, le=STATE_MAX)] = 60     # a value per step of that window
+    value_min: Annotated[int, Field(ge=1, le=STATE_MAX)] = 1
+
+    @model_validator(mode="after")
+    def _check(self) -> "TimeSourceParams":
+        if self.value_min > self.value_max:
+            raise ValueError(f"value_min ({self.value_min}) exceeds value_max ({self.value_max})")
+        return self
+
+
 def _build_spike_source(p: SpikeSourceParams, raw: dict[str, Any], size: int) -> NeuronState:
     state, initial = int_state(size, values=0)
     return NeuronState(state, (), initial)
@@ -132,10 +183,17 @@ def _build_delta_source(p: DeltaSourceParams, raw: dict[str, Any], size: int) ->
     return NeuronState(state, (p.vth, p.input_exp, p.state_exp, max_payload(p.payload_bits)), initial)
 
 
+def _build_time_source(p: TimeSourceParams, raw: dict[str, Any], size: int) -> NeuronState:
+    state, initial = int_state(size, values=0, age=0)
+    return NeuronState(state, (p.window, p.value_max, p.value_min), initial)
+
+
 SOURCE_KINDS: tuple[NeuronKind, ...] = (
     NeuronKind("graded_source", SourceParams, 0, True, True, source_step, source_reference, _build_source),
     NeuronKind("spike_source", SpikeSourceParams, 0, True, False, spike_source_step, spike_source_reference,
                _build_spike_source),
     NeuronKind("delta_source", DeltaSourceParams, 0, True, True, delta_source_step, delta_source_reference,
                _build_delta_source),
+    NeuronKind("time_source", TimeSourceParams, 0, True, False, time_source_step, time_source_reference,
+               _build_time_source),
 )
