@@ -171,7 +171,11 @@ class Engine:
         # One part of the work per thread: events split by source for the counters, cores for
         # delivery. A step's cores are split by the previous step's messages (only speed depends on it).
         n_parts = nb.get_num_threads()
-        self.sim = new_sim(self.payload, self.acc, n_parts)
+        # Populations reset every so many steps of a sample (`Graph.resets`), to the initial state.
+        self.resets = [graph.resets.get(name, (0, 0)) for name, *_ in self.pops] if graph.resets else []
+        self.sim = new_sim(self.payload, self.acc, n_parts, np.array([r[0] for r in self.resets], np.int64),
+                           np.array([r[1] for r in self.resets], np.int64),
+                           self.table.state.copy() if self.table is not None and self.resets else None)
         self.sim.core_bounds[:] = balanced_ranges(np.ones(self.n_cores), n_parts)
         self.counts = new_counts(self.n_cores, len(costs.path_latency_ns), len(self.pops), n_parts)
         # Each step's messages, bucketed by destination core: arrival time and synapse count.
@@ -209,6 +213,9 @@ class Engine:
             self.messages = step(self.net, self.table, self.sim, self.counts, *self.messages, updated,
                                  self.count_active, self.per_message, t)
         else:
+            for (every, phase), (*_, state) in zip(self.resets, self.pops):
+                if every and t % every == phase:
+                    state.reset()
             self._update_in_python(updated)
             self.messages = send(self.net, self.sim, self.counts, *self.messages, self.per_message, t)
         self.steps_done += 1

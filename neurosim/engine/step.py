@@ -3,6 +3,7 @@
 ::
 
     step(net, table, sim, counts, updated, t):
+        for each population p due a reset at t:  its state back to its initial values
         for each population p:  if updated[p]: its program reads slot t's input -> payloads
         events = the neurons with a nonzero payload, in order
         when each event's first message leaves its core             (kernels.emission_times)
@@ -45,6 +46,9 @@ class Sim(NamedTuple):
     core_bounds: np.ndarray     # int64 [n_parts + 1] cores per thread, for delivery
     axon_split: np.ndarray      # int64 [n_parts + 1, n_neurons]
     syn_split: np.ndarray       # int64 [n_parts + 1, n_neurons]
+    reset_every: np.ndarray     # int64 [n_pops] a population's reset interval (0: never; `Graph.resets`)
+    reset_phase: np.ndarray     # int64 [n_pops] the steps t of a sample with t % interval == phase reset it
+    reset_state: np.ndarray     # int64 [len(table.state)] the program table's initial state, which a reset restores
 
 
 class Counts(NamedTuple):
@@ -73,11 +77,15 @@ class Counts(NamedTuple):
     bucket_ptr: np.ndarray      # int64 [n_cores + 1] each core's messages in the message buffers
 
 
-def new_sim(payload: np.ndarray, acc: np.ndarray, n_parts: int) -> Sim:
+def new_sim(payload: np.ndarray, acc: np.ndarray, n_parts: int, reset_every: np.ndarray | None = None,
+            reset_phase: np.ndarray | None = None, reset_state: np.ndarray | None = None) -> Sim:
     n = len(payload)
+    none = np.zeros(0, np.int64)
     return Sim(payload, acc, np.zeros(n, np.int64), np.zeros(n, np.float64), np.zeros(n, np.bool_),
                np.zeros(n + 1, np.int64), np.zeros(n_parts + 1, np.int64), np.zeros(n_parts + 1, np.int64),
-               np.zeros((n_parts + 1, n), np.int64), np.zeros((n_parts + 1, n), np.int64))
+               np.zeros((n_parts + 1, n), np.int64), np.zeros((n_parts + 1, n), np.int64),
+               none if reset_every is None else reset_every, none if reset_phase is None else reset_phase,
+               none if reset_state is None else reset_state)
 
 
 def new_counts(n_cores: int, n_paths: int, n_pops: int, n_parts: int) -> Counts:
@@ -182,7 +190,20 @@ def send(net, sim, counts, arrival, synapses, per_message, t):
 
 
 @nb.njit(cache=True, nogil=True)
+def reset_due(table, sim, t):
+    """The populations due a reset at step ``t`` of a sample back to their initial state (their
+    accumulators, which hold input already sent, stay)."""
+    for p in range(sim.reset_every.shape[0]):
+        every = sim.reset_every[p]
+        if every > 0 and t % every == sim.reset_phase[p]:
+            for s in range(table.state_lo[p], table.state_hi[p]):
+                table.state[s] = sim.reset_state[s]
+
+
+@nb.njit(cache=True, nogil=True)
 def step(net, table, sim, counts, arrival, synapses, updated, count_active, per_message, t):
-    """Timestep ``t``: the programs update (`update_neurons`), then their events are sent (`send`)."""
+    """Timestep ``t``: the populations due a reset reset (`reset_due`), the programs update
+    (`update_neurons`), then their events are sent (`send`)."""
+    reset_due(table, sim, t)
     update_neurons(table, sim, counts, updated, count_active, t % sim.acc.shape[0])
     return send(net, sim, counts, arrival, synapses, per_message, t)

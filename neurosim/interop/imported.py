@@ -48,3 +48,4 @@ class ImportedModel:
     format: str = ""                   # "nir" or "netx"
     source: str = ""                   # the file
     feed_forward: bool = True          # no recurrent edge
+    readout_scale: float | None = None     # the file's units of one unit of the readout's v or sigma

@@ -13,7 +13,8 @@ Layers ``/layer/0 .. n-1`` in order, each fed by the one before:
     With SDNN neurons it is a Delta neuron fed by the host (`delta_source`: the value is scaled
     by 2^12 and its changes of at least ``vThMant << 12`` are sent as ``change >> 6``).
 ``dense`` / ``conv``
-    Synapses with the stored integer weights (``weight[out, in]``; conv ``weight[out, in, kh, kw]``
+    Synapses with the stored integer weights (``weight[out, in]``, a 1-D ``weight`` of n values
+    read as ``(out, n / out)`` as lava-dl reshapes it; conv ``weight[out, in, kh, kw]``
     as PyTorch cross-correlation over (C, H, W), with ``stride``, ``padding``, ``dilation`` and
     ``groups`` in (y, x) order), 8-bit mantissas with a shared exponent, the product exact;
     and the layer's neurons with its ``bias`` (per output channel of a conv).
@@ -28,8 +29,24 @@ Neurons: CUBA and LOIHI become `loihi_lif` with ``du = iDecay - 1``, ``dv = vDec
 bit-accurate model: no refractory period, binary spikes). SDNN becomes `sigma_delta` with
 ``vth = vThMant << 12``, ``bias << 12``, ``state_exp = 6``, ReLU and ``messageBits`` (16 by
 default) of payload; a layer marked ``sigma_output`` is a Sigma (identity, threshold 0, no
-bias) whose accumulated ``sigma`` is read out. ``delay`` datasets are not applied (lava-dl's
-loader does not either).
+bias) whose accumulated ``sigma`` is read out. A dense layer's ``delay`` (synaptic delays, which
+lava-dl applies) is refused unless all zero; a conv layer's is ignored, as lava-dl ignores it.
+
+Reset (``reset_interval`` R, ``reset_offset``, as lava-dl's ``Network(..., reset_interval=R,
+reset_offset=...)``): lava-dl makes each CUBA or LOIHI layer a ``LIFReset`` process whose ``u``
+and ``v`` are set to 0 at the start of every step ``t`` (counted from 0) with ``t % R`` equal to
+its layer's number plus ``reset_offset``, before that step's input is added; the synapses'
+buffers, delays and the input are not reset, and SDNN layers never are (lava-dl ignores the
+interval for them). The layer's input is one step later at each layer, so each layer's window of
+R steps starts when its sample's first input reaches it. Here layer k (lava-dl's k-th layer with
+neurons, 0 first) is reset at steps ``t % R == (k + 1 + reset_offset) % R``, the step at which
+input the host sends at step 0 reaches it. With an input layer, the host's input reaches it one
+step later than lava-dl's input layer takes it as its bias, so each layer's state at step
+``t + 1`` is lava-dl's at step ``t``; a network whose first layer takes spikes from the host
+gets them at the step lava-dl's would, and its schedule is lava-dl's with ``reset_offset + 1``
+(the offset lava-dl itself uses with spike input). Each sample still starts from rest; with
+``R + depth`` timesteps (``depth``: the readout layer's k + 1) the readout layer has integrated
+its whole window of R steps at the sample's end, the value lava-dl reads from it.
 
 The float reference runs the same network in float64: the same equations and parameters
 without the chip's truncation, wraparound, clipping or payload rounding.
@@ -129,8 +146,10 @@ class FloatLayer:
 
 
 class NetxReference:
-    def __init__(self, layers: list[FloatLayer], readout: str, readout_spikes: bool):
+    def __init__(self, layers: list[FloatLayer], readout: str, readout_spikes: bool,
+                 resets: dict[str, tuple[int, int]] | None = None):
         self.layers, self.readout, self.readout_spikes = layers, readout, readout_spikes
+        self.resets = resets or {}          # population: (interval, phase), as `Graph.resets`
 
     def run(self, inputs: np.ndarray, timesteps: int) -> FloatRun:
         batch = inputs.shape[0]
@@ -155,6 +174,9 @@ class NetxReference:
                     new[L.name] = np.asarray(x, np.float64)
                 else:
                     a = np.stack([m_apply(L.synapses, row) for row in out[prev]])
+                    every, phase = self.resets.get(L.name, (0, 0))
+                    if every and t % every == phase:
+                        s["u"][:], s["v"][:] = 0.0, 0.0
                     if L.kind == "lif":
                         s["u"] = s["u"] * (1 - (p["du"] + 1) / 4096) + a * 64
                         s["v"] = s["v"] * (1 - p["dv"] / 4096) + s["u"] + p["bias"]
@@ -179,15 +201,19 @@ class NetxReference:
         return FloatRun(events, readout)
 
 
-def load_netx(path: str | Path, name: str | None = None) -> ImportedModel:
-    """A netx file as a graph (see the module's docstring)."""
+def load_netx(path: str | Path, name: str | None = None, reset_interval: int | None = None,
+              reset_offset: int = 0) -> ImportedModel:
+    """A netx file as a graph (see the module's docstring); with ``reset_interval`` its CUBA and
+    LOIHI layers reset as lava-dl's ``LIFReset`` layers do (the graph's `Graph.resets`)."""
     path = Path(path)
     file = str(path)
     if not path.is_file():
         raise UserError("netx file not found", file=file)
+    if reset_interval is not None and reset_interval < 1:
+        raise UserError(f"reset_interval {reset_interval}: expected a whole number of steps, 1 or more", file=file)
     try:
         with open_hdf5(path, "netx file", factor=READ_FACTOR) as h5:
-            return _build(_layers(h5, file), path, name)
+            return _build(_layers(h5, file), path, name, reset_interval, reset_offset)
     except OSError as err:
         raise UserError(f"is not a readable HDF5 netx file ({err})", file=file) from None
     except KeyError as err:
@@ -196,7 +222,8 @@ def load_netx(path: str | Path, name: str | None = None) -> ImportedModel:
         raise UserError(f"cannot be imported ({err})", file=file) from None
 
 
-def _build(layers: list[Layer], path: Path, name: str | None) -> ImportedModel:
+def _build(layers: list[Layer], path: Path, name: str | None, reset_interval: int | None = None,
+           reset_offset: int = 0) -> ImportedModel:
     file = str(path)
     pops: dict[str, Population] = {}
     projections: dict = {}
@@ -208,6 +235,7 @@ def _build(layers: list[Layer], path: Path, name: str | None) -> ImportedModel:
     shape = first.shape
     source = None
     input_pop = None
+    depth = {}               # the steps input sent at step 0 takes to reach each LIF layer
     for layer in layers:
         kind = layer.type
         neuron_type = _str(layer.neuron.get("type", "CUBA"))
@@ -227,6 +255,7 @@ def _build(layers: list[Layer], path: Path, name: str | None) -> ImportedModel:
                 input_pop = "input"
                 params = _lif_params(layer, np.zeros(n))
                 pops[pname] = Population(pname, "loihi_lif", n, params)
+                depth[pname] = 1
                 ident = Coo.identity(n)
                 projections[f"input_to_{pname}"] = Sparse(
                     f"input_to_{pname}", "input", pname,
@@ -259,6 +288,7 @@ def _build(layers: list[Layer], path: Path, name: str | None) -> ImportedModel:
         if neuron_type in ("CUBA", "LOIHI"):
             params = _lif_params(layer, bias)
             pops[pname] = Population(pname, "loihi_lif", n, params)
+            depth[pname] = depth.get(source, 0) + 1
             fparams = _float_lif(params, n)
             fkind = "lif"
         elif neuron_type == "SDNN":
@@ -283,18 +313,37 @@ def _build(layers: list[Layer], path: Path, name: str | None) -> ImportedModel:
         projections[f"{source}_to_{pname}"] = _projection(f"{source}_to_{pname}", source, pname, coo, mant, exp,
                                                           layer, shape)
         float_layers.append(FloatLayer(pname, fkind, n, fparams, coo))
+        if pname not in depth:
+            depth[pname] = depth.get(source, 0) + 1
         source, shape = pname, out_shape
     last = float_layers[-1]
     spikes = last.kind == "lif"
+    resets = _resets(depth, pops, reset_interval, reset_offset, file)
     graph = Graph(name or path.stem, pops, projections, input_pop, source, "spike_count" if spikes else "membrane",
-                  "any", source_file=file)
-    reference = NetxReference([L for L in float_layers], source, spikes)
-    return ImportedModel(graph, reference.run, errors, "netx", file, feed_forward=True)
+                  "any", source_file=file, resets=resets)
+    reference = NetxReference([L for L in float_layers], source, spikes, resets)
+    # the readout's v holds 6 fraction bits; a sigma-delta network's values are scaled by 2^12
+    scale = 2.0 ** -LIF_BIAS_EXP if spikes else 2.0 ** -SDNN_SCALE
+    return ImportedModel(graph, reference.run, errors, "netx", file, feed_forward=True, readout_scale=scale)
+
+
+def _resets(depth: dict[str, int], pops: dict[str, Population], interval: int | None, offset: int,
+            file: str) -> dict[str, tuple[int, int]]:
+    """Each LIF layer's reset (interval, phase): at its depth plus ``offset`` (the module's docstring)."""
+    if interval is None:
+        return {}
+    lif = {name: d for name, d in depth.items() if pops[name].kind == "loihi_lif"}
+    if not lif:
+        raise UserError("has no CUBA or LOIHI layers to reset (lava-dl does not reset SDNN layers): "
+                        "expected no reset_interval for it", file=file)
+    return {name: (interval, (d + offset) % interval) for name, d in lif.items()}
 
 
 def _in_size(layer: Layer) -> int:
     if layer.weight is None:
         raise ValueError("a layer without weights first, and no input layer")
+    if layer.weight.ndim == 1:
+        return layer.weight.size // int(np.prod(layer.shape))
     return int(np.prod(layer.weight.shape[1:]))
 
 
@@ -316,7 +365,11 @@ def _float_lif(params: dict, n: int) -> dict:
 def _synapses(layer: Layer, in_shape: tuple[int, ...]) -> tuple[Coo, tuple[int, ...]]:
     g = layer.group
     if layer.type == "dense":
-        w = layer.weight.reshape(layer.weight.shape[0], -1)
+        if "delay" in g and np.any(finite(g["delay"][()], "its delay") != 0):
+            raise ValueError("synaptic delays (its delay dataset), which this import does not apply; expected "
+                             "none or all 0")
+        n_out = int(np.prod(layer.shape))          # lava-dl reads a 1-D weight as (out, in)
+        w = layer.weight.reshape(n_out if layer.weight.ndim == 1 else layer.weight.shape[0], -1)
         if w.shape[1] != int(np.prod(in_shape)):
             raise ValueError(f"a dense weight of {w.shape[1]} inputs after a layer of {int(np.prod(in_shape))}")
         return Coo.dense(w), (w.shape[0],)
