@@ -53,6 +53,7 @@ class Population:
     kind: str
     size: int
     params: dict[str, Any] = field(default_factory=dict)
+    chip: int | None = None     # pinned: every core of its slices on this chip of the system (`neurosim.mapping`)
 
 
 @dataclass(frozen=True)
@@ -174,6 +175,9 @@ class Graph:
     source_file: str = ""
     weights_sha256: str = ""
     lines: Any = None       # LineMap of the model file, for error messages
+    # population: (interval, phase): its state back to its initial values at the start of every
+    # step t of a sample with t % interval == phase (lava-dl's LIFReset layers)
+    resets: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def n_neurons(self) -> int:

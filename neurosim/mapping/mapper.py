@@ -1,24 +1,37 @@
 """Map a graph onto a chip system: slice populations, place slices on cores, build routes.
 
-Cores are filled in order: global core ``g`` is on chip ``g // cores_per_chip``; within the
-chip, cores fill router by router in row-major order. Host-side populations (inputs) are
-not placed on cores; their messages enter chip 0 at router (0, 0) over the host link.
+Cores are filled in order: a slice takes the next place of the system, place ``g`` being on
+chip ``g // cores_per_chip``, and within the chip, router by router in row-major order. A
+population pinned to a chip (`Population.chip`) starts at that chip's first place unless the
+populations before it already reached into the chip, and all its slices must fit there; pinned
+populations come in the order of their chips, so that places grow with the cores' indices. A
+core's index counts the cores used; its place, chip and router are ``Mapping.core_chip``,
+``core_x`` and ``core_y``. Host-side populations (inputs) are not placed on cores; their
+messages enter chip 0 at router (0, 0) over the host link.
+
+That is the ``pack`` strategy of a scenario's mapping section; ``spread``, ``group_per_chip`` and
+``explicit`` place slices as `neurosim.mapping.placement` plans them, cores again counted in the
+order of their places. Either way a core holds one slice, and `Mapping.slices` lists the
+cores' slices in core order.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from neurosim.errors import UserError
-from neurosim.graph.graph import Csr, Graph
-from neurosim.mapping.partition import LIMIT_NAMES, encoding_of, incoming, slice_population
-from neurosim.mapping.routes import (Routes, count_axons, count_type, destinations_per_core, fill_axons, fill_hops,
-                                     index_type, projection_type, rows_sorted, sort_rows)
-from neurosim.programs import (KINDS, check_populations, check_projections, payload_bits_of, port_index,
-                               state_bytes_of)
+from neurosim.graph.graph import Graph
+from neurosim.mapping.partition import LIMIT_NAMES, incoming, slice_population
+from neurosim.mapping.placement import (Layout, PlacementOverflow, Plan, Where, check_capacity, lay_out,
+                                        plan_placement, spread_caps)
+from neurosim.mapping.routes import Routes, core_outputs, destinations_per_core, fill_hops, graph_csrs, route_graph
+from neurosim.programs import (KINDS, check_populations, check_projections, payload_bits_of, state_bytes_of)
 from neurosim.spec.chip import ArmPeSpec, ChipFile
+from neurosim.spec.scenario import MappingSpec
+from neurosim.spec.yamlio import LineMap
 
 HOST = -1
 
@@ -48,6 +61,9 @@ class Mapping:
     dend_offsets: dict[str, int] = field(default_factory=dict)   # first global dendrite of each population
     n_dendrites: int = 0                                         # neurons x their kinds' input ports
     delay_slots: int = 1                                         # 1 + the longest synaptic delay
+    strategy: str = "pack"                                       # the placement (`neurosim.mapping.placement`)
+    group_of: dict[str, str] = field(default_factory=dict)      # on-chip population -> its group or map entry
+    placement: dict[str, Any] = field(default_factory=dict)     # the strategy's settings
 
     @property
     def n_neurons(self) -> int:
@@ -150,32 +166,47 @@ class _Placed:
     core_of: np.ndarray
     n_cores: int
     offsets: dict[str, int]
+    place: np.ndarray        # int64 [n_cores] each core's place in the system (see the module's docstring)
+
+
+def _first_place(graph: Graph, chip: ChipFile, name: str, cursor: int, n_slices: int) -> int:
+    """Where a population's ``n_slices`` slices start: the next place ``cursor``, or for a population
+    pinned to a chip that chip's next free place (a `UserError` if they do not fit the chip)."""
+    pin = graph.populations[name].chip
+    if pin is None:
+        return cursor
+    if pin >= chip.n_chips:
+        raise _fail(graph, name, f"is pinned to chip {pin}, and the system has {chip.n_chips} chip(s), 0 to "
+                                 f"{chip.n_chips - 1}")
+    first, end = pin * chip.cores_per_chip, (pin + 1) * chip.cores_per_chip
+    if cursor > end:
+        raise _fail(graph, name, f"is pinned to chip {pin}, and the populations before it already fill the system "
+                                 f"into chip {(cursor - 1) // chip.cores_per_chip}; expected pinned populations in "
+                                 f"the order of their chips")
+    start = max(cursor, first)
+    if start + n_slices > end:
+        raise _fail(graph, name, f"is pinned to chip {pin}, whose {end - start} free cores (of "
+                                 f"{chip.cores_per_chip}) cannot hold its {n_slices} slices (exceeded by "
+                                 f"{start + n_slices - end})")
+    return start
 
 
 def _partition(graph: Graph, chip: ChipFile, incs: dict, caps: dict[str, int], offsets: dict[str, int]) -> _Placed:
     """Slice every on-chip population under its neuron cap and the core's limits; cores in order."""
-    lim = chip.core.mapping_limits(chip.cores_per_chip)
     n_neurons = sum(p.size for p in graph.populations.values())
     slices, syn_bytes, fan_in = [], [], []
     core_of = np.full(n_neurons, HOST, np.int32)
-    next_core = 0
+    next_core, cursor, place = 0, 0, []
     for name, pop in graph.populations.items():
         kind = KINDS[pop.kind]
         if kind.on_host:
             slices.append(CoreSlice(name, 0, pop.size, HOST))
             continue
-        starts, sb, fi, err = slice_population(incs[name], n_neurons, caps[name], state_bytes_of(kind, pop.params),
-                                               lim.neuron_state_bytes, lim.synapse_memory_bytes, lim.memory_bytes,
-                                               lim.fan_in)
-        if err[0] >= 0:
-            neuron, which, amount = err
-            limit_name = LIMIT_NAMES[which]
-            limit = getattr(lim, limit_name)
-            raise _fail(graph, name, f"neuron {neuron} alone needs {amount:,} of {limit_name}, a core has "
-                                     f"{limit:,} (exceeded by {amount - limit:,})")
+        starts, sb, fi = _slice(graph, chip, incs[name], name, caps[name], n_neurons)
         bounds = list(starts) + [pop.size]
-        if next_core + len(starts) > chip.total_cores:
-            needed = next_core + _cores_of_the_rest(graph, chip, incs, caps, list(graph.populations).index(name))
+        cursor = _first_place(graph, chip, name, cursor, len(starts))
+        if cursor + len(starts) > chip.total_cores:
+            needed = cursor + _cores_of_the_rest(graph, chip, incs, caps, list(graph.populations).index(name))
             chips = -(-needed // chip.cores_per_chip)
             raise _fail(graph, name, f"does not fit: the model needs at least {needed:,} cores ({chips:,} chips of "
                                      f"{chip.cores_per_chip:,}), the system has {chip.total_cores:,} "
@@ -184,10 +215,87 @@ def _partition(graph: Graph, chip: ChipFile, incs: dict, caps: dict[str, int], o
         for lo, hi in zip(bounds[:-1], bounds[1:]):
             slices.append(CoreSlice(name, int(lo), int(hi), next_core))
             core_of[offsets[name] + lo: offsets[name] + hi] = next_core
+            place.append(cursor)
             next_core += 1
+            cursor += 1
         syn_bytes.extend(sb)
         fan_in.extend(fi)
-    return _Placed(slices, syn_bytes, fan_in, core_of, next_core, offsets)
+    return _Placed(slices, syn_bytes, fan_in, core_of, next_core, offsets, np.array(place, np.int64))
+
+
+def _slice(graph: Graph, chip: ChipFile, inc, name: str, cap: int, n_neurons: int):
+    """One population's slices under ``cap`` and the core's limits: first neurons, synapse bytes
+    and fan-in; a `UserError` if one neuron alone exceeds a limit."""
+    lim = chip.core.mapping_limits(chip.cores_per_chip)
+    pop = graph.populations[name]
+    starts, sb, fi, err = slice_population(inc, n_neurons, cap, state_bytes_of(KINDS[pop.kind], pop.params),
+                                           lim.neuron_state_bytes, lim.synapse_memory_bytes, lim.memory_bytes,
+                                           lim.fan_in)
+    if err[0] >= 0:
+        neuron, which, amount = err
+        limit_name = LIMIT_NAMES[which]
+        limit = getattr(lim, limit_name)
+        raise _fail(graph, name, f"neuron {neuron} alone needs {amount:,} of {limit_name}, a core has "
+                                 f"{limit:,} (exceeded by {amount - limit:,})")
+    return starts, sb, fi
+
+
+def _slicer(graph: Graph, chip: ChipFile, incs: dict, n_neurons: int):
+    """`_slice` of several populations under their caps, each (population, cap) sliced once."""
+    done: dict[tuple[str, int], tuple] = {}
+
+    def slice_all(caps: dict[str, int], names: list[str]) -> dict[str, tuple]:
+        for name in names:
+            if (name, caps[name]) not in done:
+                done[(name, caps[name])] = _slice(graph, chip, incs[name], name, caps[name], n_neurons)
+        return {name: done[(name, caps[name])] for name in names}
+    return slice_all
+
+
+def _placed_from(graph: Graph, layout: Layout, offsets: dict[str, int], n_neurons: int) -> _Placed:
+    """A plan's layout as the mapper's placement: the host's populations first, then a core per
+    slice in the order of the places."""
+    slices = [CoreSlice(name, 0, pop.size, HOST) for name, pop in graph.populations.items()
+              if KINDS[pop.kind].on_host]
+    core_of = np.full(n_neurons, HOST, np.int32)
+    for core, (name, lo, hi) in enumerate(zip(layout.population, layout.lo.tolist(), layout.hi.tolist())):
+        slices.append(CoreSlice(name, lo, hi, core))
+        core_of[offsets[name] + lo: offsets[name] + hi] = core
+    return _Placed(slices, list(layout.syn_bytes), list(layout.fan_in), core_of, len(layout.place), offsets,
+                   layout.place)
+
+
+def _place_in_plan(graph: Graph, chip: ChipFile, plan: Plan, incs: dict, caps: dict[str, int],
+                   offsets: dict[str, int], dend_offsets: dict[str, int], where: Where):
+    """`_place_and_route` over a plan's bins, their populations sliced to fill them (fewer of
+    their places, down to packed, where the fan_out and routes limits make them not fit)."""
+    n_neurons = sum(p.size for p in graph.populations.values())
+    slice_all = _slicer(graph, chip, incs, n_neurons)
+    on_chip = [name for bin_ in plan.bins for name in bin_.populations]
+
+    def partition(trial: dict[str, int]) -> _Placed:
+        return _placed_from(graph, lay_out(graph, plan, slice_all(trial, on_chip), where), offsets, n_neurons)
+
+    # Spreading raises a source's destinations: count each core's fan_out and routes (no routes
+    # are laid out) and slice the populations over a limit finely enough, sharing their bin's
+    # places anew, before routing once; where that cannot fit, spread over fewer places.
+    lim = chip.core.mapping_limits(chip.cores_per_chip)
+    csrs = graph_csrs(graph)
+    share, bounds = 1.0, dict(caps)
+    for _attempt in range(24):
+        try:
+            trial = spread_caps(graph, plan, slice_all, bounds, where, share)
+            placed = partition(trial)
+        except PlacementOverflow:
+            if share == 0.0:
+                raise
+            share, bounds = (share * 0.8 if share > 0.3 else 0.0), dict(caps)
+            continue
+        over = _over_limits(placed, *core_outputs(graph, offsets, placed.core_of, placed.n_cores, csrs), lim)
+        if not over:
+            break
+        bounds |= {name: cap for name, cap in _tightened(graph, over, trial, lim).items() if name in over}
+    return _place_and_route(graph, chip, incs, trial, offsets, dend_offsets, partition, csrs)
 
 
 def _cores_of_the_rest(graph: Graph, chip: ChipFile, incs: dict, caps: dict[str, int], first: int) -> int:
@@ -219,61 +327,72 @@ def _outputs_per_core(routes: Routes, placed: "_Placed") -> tuple[np.ndarray, np
 
 
 def _place_and_route(graph: Graph, chip: ChipFile, incs: dict, caps: dict[str, int], offsets: dict[str, int],
-                     dend_offsets: dict[str, int]):
-    """Partition under ``caps``, route, and slice more finely where a core exceeds its fan_out
-    or routes limit, until every core fits; returns the placement, routes, per-core fan-out
-    and routing-table entries, and the caps used. Raises a `UserError` if it cannot fit."""
+                     dend_offsets: dict[str, int], partition=None, csrs=None):
+    """Partition under ``caps`` (with `_partition`, or ``partition(caps)``), route (over ``csrs``,
+    `graph_csrs`, where given), and slice more finely where a core exceeds its fan_out or routes
+    limit, until every core fits; returns the placement, routes, per-core fan-out and
+    routing-table entries, and the caps used. Raises a `UserError` if it cannot fit."""
     lim = chip.core.mapping_limits(chip.cores_per_chip)
     caps = dict(caps)
     n_neurons = sum(p.size for p in graph.populations.values())
-    placed = _partition(graph, chip, incs, caps, offsets)
+    partition = partition or (lambda trial: _partition(graph, chip, incs, trial, offsets))
+    placed = partition(caps)
     for _attempt in range(12):
-        routes = _route(graph, offsets, dend_offsets, placed, n_neurons, chip)
+        routes = route_graph(graph, offsets, dend_offsets, placed.slices, placed.core_of, placed.n_cores, n_neurons,
+                             chip, csrs)
         fan_out, routes_used = _outputs_per_core(routes, placed)
-        over = {}
-        for s in placed.slices:
-            if s.core < 0:
-                continue
-            for limit_name, used in (("fan_out", fan_out), ("routes", routes_used)):
-                if used[s.core] > getattr(lim, limit_name):
-                    per_neuron = used[s.core] / (s.hi - s.lo)
-                    worst = over.get(s.population)
-                    if worst is None or per_neuron / getattr(lim, limit_name) > worst[1] / getattr(lim, worst[0]):
-                        over[s.population] = (limit_name, per_neuron)
+        over = _over_limits(placed, fan_out, routes_used, lim)
         if not over:
             return placed, routes, fan_out, routes_used, caps
-        for name, (limit_name, per_neuron) in over.items():
-            limit = getattr(lim, limit_name)
-            new_cap = int(limit // per_neuron)
-            if new_cap < 1 or new_cap >= caps[name]:
-                need = int(np.ceil(per_neuron))
-                what = "output axons (fan_out)" if limit_name == "fan_out" else "destination cores (routes)"
-                raise _fail(graph, name, f"a single neuron needs {need:,} {what}, a core has {limit:,} "
-                                         f"(exceeded by {need - limit:,})")
-            caps[name] = new_cap
+        caps = _tightened(graph, over, caps, lim)
         routes = None                   # freed before the next partition routes anew
-        placed = _partition(graph, chip, incs, caps, offsets)
+        placed = partition(caps)
     raise _fail(graph, next(iter(over)), "could not be sliced within the core's fan_out and routes limits")
 
 
-def _spread_caps(graph: Graph, placed: _Placed, caps: dict[str, int], share: float) -> dict[str, int]:
-    """Neuron caps that give each population about ``share`` times its packed number of cores."""
-    counts: dict[str, int] = {}
+def _over_limits(placed: _Placed, fan_out: np.ndarray, routes_used: np.ndarray, lim) -> dict[str, tuple[str, float]]:
+    """The populations with a core over its fan_out or routes limit: the limit most exceeded,
+    and the axons or destinations per neuron on that core."""
+    over: dict[str, tuple[str, float]] = {}
     for s in placed.slices:
-        if s.core >= 0:
-            counts[s.population] = counts.get(s.population, 0) + 1
-    whole = {name for name, pop in graph.populations.items() if KINDS[pop.kind].whole_population}
-    return {name: (max(1, -(-graph.populations[name].size // max(1, int(counts[name] * share))))
-                   if name in counts and name not in whole else cap) for name, cap in caps.items()}
+        if s.core < 0:
+            continue
+        for limit_name, used in (("fan_out", fan_out), ("routes", routes_used)):
+            if used[s.core] > getattr(lim, limit_name):
+                per_neuron = used[s.core] / (s.hi - s.lo)
+                worst = over.get(s.population)
+                if worst is None or per_neuron / getattr(lim, limit_name) > worst[1] / getattr(lim, worst[0]):
+                    over[s.population] = (limit_name, per_neuron)
+    return over
 
 
-def map_graph(graph: Graph, chip: ChipFile, placement: str = "pack", cores: int | None = None) -> Mapping:
+def _tightened(graph: Graph, over: dict[str, tuple[str, float]], caps: dict[str, int], lim) -> dict[str, int]:
+    """Caps that slice the populations ``over`` a limit finely enough to meet it at that many
+    per neuron; a `UserError` if one neuron alone exceeds it."""
+    caps = dict(caps)
+    for name, (limit_name, per_neuron) in over.items():
+        limit = getattr(lim, limit_name)
+        new_cap = int(limit // per_neuron)
+        if new_cap < 1 or new_cap >= caps[name]:
+            need = int(np.ceil(per_neuron))
+            what = "output axons (fan_out)" if limit_name == "fan_out" else "destination cores (routes)"
+            raise _fail(graph, name, f"a single neuron needs {need:,} {what}, a core has {limit:,} "
+                                     f"(exceeded by {need - limit:,})")
+        caps[name] = new_cap
+    return caps
+
+
+def map_graph(graph: Graph, chip: ChipFile, placement: str | MappingSpec = "pack", cores: int | None = None, *,
+              scenario_file: str = "<scenario>", lines: LineMap | None = None) -> Mapping:
     """Partition, place and route; raises a `UserError` naming the population and limit if it does not fit.
 
-    ``placement: pack`` uses as few cores as the limits allow; ``spread`` gives every population
-    more, smaller slices so that the model fills about all of the system's cores (or about
-    ``cores`` of them).
+    ``placement`` is a scenario's mapping section, or a strategy's name (with ``cores``): ``pack``
+    uses as few cores as the limits allow; ``spread``, ``group_per_chip`` and ``explicit`` place
+    as `neurosim.mapping.placement` says. Mistakes in the section are reported at its fields in
+    ``scenario_file``, before the large arrays are made where they can be.
     """
+    spec = placement if isinstance(placement, MappingSpec) else MappingSpec(strategy=placement, cores=cores)
+    where = Where(scenario_file, lines)
     check_populations(graph)
     check_projections(graph)
     _check_targets(graph)
@@ -281,6 +400,9 @@ def map_graph(graph: Graph, chip: ChipFile, placement: str = "pack", cores: int 
     _check_payloads(graph, chip)
     _check_weights(graph, chip)
     _check_delays(graph, chip)
+    plan = plan_placement(graph, chip, spec, where)
+    if plan is not None:
+        check_capacity(graph, chip, plan, where)
     core = chip.core
     lim = core.mapping_limits(chip.cores_per_chip)
     offsets, dend_offsets, pos, dpos = {}, {}, 0, 0
@@ -292,25 +414,18 @@ def map_graph(graph: Graph, chip: ChipFile, placement: str = "pack", cores: int 
     incs = {name: incoming(graph, name, offsets, core)
             for name, pop in graph.populations.items() if not KINDS[pop.kind].on_host}
 
-    placed, routes, fan_out, routes_used, caps = _place_and_route(graph, chip, incs, caps, offsets, dend_offsets)
-    if placement == "spread" and placed.n_cores:
-        share = min(chip.total_cores, cores or chip.total_cores) / placed.n_cores
-        while share > 1:
-            try:
-                trial = _place_and_route(graph, chip, incs, _spread_caps(graph, placed, caps, share), offsets,
-                                         dend_offsets)
-            except UserError:
-                share *= 0.9
-                continue
-            placed, routes, fan_out, routes_used, caps = trial
-            break
+    if plan is None:
+        placed, routes, fan_out, routes_used, caps = _place_and_route(graph, chip, incs, caps, offsets, dend_offsets)
+    else:
+        placed, routes, fan_out, routes_used, caps = _place_in_plan(graph, chip, plan, incs, caps, offsets,
+                                                                    dend_offsets, where)
 
     next_core, slices = placed.n_cores, placed.slices
     for name, pop in graph.populations.items():
         if KINDS[pop.kind].whole_population and sum(s.population == name and s.core >= 0 for s in slices) > 1:
             raise _fail(graph, name, f"a {pop.kind} population needs all its neurons on one core, and it does not "
                                      f"fit one (its {pop.size} neurons and their synapses)")
-    chip_idx, x, y = core_coordinates(chip, np.arange(next_core))
+    chip_idx, x, y = core_coordinates(chip, placed.place)
     state = np.zeros(next_core, np.int64)
     neurons = np.zeros(next_core, np.int64)
     lo_arr = np.zeros(next_core, np.int64)
@@ -336,81 +451,8 @@ def map_graph(graph: Graph, chip: ChipFile, placement: str = "pack", cores: int 
     limits = {k: float(getattr(lim, k)) for k in LIMIT_NAMES}
     slots = 1 + max((p.delay for p in graph.projections.values()), default=0)
     return Mapping(offsets, placed.core_of, slices, next_core, chip_idx, x, y, utilisation, limits, routes, lo_arr,
-                   hi_arr, dend_offsets, dpos, slots)
-
-
-def _sorted_rows(csr: Csr) -> Csr:
-    """The same synapses with targets ascending within each row (a copy only if some row is not)."""
-    if rows_sorted(csr.indptr, csr.indices):
-        return csr
-    indices, weight = csr.indices.copy(), csr.weight.copy()
-    sort_rows(csr.indptr, indices, weight)
-    return Csr(csr.indptr, indices, weight)
-
-
-def _outgoing(graph: Graph, source: str, csrs: list[Csr]) -> tuple[list[int], np.ndarray, np.ndarray, np.ndarray]:
-    """A population's outgoing projections (their indices in the graph) and their rows side by
-    side: ``indptr[j]`` into the synapses laid one after another (copied only when several)."""
-    mine = [k for k, p in enumerate(graph.projections.values()) if p.source == source]
-    parts = [csrs[k] for k in mine]
-    starts = np.cumsum([0] + [len(c.indices) for c in parts])
-    indptr = np.stack([np.asarray(c.indptr, np.int64) + start for c, start in zip(parts, starts)])
-    if len(parts) == 1:
-        return mine, indptr, np.asarray(parts[0].indices, np.int32), parts[0].weight
-    return (mine, indptr, np.concatenate([np.asarray(c.indices, np.int32) for c in parts]),
-            np.concatenate([c.weight for c in parts]))
-
-
-def _route(graph: Graph, offsets: dict[str, int], dend_offsets: dict[str, int], placed: _Placed,
-           n_neurons: int, chip: ChipFile) -> Routes:
-    """Axons per (source neuron, destination core, projection), each neuron's sorted by core
-    then projection, with their synapses laid out in that order.
-
-    Two passes per source population over its projections' rows (targets ascending, so a row's
-    cores never decrease): one counts each neuron's axons and synapses, the other writes them
-    in place.
-    """
-    projections = list(graph.projections.values())
-    csrs = [_sorted_rows(proj.to_csr()) for proj in projections]
-    weight_dtype = np.result_type(*[c.weight.dtype for c in csrs] or [np.int8])
-    target_offset = np.array([offsets[p.target] for p in projections] or [0], np.int64)
-    dendrite_offset = np.array([dend_offsets[p.target] + port_index(KINDS[graph.populations[p.target].kind], p.port)
-                                * graph.populations[p.target].size for p in projections] or [0], np.int64)
-    syn_bits = np.array([8 * chip.core.synapse_bytes(p.weight_bits, encoding_of(p)) for p in projections] or [0.0])
-    word_bits = chip.core.synapses.word_bits
-    sources = [name for name in graph.populations if any(p.source == name for p in projections)]
-    core_dendrite = np.zeros(placed.n_cores, np.int64)
-    for sl in placed.slices:
-        if sl.core >= 0:
-            core_dendrite[sl.core] = dend_offsets[sl.population] + sl.lo
-    core_of = placed.core_of
-    axons, synapses = np.zeros(n_neurons, np.int64), np.zeros(n_neurons, np.int64)
-    most, widest = 0, 0
-    for name in sources:
-        mine, indptr, indices, _ = _outgoing(graph, name, csrs)
-        lo, hi = offsets[name], offsets[name] + graph.populations[name].size
-        m, w = count_axons(indptr, indices, target_offset[mine], dendrite_offset[mine], core_of, core_dendrite,
-                           axons[lo:hi], synapses[lo:hi])
-        most, widest = max(most, m), max(widest, w)
-    axon_ptr, syn_ptr = np.zeros(n_neurons + 1, np.int64), np.zeros(n_neurons + 1, np.int64)
-    np.cumsum(axons, out=axon_ptr[1:])
-    np.cumsum(synapses, out=syn_ptr[1:])
-    del axons, synapses
-    axon_core = np.empty(axon_ptr[-1], index_type(max(placed.n_cores - 1, 0)))
-    axon_proj = np.empty(axon_ptr[-1], projection_type(len(projections)))
-    axon_synapses = np.empty(axon_ptr[-1], count_type(most))
-    syn_target = np.empty(syn_ptr[-1], index_type(widest))
-    syn_weight = np.empty(syn_ptr[-1], weight_dtype)
-    for name in sources:
-        mine, indptr, indices, weights = _outgoing(graph, name, csrs)
-        lo, hi = offsets[name], offsets[name] + graph.populations[name].size
-        fill_axons(indptr, indices, np.asarray(weights, weight_dtype), np.array(mine, np.int64), target_offset[mine],
-                   dendrite_offset[mine], core_of, core_dendrite, axon_ptr[lo:hi + 1], syn_ptr[lo:hi + 1], axon_core,
-                   axon_proj, axon_synapses, syn_target, syn_weight)
-    exps = np.array([p.weight_exp for p in projections] or [0], np.int64)
-    delays = np.array([p.delay for p in projections] or [0], np.uint8)
-    return Routes(axon_ptr, axon_core, axon_proj, axon_synapses, syn_ptr, syn_target, syn_weight, core_dendrite, exps,
-                  delays, syn_bits, word_bits)
+                   hi_arr, dend_offsets, dpos, slots, spec.strategy, plan.group_of if plan else {},
+                   plan.attrs if plan else {})
 
 
 def utilisation_table(mapping: Mapping) -> list[dict[str, object]]:

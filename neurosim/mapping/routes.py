@@ -20,6 +20,11 @@ from dataclasses import dataclass
 import numba as nb
 import numpy as np
 
+from neurosim.graph.graph import Csr, Graph
+from neurosim.mapping.partition import encoding_of
+from neurosim.programs import KINDS, port_index
+from neurosim.spec.chip import ChipFile
+
 
 
 def index_type(largest: int) -> type:
@@ -206,3 +211,130 @@ def destinations_per_core(axon_ptr, axon_core, core_lo, core_hi, n_cores):
                 seen[d] = c
                 out[c] += 1
     return out
+
+
+@nb.njit(cache=True)
+def synapses_per_core(axon_core, axon_synapses, n_cores):
+    """Per core: the synapses its axons reach, that is those stored on it."""
+    out = np.zeros(n_cores, np.int64)
+    for a in range(axon_core.shape[0]):
+        out[axon_core[a]] += axon_synapses[a]
+    return out
+
+
+def sorted_rows(csr: Csr) -> Csr:
+    """The same synapses with targets ascending within each row (a copy only if some row is not)."""
+    if rows_sorted(csr.indptr, csr.indices):
+        return csr
+    indices, weight = csr.indices.copy(), csr.weight.copy()
+    sort_rows(csr.indptr, indices, weight)
+    return Csr(csr.indptr, indices, weight)
+
+
+def outgoing_rows(graph: Graph, source: str, csrs: list[Csr]) -> tuple[list[int], np.ndarray, np.ndarray, np.ndarray]:
+    """A population's outgoing projections (their indices in the graph) and their rows side by
+    side: ``indptr[j]`` into the synapses laid one after another (copied only when several)."""
+    mine = [k for k, p in enumerate(graph.projections.values()) if p.source == source]
+    parts = [csrs[k] for k in mine]
+    starts = np.cumsum([0] + [len(c.indices) for c in parts])
+    indptr = np.stack([np.asarray(c.indptr, np.int64) + start for c, start in zip(parts, starts)])
+    if len(parts) == 1:
+        return mine, indptr, np.asarray(parts[0].indices, np.int32), parts[0].weight
+    return (mine, indptr, np.concatenate([np.asarray(c.indices, np.int32) for c in parts]),
+            np.concatenate([c.weight for c in parts]))
+
+
+def graph_csrs(graph: Graph) -> list[Csr]:
+    """Every projection's synapses by source (CSR), targets ascending within each row."""
+    return [sorted_rows(proj.to_csr()) for proj in graph.projections.values()]
+
+
+def route_graph(graph: Graph, offsets: dict[str, int], dend_offsets: dict[str, int], slices: list, core_of: np.ndarray,
+                n_cores: int, n_neurons: int, chip: ChipFile, csrs: list[Csr] | None = None) -> Routes:
+    """Axons per (source neuron, destination core, projection), each neuron's sorted by core
+    then projection, with their synapses laid out in that order; ``slices`` (each a population's
+    neurons ``lo:hi`` on a ``core``, or on the host) and ``core_of`` say where neurons are, and
+    ``csrs`` (`graph_csrs`) are made here unless given.
+
+    Two passes per source population over its projections' rows (targets ascending, so a row's
+    cores never decrease): one counts each neuron's axons and synapses, the other writes them
+    in place.
+    """
+    projections = list(graph.projections.values())
+    csrs = graph_csrs(graph) if csrs is None else csrs
+    weight_dtype = np.result_type(*[c.weight.dtype for c in csrs] or [np.int8])
+    target_offset = np.array([offsets[p.target] for p in projections] or [0], np.int64)
+    dendrite_offset = np.array([dend_offsets[p.target] + port_index(KINDS[graph.populations[p.target].kind], p.port)
+                                * graph.populations[p.target].size for p in projections] or [0], np.int64)
+    syn_bits = np.array([8 * chip.core.synapse_bytes(p.weight_bits, encoding_of(p)) for p in projections] or [0.0])
+    word_bits = chip.core.synapses.word_bits
+    sources = [name for name in graph.populations if any(p.source == name for p in projections)]
+    core_dendrite = np.zeros(n_cores, np.int64)
+    for sl in slices:
+        if sl.core >= 0:
+            core_dendrite[sl.core] = dend_offsets[sl.population] + sl.lo
+    axons, synapses = np.zeros(n_neurons, np.int64), np.zeros(n_neurons, np.int64)
+    most, widest = 0, 0
+    for name in sources:
+        mine, indptr, indices, _ = outgoing_rows(graph, name, csrs)
+        lo, hi = offsets[name], offsets[name] + graph.populations[name].size
+        m, w = count_axons(indptr, indices, target_offset[mine], dendrite_offset[mine], core_of, core_dendrite,
+                           axons[lo:hi], synapses[lo:hi])
+        most, widest = max(most, m), max(widest, w)
+    axon_ptr, syn_ptr = np.zeros(n_neurons + 1, np.int64), np.zeros(n_neurons + 1, np.int64)
+    np.cumsum(axons, out=axon_ptr[1:])
+    np.cumsum(synapses, out=syn_ptr[1:])
+    del axons, synapses
+    axon_core = np.empty(axon_ptr[-1], index_type(max(n_cores - 1, 0)))
+    axon_proj = np.empty(axon_ptr[-1], projection_type(len(projections)))
+    axon_synapses = np.empty(axon_ptr[-1], count_type(most))
+    syn_target = np.empty(syn_ptr[-1], index_type(widest))
+    syn_weight = np.empty(syn_ptr[-1], weight_dtype)
+    for name in sources:
+        mine, indptr, indices, weights = outgoing_rows(graph, name, csrs)
+        lo, hi = offsets[name], offsets[name] + graph.populations[name].size
+        fill_axons(indptr, indices, np.asarray(weights, weight_dtype), np.array(mine, np.int64), target_offset[mine],
+                   dendrite_offset[mine], core_of, core_dendrite, axon_ptr[lo:hi + 1], syn_ptr[lo:hi + 1], axon_core,
+                   axon_proj, axon_synapses, syn_target, syn_weight)
+    exps = np.array([p.weight_exp for p in projections] or [0], np.int64)
+    delays = np.array([p.delay for p in projections] or [0], np.uint8)
+    return Routes(axon_ptr, axon_core, axon_proj, axon_synapses, syn_ptr, syn_target, syn_weight, core_dendrite, exps,
+                  delays, syn_bits, word_bits)
+
+
+@nb.njit(cache=True, nogil=True)
+def count_outputs(indptr, indices, target_offset, core_of, first, fan_out, routes, seen):
+    """The axons (``fan_out``) and distinct destination cores (``routes``) of each core, from the
+    neurons of one population (its rows as in `count_axons`; ``first``: its first neuron) as
+    `fill_axons` would lay them out. ``seen[d]`` is the last core that counted destination ``d``:
+    a core's neurons come one after another."""
+    at, end = np.zeros(indptr.shape[0], np.int64), np.zeros(indptr.shape[0], np.int64)
+    for n in range(indptr.shape[1] - 1):
+        c = core_of[first + n]
+        if c < 0:
+            continue
+        for j in range(indptr.shape[0]):
+            at[j], end[j] = indptr[j, n], indptr[j, n + 1]
+        while True:
+            j, d = next_axon(at, end, indices, target_offset, core_of)
+            if j < 0:
+                break
+            while at[j] < end[j] and core_of[target_offset[j] + indices[at[j]]] == d:
+                at[j] += 1
+            fan_out[c] += 1
+            if seen[d] != c:
+                seen[d] = c
+                routes[c] += 1
+
+
+def core_outputs(graph: Graph, offsets: dict[str, int], core_of: np.ndarray, n_cores: int,
+                 csrs: list[Csr]) -> tuple[np.ndarray, np.ndarray]:
+    """Per core: its output axons and its distinct destination cores, as `route_graph`'s routes
+    would have them, counted without laying the routes out."""
+    projections = list(graph.projections.values())
+    target_offset = np.array([offsets[p.target] for p in projections] or [0], np.int64)
+    fan_out, routes, seen = np.zeros(n_cores, np.int64), np.zeros(n_cores, np.int64), np.full(n_cores, -1, np.int64)
+    for name in dict.fromkeys(p.source for p in projections):
+        mine, indptr, indices, _ = outgoing_rows(graph, name, csrs)
+        count_outputs(indptr, indices, target_offset[mine], core_of, offsets[name], fan_out, routes, seen)
+    return fan_out, routes
