@@ -16,7 +16,7 @@ import numpy as np
 
 from neurosim.analysis.figures import DAMAGE, check_sample, damaged, figures_of
 from neurosim.analysis.plotting import check_format, distinct_digits, image_bytes
-from neurosim.analysis.summary import summary_rows
+from neurosim.analysis.summary import readout_error, summary_rows
 from neurosim.analysis.trace_figures import sample_distributions
 from neurosim.analysis.units import number, percent, si
 from neurosim.errors import UserError
@@ -115,8 +115,7 @@ def verdicts(trace: Trace) -> list[list[str]]:
         detail = (f"{percent(s['float_decisions_equal'], 4)} of decisions equal the float model's; spike counts agree "
                   f"{percent(s['float_spike_agreement'], 4)}; converted weights off by {percent(s['weights_mean_rel_error'])} "
                   f"on average, {percent(s['weights_max_rel_error'])} at most")
-        if "float_readout_rel_error" in s:
-            detail += f"; readout off by {percent(s['float_readout_rel_error'])}"
+        detail += readout_error(s)
         rows.append(verdict("pass" if s["float_decisions_equal"] >= 1 else "note",
                             "the converted model decides as the float model", detail))
     if "overflows" in s:

@@ -278,7 +278,8 @@ def spike_raster(trace: Trace, sample: int = 0):
     names = [str(n) for n in layers["names"]]
     spikes = trace.groups.get("spikes") or {}
     within = (lambda ts: (ts >= sample * T) & (ts < (sample + 1) * T))
-    recorded = [n for n in names if n in spikes and np.any(within(np.asarray(spikes[n]["timestamps"])))]
+    step_of = (lambda rec: np.asarray(rec["timestep"] if "timestep" in rec else rec["timestamps"]))   # older: in steps
+    recorded = [n for n in names if n in spikes and np.any(within(step_of(spikes[n])))]
     fig, ax = plt.subplots(figsize=(9, 4.8))
     if spikes and recorded:
         offset, ticks = 0, []
@@ -286,8 +287,8 @@ def spike_raster(trace: Trace, sample: int = 0):
             size = int(layers["sizes"][p])
             rec = spikes.get(name)
             if rec is not None:
-                keep = within(np.asarray(rec["timestamps"]))
-                ax.scatter(rec["timestamps"][keep] - sample * T, rec["node_ids"][keep] + offset, s=4, marker="|",
+                keep = within(step_of(rec))
+                ax.scatter(step_of(rec)[keep] - sample * T, rec["node_ids"][keep] + offset, s=4, marker="|",
                            color=PALETTE[p % len(PALETTE)], linewidths=0.8)
                 events = int(keep.sum())
             else:

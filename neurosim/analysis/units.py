@@ -1,53 +1,8 @@
-"""Numbers for people: the one formatter of every figure neurosim prints or draws."""
+"""Numbers for people: the one formatter lives in `neurosim.traces.units` (a stage that runs may
+use too); the analysis modules take it from here."""
 
 from __future__ import annotations
 
-import math
+from neurosim.traces.units import PREFIXES, number, percent, prefix_for, si
 
-PREFIXES = ((1e-15, "f"), (1e-12, "p"), (1e-9, "n"), (1e-6, "µ"), (1e-3, "m"), (1.0, ""),
-            (1e3, "k"), (1e6, "M"), (1e9, "G"), (1e12, "T"))
-
-
-def si(value: float, unit: str, digits: int = 3) -> str:
-    """``value`` in ``unit`` with an SI prefix and ``digits`` significant digits: 1.23e-5 J is
-    ``12.3 µJ``, 2.5e9 b/s is ``2.5 Gb/s``. Zero, NaN and infinities are written as they are."""
-    value = float(value)
-    if value == 0 or not math.isfinite(value):
-        return f"{value:g} {unit}".rstrip()
-    factor, prefix = prefix_for(value)
-    text = f"{value / factor:.{digits}g}"
-    if abs(float(text)) >= 1000 and factor < PREFIXES[-1][0]:    # 999.96 rounds up into the next prefix
-        factor, prefix = next((f, p) for f, p in PREFIXES if f > factor)
-        text = f"{value / factor:.{digits}g}"
-    if "e" in text:                    # beyond the prefixes (below 1 f or from 1000 T): plain scientific
-        text = f"{value:.{digits}g}"
-        prefix = ""
-    return f"{text} {prefix}{unit}".rstrip()
-
-
-def prefix_for(value: float) -> tuple[float, str]:
-    """The SI prefix ``value`` is written with: its factor and symbol (1.2e-5 gives 1e-6, "µ")."""
-    magnitude = abs(float(value))
-    factor, prefix = PREFIXES[0]
-    for f, p in PREFIXES:
-        if magnitude >= f:
-            factor, prefix = f, p
-    return factor, prefix
-
-
-def percent(fraction: float, digits: int = 3) -> str:
-    """A fraction as a percentage with ``digits`` significant digits: 0.979 is ``97.9%``, 0.00025
-    is ``0.025%`` (never a bare ``0.0%`` for a part that is not zero)."""
-    fraction = float(fraction)
-    if fraction == 0 or not math.isfinite(fraction):
-        return f"{100 * fraction:g}%"
-    return f"{100 * fraction:.{digits}g}%"
-
-
-def number(value: float, digits: int = 3) -> str:
-    """A plain count or rate: whole and with thousands separators from 100 up (``29,219``),
-    ``digits`` significant digits below (``66.6``)."""
-    value = float(value)
-    if not math.isfinite(value):
-        return f"{value:g}"
-    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.{digits}g}"
+__all__ = ["PREFIXES", "number", "percent", "prefix_for", "si"]

@@ -1,40 +1,30 @@
 """A trace's groups as tables for notebooks: pandas DataFrames and xarray Datasets with named
-dimensions (pandas and xarray come with the ``notebook`` extra).
+dimensions (pandas and xarray come with the ``notebook`` extra), and a run's summary as an HTML
+table (`summary_html`).
 
-Each group's datasets run along the group's axes (see ``traces/README.md``): ``/steps`` along
-``step``; ``/cores`` along ``step`` and ``core``; ``/layers`` along ``step`` and ``population``;
-``/links`` along ``step`` and ``link``; ``/samples`` along ``sample``; ``/tokens`` along
-``token``; ``/conversion`` along ``population``. A dataset with the second axis' length only
+Each group's datasets run along the group's axes, as `neurosim.traces.layout` names them and the
+trace file's dimension scales do (see ``traces/README.md``): ``/steps`` along ``step``; ``/cores``
+along ``step`` and ``core``; ``/layers`` along ``step`` and ``population``; ``/links`` along
+``step`` and ``link``; ``/samples`` along ``sample``; ``/tokens`` along ``token``;
+``/conversion`` along ``sample`` and ``population``. A dataset with the second axis' length only
 (a core's chip, a population's name) labels that axis.
 """
 
 from __future__ import annotations
 
+import html
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from neurosim.errors import UserError
+from neurosim.traces.layout import AXES, LABELS, arrays_of, axes, dims_of, lengths
+from neurosim.traces.units import summary_value
 
-AXES = {"steps": ("step", None), "cores": ("step", "core"), "layers": ("step", "population"),
-        "links": ("step", "link"), "samples": ("sample", None), "tokens": ("token", None),
-        "conversion": ("population", None)}
-LABELS = {"layers": "names", "links": "names", "conversion": "populations"}   # the dataset naming axis 2
+__all__ = ["dims_of", "summary_html", "to_dataframe", "to_xarray"]
 # the columns of a dataset's own second axis, where the trace names them
 COLUMN_NAMES = {("steps", "bound_ns"): "bound_codes"}
-
-
-def _arrays(group: dict[str, Any]) -> dict[str, np.ndarray]:
-    return {k: np.asarray(v) for k, v in group.items() if k != "@attrs" and not isinstance(v, dict)}
-
-
-def _lengths(name: str, arrays: dict[str, np.ndarray]) -> tuple[int, int | None]:
-    first, second = AXES[name]
-    two_d = [a for a in arrays.values() if a.ndim == 2]
-    if second is not None and two_d:
-        return two_d[0].shape[0], two_d[0].shape[1]
-    one_d = [a.shape[0] for a in arrays.values() if a.ndim >= 1]
-    return (max(one_d) if one_d else 0), None
 
 
 def _attrs(trace, name: str) -> dict[str, Any]:
@@ -50,31 +40,18 @@ def _group(trace, name: str) -> dict[str, Any]:
     return trace.groups[name]
 
 
-def dims_of(name: str, key: str, array: np.ndarray, lengths: tuple[int, int | None]) -> tuple[str, ...]:
-    """The dimension names of dataset ``key`` of group ``name``."""
-    first, second = AXES[name]
-    n, m = lengths
-    if array.ndim == 0:
-        return ()
-    if array.ndim == 1:
-        return (second,) if second is not None and array.shape[0] == m and array.shape[0] != n else (first,)
-    if array.ndim == 2 and second is not None and array.shape == (n, m):
-        return (first, second)
-    return (first, *(f"{key}_{i}" for i in range(1, array.ndim)))
-
-
 def to_xarray(trace, name: str):
     """Group ``name`` of a trace as an `xarray.Dataset` with named dimensions (and the labels of
     its second axis as a coordinate where the trace has them)."""
     import xarray as xr
 
     group = _group(trace, name)
-    arrays = _arrays(group)
-    lengths = _lengths(name, arrays)
-    data = {k: (dims_of(name, k, a, lengths), a) for k, a in arrays.items()}
+    arrays = arrays_of(group)
+    sizes, group_axes = lengths(name, arrays), axes(name, arrays)
+    data = {k: (dims_of(name, k, a, sizes, group_axes), a) for k, a in arrays.items()}
     coords = {}
     label = LABELS.get(name)
-    second = AXES[name][1] or AXES[name][0]
+    second = group_axes[1] or group_axes[0]
     if label in data and data[label][0] == (second,):
         coords[second] = data.pop(label)[1].astype(str)
     return xr.Dataset(data, coords=coords, attrs=_attrs(trace, name))
@@ -86,9 +63,9 @@ def to_dataframe(trace, name: str):
     import pandas as pd
 
     group = _group(trace, name)
-    arrays = _arrays(group)
-    n, m = _lengths(name, arrays)
-    first, second = AXES[name]
+    arrays = arrays_of(group)
+    n, m = lengths(name, arrays)
+    first, second = axes(name, arrays)
     columns: dict[str, np.ndarray] = {}
     if second is not None and m is not None:
         index = pd.MultiIndex.from_product([np.arange(n), np.arange(m)], names=[first, second])
@@ -117,3 +94,13 @@ def _column_names(attrs: dict[str, Any], name: str, key: str, width: int) -> lis
     codes = str(attrs.get(attr, "")) if attr else ""
     names = [part.split(":", 1)[1].strip() for part in codes.split(",") if ":" in part]
     return names if len(names) == width else [str(i) for i in range(width)]
+
+
+def summary_html(summary: dict[str, Any], trace_path: str | Path | None = None) -> str:
+    """A run's summary as a small HTML table, each value in its unit (`summary_value`): what a
+    notebook shows for a `neurosim.runs.RunResult`."""
+    rows = "".join(f"<tr><th style=\"text-align:left\">{html.escape(str(key))}</th>"
+                   f"<td style=\"text-align:right\">{html.escape(summary_value(key, value))}</td></tr>"
+                   for key, value in summary.items())
+    caption = html.escape(f"trace {trace_path}" if trace_path is not None else "trace not written")
+    return f"<table><caption>{caption}</caption><tbody>{rows}</tbody></table>"

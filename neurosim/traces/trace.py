@@ -28,8 +28,14 @@ import numpy as np
 
 from neurosim.datasets import check_allocation, check_hdf5
 from neurosim.errors import UserError
+from neurosim.traces.layout import group_dims
+from neurosim.traces.tables import to_dataframe, to_xarray
 
-GROUPS = ("steps", "cores", "layers", "links", "samples", "tokens", "spikes", "conversion")
+GROUPS = ("steps", "cores", "layers", "links", "samples", "tokens", "spikes", "conversion", "readout", "mapping",
+          "programs")
+# A dimension scale that is no variable of its own, as netCDF marks it (netCDF readers name the
+# dimension and show no dataset; `read_trace` skips it too).
+PURE_DIMENSION = "This is a netCDF dimension but not a netCDF variable."
 
 
 def _attr(value: Any) -> Any:
@@ -145,16 +151,51 @@ def write_trace(path: str | Path, meta: dict[str, Any], summary: dict[str, Any],
             s.attrs[k] = _attr(v)
         for name, content in groups.items():
             _write_group(h5.create_group(name), content)
+            attach_dimensions(h5[name], group_dims(name, content))
 
     return write_atomically(Path(path), hdf5_image(fill), "the trace")
 
 
+def attach_dimensions(group: h5py.Group, dims: dict[str, tuple[str, ...]]) -> None:
+    """Name the axes of ``group``'s datasets (``dims``: a dataset's path in the group and its
+    dimension names, `neurosim.traces.layout.group_dims`) with HDF5 dimension scales, as netCDF
+    readers (xarray's ``h5netcdf`` and ``netcdf4`` engines) read them. A dimension is the group's
+    1-D dataset of that name and length where it has one (``/steps/step``), else a dataset of no
+    data of its own (`PURE_DIMENSION`); where a dataset of that name does not fit, the axis is
+    named for the dataset (``<dataset>_<axis>``). A nested group's dimensions are its top group's
+    (netCDF's scoping)."""
+    for key, names in dims.items():
+        dataset = group[key]
+        scales = [_dimension(group, dim, length) or _dimension(group, f"{key.replace('/', '_')}_{axis}", length)
+                  for axis, (dim, length) in enumerate(zip(names, dataset.shape))]
+        if all(scale is not None for scale in scales):          # netCDF takes all of a dataset's axes named or none
+            for axis, scale in enumerate(scales):
+                if scale != dataset:
+                    dataset.dims[axis].attach_scale(scale)
+
+
+def _dimension(group: h5py.Group, name: str, length: int) -> h5py.Dataset | None:
+    """The dimension scale ``name`` of ``length`` in ``group``, made if need be; None where a
+    dataset of that name is there and does not fit."""
+    found = group.get(name)
+    if found is None:
+        found = group.create_dataset(name, shape=(length,), dtype="f4")      # no data is written: it takes no room
+        found.make_scale(f"{PURE_DIMENSION}{length:10d}")
+        return found
+    if not isinstance(found, h5py.Dataset) or found.shape != (length,):
+        return None
+    if not found.is_scale:
+        found.make_scale(name)
+    return found
+
+
 def _write_group(group: h5py.Group, content: dict[str, Any]) -> None:
+    """Write ``content`` into ``group``: arrays as datasets, dicts as subgroups, ``"@attrs"`` as the
+    group's attributes and ``"@attrs/<dataset>"`` as a dataset's."""
     for key, value in content.items():
-        if key == "@attrs":
-            for k, v in value.items():
-                group.attrs[k] = _attr(v)
-        elif isinstance(value, dict):
+        if key.startswith("@"):
+            continue
+        if isinstance(value, dict):
             _write_group(group.create_group(key), value)
         else:
             array = np.asarray(value)
@@ -163,6 +204,11 @@ def _write_group(group: h5py.Group, content: dict[str, Any]) -> None:
             big = array.ndim == 2 and array.size > 4096
             group.create_dataset(key, data=array, chunks=True if big else None,
                                  compression="gzip" if big else None, shuffle=big)
+    for key, attrs in content.items():
+        if key.startswith("@attrs"):
+            target = group[key.removeprefix("@attrs/")] if key != "@attrs" else group
+            for k, v in attrs.items():
+                target.attrs[k] = _attr(v)
 
 
 @dataclass
@@ -178,18 +224,31 @@ class Trace:
     def __getitem__(self, group: str) -> dict[str, Any]:
         return self.groups[group]
 
+    def frame(self, group: str):
+        """Group ``group`` as a pandas DataFrame (`neurosim.traces.tables.to_dataframe`)."""
+        return to_dataframe(self, group)
+
+    def dataset(self, group: str):
+        """Group ``group`` as an xarray Dataset with named dimensions (`neurosim.traces.tables.to_xarray`)."""
+        return to_xarray(self, group)
+
 
 def _read_group(group: h5py.Group) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, item in group.items():
         if isinstance(item, h5py.Group):
             out[key] = _read_group(item)
-        else:
+        elif not _pure_dimension(item):
             data = item[()]
             if item.dtype.kind == "O":
                 data = np.array([d.decode() if isinstance(d, bytes) else d for d in data])
             out[key] = data
     return out
+
+
+def _pure_dimension(dataset: h5py.Dataset) -> bool:
+    name = dataset.attrs.get("NAME")
+    return isinstance(name, bytes) and name.startswith(PURE_DIMENSION.encode())
 
 
 def _plain(value: Any) -> Any:
