@@ -685,6 +685,10 @@ def test_ports_of_the_programs():
     assert ports.pop("wkv_fixed") == ("k", "k_next", "v", "v_next", "r", "r_next")
     assert ports.pop("relu_square_fixed") == ("in", "in_next")
     assert ports.pop("gated_lif_fixed") == ("v", "r", "r_next")
+    assert ports.pop("scaled_product") == ("x", "scale", "gate")
+    assert ports.pop("residual_add") == ("sum", "res")
+    assert ports.pop("glu") == ("gate", "up")
+    assert ports.pop("mlgru") == ("f", "i")
     assert set(ports.values()) == {("in",)}
 
 

@@ -22,7 +22,8 @@ SCENARIOS = sorted((REPO / "scenarios").glob("*.yaml"))
 SMALL_SPIKING = ["input.samples=2"]
 SMALL_LANGUAGE = ["language.prompt_tokens=2", "language.generate_tokens=1", "language.accuracy_chars=0",
                   "language.report_prompt_tokens=null"]
-TOO_BIG_TO_RUN_HERE = {"loihi2_matmulfree_370m", "fpga_matmulfree_1.3b"}   # generated weights of 0.3-1.3 G
+TOO_BIG_TO_RUN_HERE = {"loihi2_matmulfree_370m", "fpga_matmulfree_1.3b",   # generated weights of 0.3-1.3 G
+                       "loihi1_knn"}                                          # 77 M generated synapses
 
 
 def command(*args: str) -> tuple[int, str]:

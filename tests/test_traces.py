@@ -103,3 +103,78 @@ def test_run_summary_attribute_names(tmp_path, tiny_model, fake_dataset):
     assert summary["energy_per_inference_j"] > 0 and summary["latency_per_inference_s"] > 0
     assert (summary["cores_used"], summary["chips_used"], summary["timesteps"]) == (2, 1, 5)
     assert [p.name for p in (tmp_path / "traces").iterdir()] == [result.trace_path.name]
+
+
+# ---------------------------------------------------------------------------------------------
+# named dimensions: netCDF readers (xarray) see the axes the trace's layout gives
+
+
+def test_netcdf_readers_name_every_axis_of_the_main_groups(tmp_path):
+    """xarray opens each group with the dimension names of `traces/README.md` (no ``phony_dim``),
+    the values as written; the dimensions add no dataset to what `read_trace` gives."""
+    xr = pytest.importorskip("xarray")
+    pytest.importorskip("h5netcdf")
+    rng = np.random.default_rng(1)
+    n = 5                         # as many steps as cores, populations and links: the names decide
+    groups = {"steps": {"step": np.arange(n) % 2, "latency_ns": rng.random(n), "bound": np.zeros(n, np.int64),
+                        "bound_ns": rng.random((n, 7))},
+              "cores": {"synops": rng.integers(0, 9, (n, n)), "chip": np.zeros(n, np.int32),
+                        "population": np.array(list("abcde")), "utilisation": {"neurons": rng.random(n)}},
+              "layers": {"names": np.array(list("vwxyz")), "sizes": np.arange(n), "events": rng.integers(0, 9, (n, n))},
+              "links": {"names": np.array([], dtype=str), "bits": np.zeros((n, 0)), "host_bits": rng.random(n)},
+              "samples": {"prediction": np.arange(3), "latency_s": rng.random(3)},
+              "tokens": {"input": np.arange(4), "phase": np.array([0, 0, 1, 1])},
+              "conversion": {"populations": np.array(["a", "b"]), "chip_events": rng.integers(0, 9, (3, 2)),
+                             "float_prediction": np.arange(3), "errors": {"name": np.array(["a", "b", "c"])}}}
+    path = write_trace(tmp_path / "run.h5", META, SUMMARY, groups)
+    expected = {"steps": {"step": ("step",), "latency_ns": ("step",), "bound": ("step",),
+                          "bound_ns": ("step", "bound_code")},
+                "cores": {"synops": ("step", "core"), "chip": ("core",), "population": ("core",)},
+                "cores/utilisation": {"neurons": ("core",)},
+                "layers": {"names": ("population",), "sizes": ("population",), "events": ("step", "population")},
+                "links": {"names": ("link",), "bits": ("step", "link"), "host_bits": ("step",)},
+                "samples": {"prediction": ("sample",), "latency_s": ("sample",)},
+                "tokens": {"input": ("token",), "phase": ("token",)},
+                "conversion": {"populations": ("population",), "chip_events": ("sample", "population"),
+                               "float_prediction": ("sample",)},
+                "conversion/errors": {"name": ("error",)}}
+    for group, variables in expected.items():
+        with xr.open_dataset(path, group=group, engine="h5netcdf") as ds:
+            assert {k: ds[k].dims for k in variables} == variables, group
+            assert set(ds.variables) == set(variables), group            # no dimension shows as a variable
+            for key in variables:
+                written = groups
+                for part in (*group.split("/"), key):
+                    written = written[part]
+                assert np.array_equal(ds[key].values.astype(written.dtype), written), (group, key)
+    trace = read_trace(path)
+    assert set(trace["samples"]) == {"prediction", "latency_s"} and set(trace["cores"]["utilisation"]) == {"neurons"}
+
+
+def test_a_runs_trace_opens_with_named_dimensions_in_xarray(tmp_path, tiny_model, fake_dataset):
+    """A run's groups open in xarray as `neurosim.traces.tables.to_xarray` gives them."""
+    xr = pytest.importorskip("xarray")
+    pytest.importorskip("h5netcdf")
+    from neurosim.runs import run
+    from neurosim.traces.tables import to_xarray
+
+    path = run(scenario_dict(tiny_model), out_dir=tmp_path).trace_path
+    trace = read_trace(path)
+    for group in ("steps", "cores", "layers", "links", "samples"):
+        with xr.open_dataset(path, group=group, engine="h5netcdf") as ds:
+            table = to_xarray(trace, group)
+            assert dict(ds.sizes) == dict(table.sizes), group
+            for key, variable in ds.variables.items():              # the table makes the names a coordinate
+                assert variable.dims == table[key if key in table else variable.dims[0]].dims, (group, key)
+
+
+def test_a_pipelines_layers_run_along_its_blocks(tmp_path):
+    """A ternary pipeline's /layers is per block (no events per step), even when a block's columns
+    are as many as its blocks."""
+    xr = pytest.importorskip("xarray")
+    pytest.importorskip("h5netcdf")
+    layers = {"names": np.array([f"block{b}" for b in range(6)]), "weights": np.arange(6),
+              "layer_bound": np.zeros((6, 6), np.int64)}
+    path = write_trace(tmp_path / "run.h5", META, SUMMARY, {"layers": layers})
+    with xr.open_dataset(path, group="layers", engine="h5netcdf") as ds:
+        assert ds["weights"].dims == ("population",) and ds["layer_bound"].dims == ("population", "layer_bound_1")

@@ -9,8 +9,9 @@ from neurosim.analysis.units import si
 from neurosim.errors import UserError
 from neurosim.mapping.mapper import utilisation_table
 from neurosim.mapping.partition import LIMIT_NAMES
-from neurosim.programs import check_populations
-from neurosim.spec.chip import ArmPeSpec, ChipFile, GpuRooflineSpec, TernaryPipelineSpec, load_chip
+from neurosim.mapping.table import placement_group
+from neurosim.programs import OP_CLASSES, check_populations
+from neurosim.spec.chip import ArmPeSpec, ChipFile, GpuRooflineSpec, NeurocoreSpec, TernaryPipelineSpec, load_chip
 from neurosim.spec.model import EgruModelFile, LanguageModelFile
 from neurosim.spec.places import find
 from neurosim.spec.validate import validate
@@ -89,12 +90,15 @@ def _kind_of_file(path: Path) -> str:
         return "model"
     if path.suffix in IMPORTED:
         return IMPORTED[path.suffix]
+    if path.suffix == ".h5":
+        return "trace"
     data, _, _ = load_yaml(path)
     if isinstance(data, dict) and ("grid" in data or "random" in data):
         return "sweep"
     if isinstance(data, dict) and ("core_kinds" in data or "base" in data):
         return "chip"
-    if isinstance(data, dict) and ("populations" in data or data.get("kind") in ("matmulfree_lm", "egru_lm", "spikegpt_lm")):
+    if isinstance(data, dict) and ("populations" in data or data.get("kind") in ("matmulfree_lm", "egru_lm", "spikegpt_lm",
+                                                                               "knn_patterns")):
         return "model"
     return "scenario"
 
@@ -157,18 +161,23 @@ def chip_report(chip: ChipFile) -> str:
     lines += ["", "per-operation costs        energy (pJ)   time (ns)"]
     for op in type(core.energy_pj).model_fields:
         lines.append(f"  {op:<22} {getattr(core.energy_pj, op):>12g} {getattr(core.time_ns, op):>11g}")
+    if core.program_ops is not None:
+        lines += ["", "neuron programs by operation (in place of neuron_update)   energy (pJ)   time (ns)"]
+        for op in type(core.program_ops.energy_pj).model_fields:
+            lines.append(f"  {op:<22} {getattr(core.program_ops.energy_pj, op):>12g} "
+                         f"{getattr(core.program_ops.time_ns, op):>11g}")
     return "\n".join(lines)
 
 
 def _arm_pe_lines(core: ArmPeSpec) -> list[str]:
     """An ARM PE's cycles per operation, DVFS levels, timing, MAC array and DRAM."""
     c, t, m, d = core.cycles, core.timing, core.mac_array, core.dram
-    lines = ["", "cycles per operation"]
+    lines = ["", "cycles per operation      (of them loads and stores)"]
     for op in type(c).model_fields:
-        if op != "neuron_update":
-            lines.append(f"  {op:<22} {getattr(c, op):>8g}")
+        if op not in ("neuron_update", "memory"):
+            lines.append(f"  {op:<22} {getattr(c, op):>8g} {getattr(c.memory, op):>8g}")
     for kind, cycles in c.neuron_update.items():
-        lines.append(f"  update: {kind:<14} {cycles:>8g}")
+        lines.append(f"  update: {kind:<14} {cycles:>8g} {c.memory.update(kind):>8g}")
     lines += ["", "DVFS level   voltage   clock       pJ/cycle   pJ/MAC   idle"]
     for lv in core.dvfs:
         lines.append(f"  {lv.name:<10} {lv.voltage_v:>5g} V {lv.clock_hz / 1e6:>7g} MHz {lv.cycle_pj:>10g} "
@@ -179,6 +188,11 @@ def _arm_pe_lines(core: ArmPeSpec) -> list[str]:
               f"dense layers {'on the array' if m.dense_layers else 'in software'}",
               f"DRAM     {d.bytes / 2**30:g} GiB, {si(d.bandwidth_bits_per_s, 'b/s')}, {d.energy_pj_per_bit} pJ/bit; "
               f"synapses in {core.synapses_in}"]
+    if core.host_loop is not None:
+        h = core.host_loop
+        lines.append(f"host     per token a write, a start and a read, each a request and a reply in datagrams of "
+                     f"{h.datagram_payload_bytes} bytes (+{h.header_bytes} of headers, {h.command_bytes} of command); "
+                     f"the host's own work at {si(h.host_bytes_per_s, 'B/s')}")
     return lines
 
 
@@ -223,7 +237,7 @@ def setup_report(setup) -> str:
     peak = "  ".join(f"{SHORT_LIMIT_NAMES.get(n, n)} {max(r[n] for r in rows):.1%}" for n in names) if rows else "-"
     lines = [f"{setup.scenario.name}: model {g.name} ({g.n_neurons:,} neurons, {g.n_synapses:,} synapses) on "
              f"{setup.chip.name}: {m.n_cores} cores on {m.chips_used} chip(s)",
-             f"busiest core per limit: {peak}", "",
+             f"busiest core per limit: {peak}", "", *placement_lines(placement_group(m)), "",
              "utilisation per core (fraction of each limit)", header]
     for r in rows:
         lines.append(f"{r['core']:>5} {r['chip']:>4} {str(r['router']):>8}  {r['population']:<14} "
@@ -231,7 +245,69 @@ def setup_report(setup) -> str:
     host = [s for s in m.slices if s.core < 0]
     if host:
         lines.append("on the host: " + ", ".join(f"{s.population} ({s.hi - s.lo} neurons)" for s in host))
+    if isinstance(setup.chip.core, NeurocoreSpec):
+        lines += ["", *program_lines(setup.chip, g)]
     return "\n".join(lines)
+
+
+OP_HEADINGS = {"read": "read", "write": "write", "add": "add", "multiply": "mul", "shift": "shift",
+               "compare": "cmp", "lookup": "table", "divide_step": "div"}
+
+
+def program_lines(chip: ChipFile, graph) -> list[str]:
+    """Each population's neuron program: its operations per update by class and one update's
+    time and energy on the chip (`neurosim.cores.neurocore.program_costs`)."""
+    from neurosim.cores.neurocore import program_costs
+
+    priced = "its operations" if chip.core.program_ops is not None else "neuron_update"
+    lines = [f"neuron programs: operations per update, and one update's time and energy (priced by {priced})",
+             f"  {'population':<20} {'kind':<17}" + "".join(f" {OP_HEADINGS[k]:>5}" for k in OP_CLASSES)
+             + f" {'ns':>8} {'pJ':>8}"]
+    for c in program_costs(chip, graph):
+        counts = "".join(f" {c.ops[k]:>5}" if c.ops is not None else f" {'-':>5}" for k in OP_CLASSES)
+        lines.append(f"  {c.population[:20]:<20} {c.kind:<17}{counts} {c.time_ns:>8.3f} {c.energy_pj:>8.3f}")
+    return lines
+
+
+SETTINGS = {"group_per_chip": ("groups", "ungrouped"), "explicit": ("map",), "spread": ("cores",)}
+
+
+def _listed(names: str, most: int = 4) -> str:
+    """A comma-joined list of names, shortened to its first and last ones past ``most``."""
+    items = [n for n in str(names).split(",") if n]
+    if len(items) <= most:
+        return ", ".join(items)
+    return f"{len(items)}: {', '.join(items[:most - 1])}, ..., {items[-1]}"
+
+
+def placement_lines(group: dict) -> list[str]:
+    """A placement (a trace's ``/mapping`` group, `neurosim.mapping.table`) per chip: the cores
+    used, neurons, synapses, memory, and the groups or populations it holds."""
+    attrs, chips = group.get("@attrs", {}), group["chips"]
+    settings = ", ".join(f"{k} '{attrs[k]}'" if isinstance(attrs[k], str) else f"{k} {attrs[k]}"
+                         for k in SETTINGS.get(attrs.get("strategy"), ()) if k in attrs)
+    lines = [f"placement {attrs.get('strategy', 'pack')}" + (f" ({settings})" if settings else "") +
+             f": {attrs.get('cores_used', int(chips['cores'].sum())):,} cores on "
+             f"{attrs.get('chips_used', len(chips['chip']))} chip(s)",
+             f"{'chip':>5} {'cores':>6} {'neurons':>12} {'synapses':>15} {'memory':>10}  groups / populations"]
+    for i, c in enumerate(chips["chip"]):
+        held = (f"group(s) {_listed(chips['groups'][i])}; " if chips["groups"][i] else "") + \
+            f"population(s) {_listed(chips['populations'][i])}"
+        lines.append(f"{int(c):>5} {int(chips['cores'][i]):>6} {int(chips['neurons'][i]):>12,} "
+                     f"{int(chips['synapses'][i]):>15,} {si(chips['memory_bytes'][i], 'B'):>10}  {held}")
+    return lines
+
+
+def trace_report(path: Path) -> str:
+    """A trace's run in a line, and the placement it ran with (its ``/mapping`` group)."""
+    from neurosim.traces.trace import read_trace
+
+    trace = read_trace(path)
+    head = f"{path.name}: scenario {trace.meta.get('scenario_name')}, model {trace.meta.get('model_name')} on " \
+           f"{trace.meta.get('chip_name')}"
+    if "mapping" not in trace.groups:
+        return f"{head}\nthe trace records no placement (no /mapping group: a pipeline accelerator has no cores)"
+    return "\n".join([head, *placement_lines({**trace["mapping"], "@attrs": trace.attrs.get("mapping", {})})])
 
 
 def _existing(path_str: str) -> tuple[Path, str]:
@@ -270,6 +346,8 @@ def describe(path_str: str) -> str:
         return f"{sweep.spec.name}: {len(sweep.points)} points over {', '.join(dict.fromkeys(k for p in sweep.points for k in p))}"
     if kind == "chip":
         return chip_report(load_chip(path)[0])
+    if kind == "trace":
+        return trace_report(path)
     if kind == "model":
         model = _checked_model(path if path.is_dir() else path.parent)
         return "\n".join([f"{model.name}: {model.size.strip()}"] + model.lines)
@@ -288,6 +366,10 @@ def validate_path(path_str: str) -> str:
         _checked_model(path if path.is_dir() else path.parent)
     elif kind in IMPORTED.values():
         _imported(path, kind)
+    elif kind == "trace":
+        from neurosim.traces.trace import read_summary
+
+        read_summary(path)
     elif kind == "sweep":
         from neurosim.spec.scenario import scenario_from_dict
         from neurosim.sweep import apply_point, load_sweep

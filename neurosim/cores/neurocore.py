@@ -3,7 +3,10 @@
 Energy per timestep, per core, by component:
 
 - synapse: synaptic ops x ``synop`` + synaptic-memory words read x ``synmem_read``
-- neuron:  neurons x ``neuron_update`` + active updates x ``neuron_active`` + events x ``spike_out``
+- neuron:  neurons x ``neuron_update`` + active updates x ``neuron_active`` + events x ``spike_out``;
+  with the core's ``program_ops``, each neuron's update costs its program's operations instead
+  (`program_costs`: per class, its count per update x the class's energy), every step, as the
+  core runs every neuron's program every step
 - network: messages sent by cores x ``message_out`` + messages received x ``message_in``,
   and per message its on-chip hops (E-W and N-S
   priced apart), its link crossings (its bits x the link's pJ/bit), or ``noc.local_pj``
@@ -13,8 +16,8 @@ Energy per timestep, per core, by component:
 Time per timestep follows the Loihi 2 runtime model (Timcheck, Pierro, Shrestha 2026): a
 step takes at least as long as each of
 
-- dendrite: the busiest core's neuron updates x ``time_ns.neuron_update`` (and active ones
-  x ``time_ns.neuron_active``)
+- dendrite: the busiest core's neuron updates x ``time_ns.neuron_update`` (with
+  ``program_ops``: its neurons' program times summed), and active ones x ``time_ns.neuron_active``
 - synapse:  the busiest core's synaptic ops x ``time_ns.synop``
 - synmem:   the busiest core's synaptic-memory reads x ``time_ns.synmem_read``
 - link:     the busiest link's bits / its bandwidth: a core's link to its router (bits in
@@ -42,8 +45,8 @@ from neurosim.engine.engine import StepCounters, TimingCosts
 from neurosim.graph.graph import Graph
 from neurosim.mapping.mapper import HOST, Mapping
 from neurosim.mapping.routes import hop_counts, index_type
-from neurosim.programs import KINDS, payload_bits_of
-from neurosim.spec.chip import ChipFile
+from neurosim.programs import KINDS, OP_CLASSES, ops_of, payload_bits_of
+from neurosim.spec.chip import ChipFile, NeurocoreSpec
 
 COMPONENTS = ("synapse", "neuron", "network", "static")
 BOUNDS = ("dendrite", "synapse", "synmem", "link", "barrier", "messages", "tick")
@@ -240,6 +243,65 @@ class StepCost:
     macs: np.ndarray | None = None          # MAC-array multiply-accumulates
 
 
+@dataclass(frozen=True)
+class ProgramCost:
+    """One population's neuron program as a neurocore prices it: its operations per update by
+    class (`neurosim.programs.ops`; None for a kind that does not count them) and one update's
+    time and energy (the flat ``neuron_update`` without the core's ``program_ops``)."""
+
+    population: str
+    kind: str
+    ops: dict[str, int] | None
+    time_ns: float
+    energy_pj: float
+
+
+def program_costs(chip: ChipFile, graph: Graph) -> list[ProgramCost]:
+    """Each population's `ProgramCost` on the chip's neurocores."""
+    core = chip.core
+    priced = core.program_ops if isinstance(core, NeurocoreSpec) else None
+    out = []
+    for name, pop in graph.populations.items():
+        ops = ops_of(KINDS[pop.kind], pop.params)
+        if priced is None or ops is None:
+            time_ns, energy_pj = core.time_ns.neuron_update, core.energy_pj.neuron_update
+        else:
+            time_ns = sum(ops[c] * getattr(priced.time_ns, c) for c in OP_CLASSES)
+            energy_pj = sum(ops[c] * getattr(priced.energy_pj, c) for c in OP_CLASSES)
+        out.append(ProgramCost(name, pop.kind, ops, float(time_ns), float(energy_pj)))
+    return out
+
+
+def update_costs(chip: ChipFile, graph: Graph, mapping: Mapping) -> tuple[np.ndarray, np.ndarray]:
+    """Per core the time (ns) and energy (pJ) of one step's neuron updates: its neurons x
+    ``neuron_update``, or with ``program_ops`` its neurons' program costs summed."""
+    neurons = (mapping.core_neuron_hi - mapping.core_neuron_lo).astype(np.float64)
+    t, e = chip.core.time_ns, chip.core.energy_pj
+    if chip.core.program_ops is None:
+        return neurons * t.neuron_update, neurons * e.neuron_update
+    time_ns, energy_pj = np.zeros(mapping.n_neurons), np.zeros(mapping.n_neurons)
+    for cost in program_costs(chip, graph):
+        lo = mapping.offsets[cost.population]
+        hi = lo + graph.populations[cost.population].size
+        time_ns[lo:hi], energy_pj[lo:hi] = cost.time_ns, cost.energy_pj
+    on_core = mapping.core_of >= 0
+    cores = mapping.core_of[on_core]
+    return (np.bincount(cores, weights=time_ns[on_core], minlength=mapping.n_cores)[:mapping.n_cores],
+            np.bincount(cores, weights=energy_pj[on_core], minlength=mapping.n_cores)[:mapping.n_cores])
+
+
+def programs_group(chip: ChipFile, graph: Graph) -> dict:
+    """The trace's ``programs`` group: per population its kind, operations per update by class,
+    and one update's time and energy."""
+    costs = program_costs(chip, graph)
+    counts = np.array([[c.ops[k] if c.ops is not None else -1 for k in OP_CLASSES] for c in costs], np.int64)
+    return {"names": np.array([c.population for c in costs]), "kinds": np.array([c.kind for c in costs]),
+            "ops": counts.reshape(len(costs), len(OP_CLASSES)),
+            "update_ns": np.array([c.time_ns for c in costs]), "update_pj": np.array([c.energy_pj for c in costs]),
+            "@attrs": {"op_classes": ", ".join(OP_CLASSES),
+                       "priced_by": "program_ops" if chip.core.program_ops is not None else "neuron_update"}}
+
+
 class CostTable(NamedTuple):
     """What `cost_kernel` reads: a neurocore's per-op figures, and what the mapping fixes."""
 
@@ -247,6 +309,8 @@ class CostTable(NamedTuple):
     time_ns: tuple[float, ...]       # neuron_update, neuron_active, synop, synmem_read
     bits_per_s: tuple[float, ...]    # a core's link to its router, a chip-to-chip link, the host link
     neurons: np.ndarray              # float64 [n_cores]
+    update_ns: np.ndarray            # float64 [n_cores] a step's neuron updates (`update_costs`)
+    update_pj: np.ndarray            # float64 [n_cores]
     chip_index: np.ndarray           # int64 [n_cores] among the chips used
     path_bits: np.ndarray            # int64 [n_paths] bits of a message on each path
     path_ptr: np.ndarray             # int64 [n_paths + 1] into path_links
@@ -267,13 +331,19 @@ class CostArrays(NamedTuple):
     bounds_ns: np.ndarray
 
 
-def cost_table(chip: ChipFile, links: ChipLinks, neurons_per_core: np.ndarray, chip_index: np.ndarray) -> CostTable:
+def cost_table(chip: ChipFile, links: ChipLinks, neurons_per_core: np.ndarray, chip_index: np.ndarray,
+               updates: tuple[np.ndarray, np.ndarray] | None = None) -> CostTable:
+    """The table of a mapping's costs; ``updates``: per core a step's neuron updates' time and
+    energy (`update_costs`), else neurons x ``neuron_update``."""
     e, t = chip.core.energy_pj, chip.core.time_ns
+    neurons = np.asarray(neurons_per_core, np.float64)
+    update_ns, update_pj = updates if updates is not None else (neurons * t.neuron_update, neurons * e.neuron_update)
     return CostTable((e.synop, e.synmem_read, e.neuron_update, e.neuron_active, e.spike_out, e.message_in),
                      (t.neuron_update, t.neuron_active, t.synop, t.synmem_read),
                      (chip.chip.noc.core_link_bits_per_s, chip.system.link.bandwidth_bits_per_s,
                       chip.system.host.bandwidth_bits_per_s),
-                     np.asarray(neurons_per_core, np.float64), np.asarray(chip_index, np.int64),
+                     neurons, np.asarray(update_ns, np.float64), np.asarray(update_pj, np.float64),
+                     np.asarray(chip_index, np.int64),
                      links.path_bits.astype(np.int64), links.path_ptr.astype(np.int64),
                      links.path_links.astype(np.int64), links.host_paths.astype(bool))
 
@@ -288,17 +358,17 @@ def cost_kernel(k, synops, reads, active, spikes, msgs_in, bits_in, bits_out, ne
                 synapse_done_ns, out):
     """One step's energy per core by component, busy time per core and chip, link loads and the
     runtime model's bounds (see the module's docstring), from the engine's counters, into ``out``."""
-    e_synop, e_read, e_update, e_active, e_spike, e_message_in = k.energy_pj
-    t_update, t_active, t_synop, t_read = k.time_ns
+    e_synop, e_read, _e_update, e_active, e_spike, e_message_in = k.energy_pj
+    _t_update, t_active, t_synop, t_read = k.time_ns
     core_bps, link_bps, host_bps = k.bits_per_s
     n = synops.shape[0]
     dendrite_max = synop_max = read_max = core_link_max = messages_max = 0.0
     out.chip_busy_ns[:] = 0.0
     for c in range(n):
         out.synapse_pj[c] = synops[c] * e_synop + reads[c] * e_read
-        out.neuron_pj[c] = k.neurons[c] * e_update + active[c] * e_active + spikes[c] * e_spike
+        out.neuron_pj[c] = k.update_pj[c] + active[c] * e_active + spikes[c] * e_spike
         out.network_pj[c] = network_pj[c] + msgs_in[c] * e_message_in
-        dendrite_ns = k.neurons[c] * t_update + active[c] * t_active
+        dendrite_ns = k.update_ns[c] + active[c] * t_active
         synop_ns = synops[c] * t_synop
         read_ns = reads[c] * t_read
         core_link_ns = max(bits_in[c], bits_out[c]) / core_bps * 1e9
@@ -331,7 +401,7 @@ def cost_kernel(k, synops, reads, active, spikes, msgs_in, bits_in, bits_out, ne
 def step_cost(chip: ChipFile, mapping: Mapping, links: ChipLinks, c: StepCounters, neurons_per_core: np.ndarray,
               chip_index: np.ndarray, n_chips: int, table: CostTable | None = None) -> StepCost:
     """One step's `StepCost` from the engine's counters ``c`` (`cost_kernel`; ``table`` saves
-    making its `CostTable` anew)."""
+    making its `CostTable` anew; without one, neuron updates cost ``neuron_update`` each)."""
     n = mapping.n_cores
     table = table if table is not None else cost_table(chip, links, neurons_per_core, chip_index)
     out = cost_arrays(n, n_chips, len(links.names))
@@ -368,7 +438,8 @@ class NeurocoreModel:
         used, self.chip_index = np.unique(mapping.core_chip, return_inverse=True)
         self.n_chips = len(used)
         self.neurons_per_core = (mapping.core_neuron_hi - mapping.core_neuron_lo).astype(np.float64)
-        self.table = cost_table(chip, self.links, self.neurons_per_core, self.chip_index)
+        self.table = cost_table(chip, self.links, self.neurons_per_core, self.chip_index,
+                                update_costs(chip, graph, mapping))
 
     def step_cost(self, c: StepCounters, payload: np.ndarray) -> StepCost:
         return step_cost(self.chip, self.mapping, self.links, c, self.neurons_per_core, self.chip_index, self.n_chips,

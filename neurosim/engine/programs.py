@@ -21,15 +21,19 @@ import numpy as np
 
 from neurosim.programs import NeuronKind, NeuronState, active_neurons
 from neurosim.programs.graded import graded_relu_step, sigma_delta_step
+from neurosim.programs.fused import glu_step, mlgru_step, residual_add_step, scaled_product_step
 from neurosim.programs.lif import cuba_lif_step, lif_step
 from neurosim.programs.lm_ops import gate_product_step, gated_recurrence_step, lut_activation_step, rsqrt_step
-from neurosim.programs.sources import delta_source_step, source_step, spike_source_step
+from neurosim.programs.sources import delta_source_step, source_step, spike_source_step, time_source_step
 
 # The compiled kinds, with each kernel's constants in order: "a" an array, "s" a scalar.
 LAYOUTS = {"loihi_lif": "aaaas", "cuba_lif": "aaaasssss", "sigma_delta": "aassss", "graded_relu": "asss",
            "gate_product": "sssas", "gated_recurrence": "sss", "lut_activation": "assssasaas", "rsqrt": "sss",
-           "graded_source": "s", "spike_source": "", "delta_source": "ssss"}
+           "graded_source": "s", "spike_source": "", "delta_source": "ssss", "time_source": "sss",
+           "scaled_product": "assssssasss", "residual_add": "asssssasss", "glu": "asssasssssasss",
+           "mlgru": "aasssaasaassss"}
 KIND_IDS = {name: k for k, name in enumerate(LAYOUTS)}
+SCALED_PRODUCT, RESIDUAL_ADD, GLU, MLGRU = (KIND_IDS[k] for k in ("scaled_product", "residual_add", "glu", "mlgru"))
 
 
 class ProgramTable(NamedTuple):
@@ -175,6 +179,23 @@ def run_program(t, p, acc, payload):
         return source_step(acc, payload, var(t, p, 0), num(t, p, 0))
     if k == 9:
         return spike_source_step(acc, payload, var(t, p, 0))
+    if k == 11:
+        return time_source_step(acc, payload, var(t, p, 0), var(t, p, 1), num(t, p, 0), num(t, p, 1), num(t, p, 2))
+    if k == SCALED_PRODUCT:
+        return scaled_product_step(acc, payload, arr(t, p, 0), num(t, p, 0), num(t, p, 1), num(t, p, 2), num(t, p, 3),
+                                   num(t, p, 4), num(t, p, 5) != 0, arr(t, p, 1), num(t, p, 6), num(t, p, 7),
+                                   num(t, p, 8))
+    if k == RESIDUAL_ADD:
+        return residual_add_step(acc, payload, arr(t, p, 0), num(t, p, 0), num(t, p, 1), num(t, p, 2), num(t, p, 3),
+                                 num(t, p, 4) != 0, arr(t, p, 1), num(t, p, 5), num(t, p, 6), num(t, p, 7))
+    if k == GLU:
+        return glu_step(acc, payload, arr(t, p, 0), num(t, p, 0), num(t, p, 1), num(t, p, 2), arr(t, p, 1),
+                        num(t, p, 3), num(t, p, 4), num(t, p, 5), num(t, p, 6), num(t, p, 7) != 0, arr(t, p, 2),
+                        num(t, p, 8), num(t, p, 9), num(t, p, 10))
+    if k == MLGRU:
+        return mlgru_step(acc, payload, var(t, p, 0), arr(t, p, 0), arr(t, p, 1), num(t, p, 0), num(t, p, 1),
+                          num(t, p, 2), arr(t, p, 2), arr(t, p, 3), num(t, p, 3), arr(t, p, 4), arr(t, p, 5),
+                          num(t, p, 4), num(t, p, 5) != 0, num(t, p, 6), num(t, p, 7))
     return delta_source_step(acc, payload, var(t, p, 0), var(t, p, 1), num(t, p, 0), num(t, p, 1), num(t, p, 2),
                              num(t, p, 3))
 

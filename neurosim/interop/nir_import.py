@@ -407,7 +407,7 @@ def _import(flat: Flat, path: Path, dt: float, reset: str, input_encoding: str, 
                                   np.zeros(_size(nodes[out])))
         names[out] = _pop_name(out)
         targets.append(out)
-    order = {n: k for k, n in enumerate([inp] + targets)}
+    order, scales = {n: k for k, n in enumerate([inp] + targets)}, {}    # scales: as `NirReference` takes them
     for t in targets:
         model = models[t]
         ins = incoming(t)
@@ -431,7 +431,7 @@ def _import(flat: Flat, path: Path, dt: float, reset: str, input_encoding: str, 
         if _integral([c.vals for c in eff.values()] + [model.theta if model.theta is not None else np.zeros(0),
                                                        64 * (model.leak + bias_eff), 64 * model.v0]):
             scale = 1.0          # already in the chip's units (a graph exported from neurosim): keep them
-        pop = names[t]
+        pop, scales[t] = names[t], scale
         du = np.clip(np.rint(model.a * 4096), 0, 4096).astype(np.int64)
         dv = np.clip(np.rint(model.b * 4096), 0, 4096).astype(np.int64)
         v_bias = model.leak + (0 if needs_bias_neuron else bias_eff)
@@ -473,8 +473,9 @@ def _import(flat: Flat, path: Path, dt: float, reset: str, input_encoding: str, 
             errors.append(relative_errors(pop, "weights", np.concatenate(weights_fixed), np.concatenate(weights_exact)))
     graph = Graph(name or path.stem, pops, projections, names[inp], names[readout],
                   "membrane" if models[readout].theta is None else "spike_count", "any", source_file=file)
-    reference = NirReference(flat, models, inp, targets, readout, dt, reset, input_encoding, names)
-    return ImportedModel(graph, reference.run, errors, "nir", file, feed_forward=not recurrent)
+    reference = NirReference(flat, models, inp, targets, readout, dt, reset, input_encoding, names, scales)
+    return ImportedModel(graph, reference.run, errors, "nir", file, feed_forward=not recurrent,
+                         readout_scale=reference.readout_scale)
 
 
 def _size(node) -> int:

@@ -49,12 +49,18 @@ def conv(x: np.ndarray, weight: np.ndarray, stride, padding, dilation, groups: i
 
 
 class NirReference:
-    """Runs a flattened NIR graph (`neurosim.interop.nir_import.Flat`) on a batch of inputs."""
+    """Runs a flattened NIR graph (`neurosim.interop.nir_import.Flat`) on a batch of inputs.
+
+    ``scales`` gives each neuron node's power-of-two scale on the chip (its ``v`` is 64 x scale x
+    the graph's voltage). A readout read by its membrane is given in the chip's units, as the chip
+    reads it: the graph's voltage over `readout_scale` (the graph's units of one unit of the
+    chip's ``v``; None for a readout read by its spikes)."""
 
     def __init__(self, flat, models, input_node: str, targets: list[str], readout: str, dt: float, reset: str,
-                 input_encoding: str, names: dict[str, str]):
+                 input_encoding: str, names: dict[str, str], scales: dict[str, float] | None = None):
         self.flat, self.models, self.input, self.targets, self.names = flat, models, input_node, targets, names
         self.readout, self.dt = readout, dt
+        self.readout_scale = None if models[readout].theta is not None else 1 / (64 * (scales or {}).get(readout, 1.0))
         self.graded = input_encoding == "graded"
 
     def _linear(self, name: str, x: np.ndarray, history: dict, t: int) -> np.ndarray:
@@ -136,5 +142,5 @@ class NirReference:
             out = new_out
             counts += out[self.readout] if models[self.readout].theta is not None else 0
         spiking = models[self.readout].theta is not None
-        readout = counts if spiking else state[self.readout]["v"]
+        readout = counts if spiking else state[self.readout]["v"] / self.readout_scale
         return FloatRun({self.names[n]: e for n, e in events.items()}, readout)

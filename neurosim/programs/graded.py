@@ -29,6 +29,7 @@ from neurosim.programs.fixed import STATE_MAX, fix24
 from neurosim.programs.kind import (WORD_BYTES, Activation, NeuronKind, NeuronState, Overflow, PayloadBits, activate,
                                     clip_scalar, count_changed, fix24_scalar, int_state, max_payload, param_value,
                                     per_neuron_int)
+from neurosim.programs.ops import CLIP, Ops, if_, memory, ops, total, used
 from neurosim.spec.validate import Spec
 
 
@@ -133,9 +134,23 @@ def _build_graded_relu(p: GradedReluParams, raw: dict[str, Any], size: int) -> N
     return NeuronState({}, (bias, p.activation == "relu", p.shift, max_payload(p.payload_bits)), {})
 
 
+def _sigma_delta_ops(p: SigmaDeltaParams, raw: dict[str, Any]) -> Ops:
+    """The input's clip and sum, saturation, bias, relu, the change and its threshold (an
+    absolute value and a compare), its shift and clip, and the sent part added back."""
+    shifts = 2 * int(p.state_exp > 0)
+    return total(memory(1, state=2), CLIP, ops(add=1), if_(p.overflow == "saturate", CLIP),
+                 ops(add=2 + int(used(raw, p, "bias", 0)), compare=2 + int(p.activation == "relu"), shift=shifts),
+                 CLIP)
+
+
+def _graded_relu_ops(p: GradedReluParams, raw: dict[str, Any]) -> Ops:
+    return total(memory(1), ops(add=int(used(raw, p, "bias", 0)), compare=int(p.activation == "relu"),
+                                shift=int(p.shift > 0)), CLIP)
+
+
 GRADED_KINDS: tuple[NeuronKind, ...] = (
     NeuronKind("sigma_delta", SigmaDeltaParams, 2 * WORD_BYTES, False, True, sigma_delta_step,
-               sigma_delta_reference, _build_sigma_delta, ("vth", "bias")),
+               sigma_delta_reference, _build_sigma_delta, ("vth", "bias"), ops=_sigma_delta_ops),
     NeuronKind("graded_relu", GradedReluParams, WORD_BYTES, False, True, graded_relu_step,
-               graded_relu_reference, _build_graded_relu, ("bias",)),
+               graded_relu_reference, _build_graded_relu, ("bias",), ops=_graded_relu_ops),
 )

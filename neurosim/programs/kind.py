@@ -20,8 +20,11 @@ updates apart (``neuron_active``), as Loihi's active and inactive neuron updates
 State memory per neuron (``state_bytes``): one 32-bit word per state variable and per
 input port beyond the first; the mapper adds a word per parameter given per neuron.
 
+Operations per update (``ops``): what one update executes by class (adds, multiplies, table
+look-ups, ...; `neurosim.programs.ops`), for chips that price a program's operations.
+
 Each family of programs has its own module, its equations in its docstring (`neurosim.programs.lif`,
-`graded`, `lm_ops`, `sources`, `spikegpt_fixed`, `fp32`); `neurosim.programs.registry` holds ``KINDS``.
+`graded`, `lm_ops`, `fused`, `sources`, `spikegpt_fixed`, `fp32`); `neurosim.programs.registry` holds ``KINDS``.
 """
 
 from __future__ import annotations
@@ -113,6 +116,8 @@ class NeuronKind:
     active: Callable[[np.ndarray, NeuronState], np.ndarray] | None = None   # see `active_neurons`
     float_valued: bool = False         # fp32 state, accumulators and payloads (else integers)
     whole_population: bool = False     # its update needs the whole population's vector: one core holds it
+    ops: Callable[[Spec, dict[str, Any]], dict[str, int]] | None = None   # one update's operations by class
+    #                                  (`neurosim.programs.ops`), from its parameters; None: not counted
 
 
 # ---------------------------------------------------------------------------------------------

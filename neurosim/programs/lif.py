@@ -33,6 +33,7 @@ from pydantic import Field
 from neurosim.programs.fixed import ACT_SHIFT, INPUT16_MAX, INPUT16_MIN, STATE_MAX, decay, fix24, shift, wrap24
 from neurosim.programs.kind import (WORD_BYTES, NeuronKind, NeuronState, Overflow, PayloadBits, clip_scalar,
                                     count_changed, fix24_scalar, int_state, max_payload, param_value, per_neuron_int)
+from neurosim.programs.ops import CLIP, Ops, if_, memory, ops, total, used
 from neurosim.spec.validate import Spec
 
 
@@ -219,9 +220,30 @@ def _build_cuba_lif(p: CubaLifParams, raw: dict[str, Any], size: int) -> NeuronS
                                p.overflow == "saturate", max_payload(p.payload_bits)), initial)
 
 
+def _lif_ops(p: LifParams, raw: dict[str, Any]) -> Ops:
+    """Lava's bit-accurate LIF is one program whatever its parameters (Loihi's compartment): the
+    input's clip, two decays (multiply, shift), the input's shift, three adds and the reset's,
+    v's clip and the threshold."""
+    return total(memory(1, state=2), CLIP, ops(multiply=2, shift=3, add=4, compare=1), CLIP)
+
+
+def _cuba_lif_ops(p: CubaLifParams, raw: dict[str, Any]) -> Ops:
+    """Loihi 2's CUBA LIF has the steps its parameters need: a decay unless it keeps nothing
+    (du = 4096) or everything (dv = 0), the bias if any, saturation, the refractory counter, the
+    threshold and reset of a spiking neuron, a graded spike's payload."""
+    decay_u, decay_v = used(raw, p, "du", 4096), used(raw, p, "dv", 0)
+    saturate, refractory, spiking = p.overflow == "saturate", p.refractory > 0, p.vth is not None
+    return total(memory(1, state=2 + int(refractory)), CLIP,
+                 ops(multiply=int(decay_u), shift=1 + int(decay_u), add=int(decay_u)), if_(saturate, CLIP),
+                 if_(refractory, ops(compare=1, add=1)),
+                 ops(multiply=int(decay_v), shift=int(decay_v), add=1 + int(used(raw, p, "bias", 0))),
+                 if_(saturate, CLIP), if_(spiking, ops(compare=1, add=int(p.reset == "subtract"))),
+                 if_(spiking and p.graded, total(ops(shift=1, compare=1), CLIP)))
+
+
 LIF_KINDS: tuple[NeuronKind, ...] = (
     NeuronKind("loihi_lif", LifParams, 2 * WORD_BYTES, False, False, lif_step, lif_reference, _build_lif,
-               ("du", "dv", "bias_mant", "vth"), active=_lif_active),
+               ("du", "dv", "bias_mant", "vth"), active=_lif_active, ops=_lif_ops),
     NeuronKind("cuba_lif", CubaLifParams, 3 * WORD_BYTES, False, True, cuba_lif_step, cuba_lif_reference,
-               _build_cuba_lif, ("du", "dv", "bias", "vth"), active=_lif_active),
+               _build_cuba_lif, ("du", "dv", "bias", "vth"), active=_lif_active, ops=_cuba_lif_ops),
 )

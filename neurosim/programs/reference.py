@@ -3,8 +3,9 @@
 It shares nothing with the engine but the neuron kinds' numpy reference steps: synapses
 are applied per projection from CSR arrays with ``np.add.at``, the rows of the sources that
 sent an event, with no cores, axons or messages (an integer dense projection with a weight
-exponent of 0 or more as an exact int64 matrix product instead); a projection's delay puts its
-input into a later step's accumulators. The engine must reproduce its events and state exactly.
+exponent of 0 or more as an exact int64 product instead: of the matrix's rows of the sources that
+sent an event when they are few, else of the whole matrix); a projection's delay puts its input
+into a later step's accumulators. The engine must reproduce its events and state exactly.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import numpy as np
 from neurosim.graph.graph import Dense, Graph
 from neurosim.programs.fixed import shift
 from neurosim.programs.registry import KINDS, build_state, port_index, value_dtype
+
+SPARSE_SHARE = 1 / 16        # a dense projection's sources with events below this share: their rows only
 
 
 class Reference:
@@ -35,11 +38,11 @@ class Reference:
                       for name, p in graph.populations.items()} for _ in range(self.slots)]
         self.steps_done = 0
         self.payload = {name: np.zeros((batch, p.size), dtype) for name, p in graph.populations.items()}
-        self.csr = {name: proj.to_csr() for name, proj in graph.projections.items()}
-        # integer dense projections as exact int64 products [source, target]: w * 2^exp per synapse
-        self.matrix = {name: proj.weight.T.astype(np.int64) << proj.weight_exp
+        # integer dense projections as exact products [source, target]: w * 2^exp per synapse
+        self.matrix = {name: np.ascontiguousarray(proj.weight.T, np.int64) << proj.weight_exp
                        for name, proj in graph.projections.items()
                        if isinstance(proj, Dense) and proj.weight.dtype.kind != "f" and proj.weight_exp >= 0}
+        self.csr = {name: proj.to_csr() for name, proj in graph.projections.items() if name not in self.matrix}
 
     def set_input(self, population: str, values: np.ndarray) -> None:
         self.states[population].state["values"][:] = values
@@ -51,7 +54,11 @@ class Reference:
 
     def step(self, hold: frozenset[str] = frozenset()) -> dict[str, np.ndarray]:
         """One timestep; populations in ``hold`` keep their state and accumulators and send nothing
-        (as `neurosim.engine.engine.Engine.step`)."""
+        (as `neurosim.engine.engine.Engine.step`); a population due a reset (`Graph.resets`) first
+        goes back to its initial state."""
+        for name, (every, phase) in self.graph.resets.items():
+            if self.steps_done % every == phase:
+                self.states[name].reset()
         for name, kind in self.kinds.items():
             ns = self.states[name]
             if name in hold:
@@ -59,12 +66,12 @@ class Reference:
                 continue
             kind.reference(self.acc[name], self.payload[name], *ns.state.values(), *ns.consts)
         for name, proj in self.graph.projections.items():
-            csr = self.csr[name]
             acc = self.accs[(self.steps_done + 1 + proj.delay) % self.slots][proj.target]
             port = port_index(self.kinds[proj.target], proj.port)
             if name in self.matrix:
-                acc[:, port] += self.payload[proj.source] @ self.matrix[name]
+                acc[:, port] += dense_product(self.payload[proj.source], self.matrix[name])
                 continue
+            csr = self.csr[name]
             b, j = np.nonzero(self.payload[proj.source])          # events, by sample then source
             lengths = csr.indptr[j + 1] - csr.indptr[j]
             first = np.cumsum(lengths) - lengths
@@ -82,6 +89,19 @@ class Reference:
 
     def state_of(self, population: str) -> dict[str, np.ndarray]:
         return self.states[population].state
+
+
+def dense_product(payload: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """``payload [batch, source] @ matrix [source, target]`` in int64: from the rows of the sources
+    with an event, summed per sample, when fewer than `SPARSE_SHARE` of them have one."""
+    b, j = np.nonzero(payload)
+    if len(j) >= SPARSE_SHARE * payload.size:
+        return payload @ matrix
+    out = np.zeros((payload.shape[0], matrix.shape[1]), np.int64)
+    if len(j):
+        starts = np.flatnonzero(np.diff(b, prepend=-1))       # events come by sample
+        out[b[starts]] = np.add.reduceat(matrix[j] * payload[b, j][:, None], starts, axis=0)
+    return out
 
 
 class DataflowReference:
@@ -131,6 +151,39 @@ class DataflowReference:
             ns = self.states[name]
             kind.reference(acc, payload[name], *ns.state.values(), *ns.consts)
         return payload
+
+    def run(self, population: str, values: np.ndarray, readout: str, chunk: int = 32) -> np.ndarray:
+        """The ``readout`` population's payloads for a sequence of inputs, one token after another:
+        row ``t`` of ``values`` [tokens, size] set as ``population``'s input for token ``t``. It
+        equals calling `set_input` and `step` per token (batch 1): each population is evaluated for
+        ``chunk`` tokens at a time, its programs token after token (their state carries over), so
+        that a dense projection is one matrix product per chunk instead of one per token."""
+        if self.batch != 1:
+            raise ValueError("a sequence of tokens runs with a batch of 1")
+        out = []
+        for lo in range(0, len(values), chunk):
+            block = np.asarray(values[lo:lo + chunk])
+            n = len(block)
+            payload = {}
+            for name in self.order:
+                kind, size = self.kinds[name], self.graph.populations[name].size
+                acc = np.zeros((n, len(kind.ports), size), np.int64)
+                for proj, port, matrix in self.inputs[name]:
+                    if isinstance(matrix, np.ndarray):
+                        acc[:, port] += np.rint(payload[proj.source] @ matrix).astype(np.int64)
+                    else:
+                        src = np.repeat(np.arange(len(matrix.indptr) - 1), np.diff(matrix.indptr))
+                        contrib = shift(matrix.weight.astype(np.int64)[None, :] * payload[proj.source][:, src],
+                                        proj.weight_exp)
+                        np.add.at(acc, (slice(None), port, matrix.indices), contrib)
+                payload[name] = np.zeros((n, size), np.int64)
+                ns = self.states[name]
+                for t in range(n):
+                    if name == population:
+                        ns.state["values"][:] = block[t]
+                    kind.reference(acc[t:t + 1], payload[name][t:t + 1], *ns.state.values(), *ns.consts)
+            out.append(payload[readout])
+        return np.concatenate(out) if out else np.zeros((0, self.graph.populations[readout].size), np.int64)
 
     def state_of(self, population: str) -> dict[str, np.ndarray]:
         return self.states[population].state

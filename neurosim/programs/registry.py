@@ -11,16 +11,19 @@ import numpy as np
 from neurosim.errors import UserError
 from neurosim.graph.graph import weight_range
 from neurosim.programs.fp32 import FP32_KINDS
+from neurosim.programs.fused import FUSED_KINDS
 from neurosim.programs.graded import GRADED_KINDS
 from neurosim.programs.kind import FLOAT, WORD_BYTES, NeuronKind, NeuronState, ParameterError
 from neurosim.programs.lif import LIF_KINDS
 from neurosim.programs.lm_ops import LM_KINDS
+from neurosim.programs.ops import Ops, ops
 from neurosim.programs.sources import SOURCE_KINDS
 from neurosim.programs.spikegpt_fixed import SPIKEGPT_FIXED_KINDS
 from neurosim.spec.validate import validate
 
 KINDS: dict[str, NeuronKind] = {
-    k.name: k for k in (*LIF_KINDS, *GRADED_KINDS, *LM_KINDS, *SOURCE_KINDS, *SPIKEGPT_FIXED_KINDS, *FP32_KINDS)
+    k.name: k for k in (*LIF_KINDS, *GRADED_KINDS, *LM_KINDS, *FUSED_KINDS, *SOURCE_KINDS, *SPIKEGPT_FIXED_KINDS,
+                        *FP32_KINDS)
 }
 
 
@@ -37,6 +40,18 @@ def state_bytes_of(kind: NeuronKind, params: dict[str, Any]) -> int:
     """Neuron-state memory per neuron: the program's words, plus a word per per-neuron parameter."""
     arrays = sum(isinstance(v, np.ndarray) for v in params.values())
     return kind.state_bytes + WORD_BYTES * arrays
+
+
+def ops_of(kind: NeuronKind, params: dict[str, Any]) -> Ops | None:
+    """One update's operations by class (`neurosim.programs.ops`) for a population of this kind
+    and parameters: none for a population on the host, None for a kind that does not count
+    them (the float programs, which run on no neurocore)."""
+    if kind.on_host:
+        return ops()
+    if kind.ops is None:
+        return None
+    scalars = {k: (0 if isinstance(v, np.ndarray) else v) for k, v in params.items()}
+    return kind.ops(validate(kind.params, scalars, file=""), params)
 
 
 def active_neurons(kind: NeuronKind, acc: np.ndarray, ns: NeuronState) -> np.ndarray:

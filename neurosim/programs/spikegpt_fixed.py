@@ -44,6 +44,7 @@ from neurosim.programs.fixed import STATE_MAX
 from neurosim.programs.kind import (INPUT32_MAX, WORD_BYTES, NeuronKind, NeuronState, ParameterError, PayloadBits,
                                     count_changed, function_table, int_state, max_payload, param_value,
                                     per_neuron_int)
+from neurosim.programs.ops import CLIP, Ops, memory, ops, total
 from neurosim.spec.validate import Spec
 
 EXP_IN_FRAC, EXP_OUT_FRAC = 12, 16      # wkv_fixed: EXP's input and output fractional bits
@@ -219,14 +220,52 @@ def _build_gated_lif_fixed(p: GatedLifFixedParams, raw: dict[str, Any], size: in
                        initial)
 
 
+# ---------------------------------------------------------------------------------------------
+# operations per update (`neurosim.programs.ops`)
+
+
+def _shifted_ops(carry: bool) -> Ops:
+    """A token-shifted input: the carry added, clipped to 32 bits, scaled, clipped to 24."""
+    return total(ops(add=int(carry), multiply=1, shift=1), CLIP, CLIP)
+
+
+EXP_OPS = total(ops(add=1, compare=1, shift=3, lookup=2, multiply=1), CLIP)   # -x, range, split, two tables
+SIG_OPS = ops(add=1, compare=2, lookup=1)
+LIF_FIXED_OPS = total(ops(add=1, shift=1, compare=1), CLIP)                  # (V + x) >> 1, clip, threshold
+
+
+def _wkv_fixed_ops(p: WkvFixedParams, raw: dict[str, Any]) -> Ops:
+    """Three token-shifted inputs; the output's two maxima, four exponentials, numerator and
+    denominator and a division to a 24-bit quotient (larger ones saturate); the state's update;
+    clips; the receptance's gate."""
+    return total(memory(6, state=6), *[_shifted_ops(True)] * 3, *[EXP_OPS] * 4,
+                 ops(add=10, compare=3, multiply=6, shift=4, divide_step=24), CLIP, CLIP, CLIP, SIG_OPS,
+                 ops(multiply=1, shift=1), CLIP)
+
+
+def _relu_square_fixed_ops(p: ReluSquareFixedParams, raw: dict[str, Any]) -> Ops:
+    return total(memory(2, state=1), _shifted_ops(True), ops(compare=1, multiply=1, shift=1), CLIP)
+
+
+def _lif_fixed_ops(p: LifFixedParams, raw: dict[str, Any]) -> Ops:
+    return total(memory(1, state=1), _shifted_ops(False), LIF_FIXED_OPS)
+
+
+def _gated_lif_fixed_ops(p: GatedLifFixedParams, raw: dict[str, Any]) -> Ops:
+    return total(memory(3, state=2), _shifted_ops(False), _shifted_ops(True), SIG_OPS, ops(multiply=1, shift=1),
+                 LIF_FIXED_OPS)
+
+
 SPIKEGPT_FIXED_KINDS: tuple[NeuronKind, ...] = (
     NeuronKind("wkv_fixed", WkvFixedParams, 13 * WORD_BYTES, False, True, wkv_fixed_step, wkv_fixed_step,
                _build_wkv_fixed, ("mult_k", "mult_v", "mult_r", "decay", "first"),
-               ("k", "k_next", "v", "v_next", "r", "r_next")),
+               ("k", "k_next", "v", "v_next", "r", "r_next"), ops=_wkv_fixed_ops),
     NeuronKind("relu_square_fixed", ReluSquareFixedParams, 2 * WORD_BYTES, False, True, relu_square_fixed_step,
-               relu_square_fixed_step, _build_relu_square_fixed, ("mult",), ("in", "in_next")),
+               relu_square_fixed_step, _build_relu_square_fixed, ("mult",), ("in", "in_next"),
+               ops=_relu_square_fixed_ops),
     NeuronKind("lif_fixed", LifFixedParams, WORD_BYTES, False, False, lif_fixed_step, lif_fixed_step,
-               _build_lif_fixed, ("mult",)),
+               _build_lif_fixed, ("mult",), ops=_lif_fixed_ops),
     NeuronKind("gated_lif_fixed", GatedLifFixedParams, 4 * WORD_BYTES, False, False, gated_lif_fixed_step,
-               gated_lif_fixed_step, _build_gated_lif_fixed, ("mult", "mult_r"), ("v", "r", "r_next")),
+               gated_lif_fixed_step, _build_gated_lif_fixed, ("mult", "mult_r"), ("v", "r", "r_next"),
+               ops=_gated_lif_fixed_ops),
 )

@@ -46,16 +46,15 @@ import numpy as np
 from neurosim import datasets
 from neurosim.cores import core_model
 from neurosim.cores.neurocore import COMPONENTS
-from neurosim.cores.ternary_pipeline import block_costs, stream_shares, token_cost
 from neurosim.engine.engine import Engine
+from neurosim.runs.activity import PipelineWork
 from neurosim.runs.checkpoint import Checkpoint
-from neurosim.runs.progress import PROGRESS, progress_bar
+from neurosim.runs.progress import PROGRESS, TokenPhases, phase
 from neurosim.runs.recorder import Recorder
 from neurosim.runs.spiking import STEPS_PER_CALL, StepLoop
 from neurosim.runs.setup import Setup
 from neurosim.system.system import SystemTiming, system_timing
-from neurosim.zoo.language import LoweredLanguageModel, score
-from neurosim.zoo.matmulfree import model as matmulfree
+from neurosim.zoo.language import LoweredLanguageModel
 
 
 @dataclass
@@ -140,12 +139,13 @@ def run_language(setup: Setup, progress: bool = False,
     timing = system_timing(setup.chip, np.unique(mapping.core_chip), d, model.barrier)
     tokens = TokenStream(prompt, len(prompt) + lang.generate_tokens, lowered.depth)
     checkpoint = Checkpoint(setup, prompt, lang.generate_tokens, ".pkl") if spec.checkpoint_every else None
-    saved = checkpoint.load_state() if checkpoint is not None and resume else None
+    like = {**tokens.state(), **engine_state(engine)}          # this run's state: a checkpoint must have its shape
+    saved = checkpoint.load_state(like) if checkpoint is not None and resume else None
     if saved is not None:
         rec.restore_token_state(saved)
         tokens.restore(saved)
         restore_engine(engine, saved)
-    bar = progress_bar(tokens.n_total, len(tokens.outputs), spec.name, "token", progress)
+    bar = TokenPhases(len(prompt), tokens.n_total, len(tokens.outputs), spec.name, progress)   # prefill, generation
     zeros = np.zeros(graph.populations[graph.input_population].size, engine.payload.dtype)
     loop = StepLoop(engine, model, rec, graph.input_population) if StepLoop.compiles(engine, model) else None
     while len(tokens.outputs) < tokens.n_total:
@@ -173,10 +173,12 @@ def run_language(setup: Setup, progress: bool = False,
     # the chip against its reference, token by token
     checked = {}
     if spec.reference:
-        expected = lowered.reference_outputs(tokens.inputs)
+        with phase("the reference"):
+            expected = lowered.reference_outputs(tokens.inputs)
         checked = {"matches_reference": bool(lowered.matches(expected, tokens.outputs)),
                    "reference_is_model": bool(lowered.reference_is_model)}
-    scores = lowered.scores(text.codes[:lang.accuracy_chars + 1]) if lang.accuracy_chars else {}
+    with phase("scoring"):
+        scores = lowered.scores(text.codes[:lang.accuracy_chars + 1]) if lang.accuracy_chars else {}
     summary, groups = token_outcome(setup, rec, tokens, timing, {**scores, **checked})
     meta = {"generated_text": "".join(lowered.lm.model.vocab[t] for t in tokens.inputs[len(prompt):])}
     return summary, groups, meta
@@ -212,7 +214,7 @@ def token_outcome(setup: Setup, rec: Recorder, tokens: TokenStream, timing: Syst
     out_steps = np.array(tokens.entry_step) + depth
     waits[out_steps[n_prompt - 1:]] = timing.readout_ns      # each output the host reads to go on
     time_ns = np.cumsum(latency_ns + waits)
-    static_w = setup.chip.chip.static_power_w * rec.n_chips
+    static_w = setup.chip.static_power_w(rec.n_chips)
     cum_energy = np.cumsum(rec.close(timing, static_w, latency_ns + waits,
                                      {"latency_ns": latency_ns, "wait_ns": waits, "time_ns": time_ns}))
     energy = rec.energy()
@@ -235,6 +237,7 @@ def token_outcome(setup: Setup, rec: Recorder, tokens: TokenStream, timing: Syst
     gen_ns = np.diff(time_ns[gen_ends])
     gen_pj = np.diff(cum_energy[gen_ends])
 
+    work = PipelineWork.of(rec, setup.language, tokens.entry_step)     # activity apart from the pipeline's idling
     summary = {
         "tokens_per_s": float(1e9 / gen_ns.mean()),
         "energy_per_token_j": float(gen_pj.mean() * 1e-12),
@@ -247,6 +250,7 @@ def token_outcome(setup: Setup, rec: Recorder, tokens: TokenStream, timing: Syst
         "generated_tokens": int(lang.generate_tokens), "depth_steps": int(depth),
         "cores_used": int(setup.mapping.n_cores), "chips_used": int(rec.n_chips),
         "mean_sparsity": rec.mean_sparsity(list(range(len(rec.pops)))),
+        **work.summary(),
         "synaptic_ops": int(rec["steps/synops"].sum()), "overflows": int(rec["steps/overflow"].sum()),
         **rec.bound_shares(),
         **rec.pe_summary(),
@@ -257,7 +261,7 @@ def token_outcome(setup: Setup, rec: Recorder, tokens: TokenStream, timing: Syst
                    "entry_step": np.array(tokens.entry_step, np.int64), "output_step": out_steps,
                    "output_time_ns": time_ns[out_steps],
                    "@attrs": {"phase_codes": "0: prompt, 1: generated", "vocab": setup.language.lm.model.vocab}},
-        "layers": rec.layers_group(),
+        "layers": rec.layers_group() | work.layers(),
         "links": rec.links_group(),
     }
     cores = rec.cores_group()
@@ -265,69 +269,3 @@ def token_outcome(setup: Setup, rec: Recorder, tokens: TokenStream, timing: Syst
         groups["cores"] = cores
     return summary, groups
 
-
-def run_pipeline_language(setup: Setup) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """The same figures on a ternary pipeline accelerator (`neurosim.cores.ternary_pipeline`).
-
-    Its arithmetic is the model's as trained (int8 activations with per-token scales), run
-    token by token for the prompt and the generated tokens (for trained weights; the cost does
-    not depend on the values); the host sends each token's embedding and reads each output
-    over the host link.
-    """
-    spec, chip, lm = setup.scenario, setup.chip, setup.lm
-    lang, core, model = spec.language, chip.core, lm.model
-    text = datasets.load_text(lm.dataset, spec.input.split)
-    prompt = text.codes[:lang.prompt_tokens].astype(np.int64)
-    blocks = block_costs(core, model)
-    static_w = chip.chip.static_power_w * chip.n_chips
-    host = chip.system.host
-    io_ns = 2 * (host.latency_ns + model.d * 16 / host.bandwidth_bits_per_s * 1e9)   # 16-bit values in and out
-    generated = token_cost(core, static_w, blocks, prefill=False)
-    prefill = token_cost(core, static_w, blocks, prefill=True)
-    gen_ns = generated.time_ns + io_ns
-    gen_pj = sum(generated.energy_pj.values()) + static_w * io_ns * 1e3
-
-    # the tokens themselves, as trained (a model with generated weights predicts nothing worth running)
-    tokens = list(prompt)
-    if not lm.generated:
-        state = matmulfree.initial_state(model, 1)
-        for t in range(len(prompt) + lang.generate_tokens - 1):
-            logits, state = matmulfree.step(model, np.array([tokens[t]]), state, "quantized")
-            if t >= len(prompt) - 1:
-                tokens.append(int(logits.argmax()))
-    reported = lang.report_prompt_tokens or len(prompt)
-    fill_ns = sum(b.time_ns for b in blocks) - prefill.time_ns       # the first token's way through the stages
-    prefill_ns = fill_ns + reported * prefill.time_ns + io_ns
-    prefill_pj = reported * sum(prefill.energy_pj.values()) + static_w * (fill_ns + io_ns) * 1e3
-    scores = {}
-    if lang.accuracy_chars:
-        held_out = text.codes[:lang.accuracy_chars + 1]
-        trained = score(model, held_out, "quantized")
-        scores = {"accuracy": trained.accuracy, "bits_per_char": trained.bits_per_char,
-                  "float_bits_per_char": score(model, held_out, "float").bits_per_char,
-                  "trained_bits_per_char": trained.bits_per_char, "scored_chars": trained.chars}
-    summary = {
-        "tokens_per_s": float(1e9 / gen_ns), "energy_per_token_j": float(gen_pj * 1e-12),
-        "prefill_tokens_per_s": float(reported / (prefill_ns - io_ns) * 1e9),
-        "prefill_energy_per_token_j": float(prefill_pj / reported * 1e-12),
-        "ttft_s": float(prefill_ns * 1e-9), "power_w": float(gen_pj / gen_ns * 1e-3),
-        "accuracy": float("nan"), "bits_per_char": float("nan"), **scores,
-        "prompt_tokens_simulated": int(len(prompt)), "prompt_tokens_reported": int(reported),
-        "generated_tokens": int(lang.generate_tokens), "depth_steps": len(blocks),
-        "cores_used": int(core.cores), "chips_used": int(chip.n_chips),
-        **{f"energy_{k}_per_token_j": float(v * 1e-12) for k, v in generated.energy_pj.items()},
-        "weights_stream": bool(any(b.stream_ns > 0 for b in blocks)),
-    }
-    groups = {
-        "layers": {"names": np.array([f"block{n}" for n in range(len(blocks))]),
-                   "weights": np.array([b.weights for b in blocks], np.int64),
-                   "elementwise_ops": np.array([b.elementwise for b in blocks], np.int64),
-                   "compute_ns": np.array([b.compute_ns for b in blocks]),
-                   "stream_ns": np.array([b.stream_ns for b in blocks]),
-                   "stream_bound": stream_shares(blocks)},
-        "tokens": {"input": np.array(tokens, np.int64),
-                   "phase": np.array([0] * len(prompt) + [1] * (len(tokens) - len(prompt)), np.int64),
-                   "@attrs": {"phase_codes": "0: prompt, 1: generated", "vocab": model.vocab}},
-    }
-    meta = {"generated_text": "".join(model.vocab[t] for t in tokens[len(prompt):])}
-    return summary, groups, meta

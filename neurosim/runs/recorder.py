@@ -19,6 +19,7 @@ import numpy as np
 
 from neurosim.cores.arm_pe import ArmPeModel, PeRecord
 from neurosim.cores.neurocore import BOUNDS, COMPONENTS, StepCost, binding_bounds
+from neurosim.datasets import check_allocation
 from neurosim.engine.engine import Engine, StepCounters
 from neurosim.engine.sums import float_sum
 from neurosim.errors import UserError
@@ -26,6 +27,7 @@ from neurosim.mapping.mapper import Mapping
 from neurosim.runs.setup import Setup
 from neurosim.spec.scenario import RecordSpec
 from neurosim.system.system import SystemTiming, bulk_timeline
+from neurosim.traces.sonata import spike_population
 
 # Each step's counters in a spiking run's /steps (``bound`` is filled when the run closes) ...
 COUNTERS = ("sample", "step", "events", "synops", "synmem_reads", "messages", "hops", "links", "overflow", "bound")
@@ -34,6 +36,7 @@ TOTALS = ("events", "synops", "messages", "overflow", "bound")     # ... and in 
 CORE_COLUMNS = (("synops", np.int64), ("synmem_reads", np.int64), ("spikes", np.int64), ("messages_out", np.int64),
                 ("messages_in", np.int64), ("hops", np.int64), ("busy_ns", np.float64), ("energy_pj", np.float64))
 RECORD_BYTES_PER_CORE_STEP = 8 * len(CORE_COLUMNS)      # 8 bytes each
+READOUT_AUTO_BYTES = 64 << 20      # the readout's values per step are kept up to this size unless record.readout says
 # A language run's checkpoint holds its records as lists under these names (of the columns).
 PICKLED = {"events": "steps/events", "synops": "steps/synops", "messages": "steps/messages",
            "overflow": "steps/overflow", "chip_busy": "chip_busy", "link_bits": "link_bits", "host_bits": "host_bits",
@@ -176,6 +179,8 @@ class Recorder:
         self._allocate(samples * timesteps if samples else 256)
         self.predictions = np.zeros(samples, np.int64)
         self.readout_v = np.zeros((samples, readout_size), np.int64)
+        self.readout: np.ndarray | None = None      # [samples, timesteps, readout] its values per step (`keep_readout`)
+        self.readout_attrs: dict[str, Any] = {}
         self.spikes: dict[str, tuple[list, list]] = {name: ([], []) for name, *_ in self.pops} if r.spikes else {}
         self.timeline: dict[str, np.ndarray] = {}  # each step's time figures, once closed
 
@@ -237,7 +242,7 @@ class Recorder:
             a["layer_events"][i, p] = np.count_nonzero(engine.payload[lo:hi])
             if spikes:
                 ids = np.flatnonzero(engine.payload[lo:hi])
-                spikes[name][0].append(np.full(len(ids), sample * self.timesteps + step, np.float64))
+                spikes[name][0].append(np.full(len(ids), sample * self.timesteps + step, np.int64))
                 spikes[name][1].append(ids)
         self.n = i + 1
 
@@ -276,7 +281,7 @@ class Recorder:
                 for name, lo, hi in self.pops:
                     ids = np.flatnonzero(fired[t, lo:hi])
                     stamp = sample * self.timesteps + first_step + t
-                    self.spikes[name][0].append(np.full(len(ids), stamp, np.float64))
+                    self.spikes[name][0].append(np.full(len(ids), stamp, np.int64))
                     self.spikes[name][1].append(ids)
         self.n += steps
 
@@ -299,8 +304,10 @@ class Recorder:
         steps = samples_done * self.timesteps
         arrays = {k: v[:steps] for k, v in self.columns.items()}
         arrays |= {"predictions": self.predictions[:samples_done], "readout_v": self.readout_v[:samples_done]}
+        if self.readout is not None:              # a row a step, as the checkpoint checks
+            arrays["readout/values"] = self.readout[:samples_done].reshape(steps, self.readout.shape[-1])
         for name, (ts, ids) in self.spikes.items():
-            arrays[f"spikes/{name}/t"] = np.concatenate(ts) if ts else np.zeros(0)
+            arrays[f"spikes/{name}/t"] = np.concatenate(ts) if ts else np.zeros(0, np.int64)
             arrays[f"spikes/{name}/ids"] = np.concatenate(ids) if ids else np.zeros(0, np.int64)
         return arrays | (self.pe.state() if self.pe is not None else {})
 
@@ -310,6 +317,8 @@ class Recorder:
             v[:len(saved[k])] = saved[k]
         self.predictions[:len(saved["predictions"])] = saved["predictions"]
         self.readout_v[:len(saved["readout_v"])] = saved["readout_v"]
+        if self.readout is not None:
+            self.readout[:samples_done] = saved["readout/values"].reshape(samples_done, self.timesteps, -1)
         for name, (ts, ids) in self.spikes.items():
             ts.append(saved[f"spikes/{name}/t"])
             ids.append(saved[f"spikes/{name}/ids"])
@@ -413,13 +422,58 @@ class Recorder:
                 "chip": m.core_chip, "x": m.core_x, "y": m.core_y,
                 "@attrs": self.pe.core_attrs() if self.pe is not None else {}}
 
+    # -- the readout's values per step
+
+    def keep_readout(self, keep: bool | None, state: dict[str, np.ndarray], population: str, scale: float,
+                     file: str = "<scenario>") -> None:
+        """Keep the readout's value (a LIF neuron's ``v``, a sigma-delta neuron's ``sigma``, as the
+        chip holds it) at the end of every step of every sample: with ``keep`` (record.readout)
+        true, or unset and at most `READOUT_AUTO_BYTES`; ``scale`` turns it into the model's units."""
+        variable = "v" if "v" in state else "sigma"
+        values = state[variable]
+        nbytes = self.samples * self.timesteps * len(values) * values.dtype.itemsize
+        if keep is False or (keep is None and nbytes > READOUT_AUTO_BYTES):
+            return
+        check_allocation(nbytes, "the readout's values per step (record.readout)", file=file,
+                         field="record.readout")
+        self.readout = np.zeros((self.samples, self.timesteps, len(values)), values.dtype)
+        self.readout_attrs = {"population": population, "variable": variable, "scale": float(scale)}
+
+    def readout_rows(self, sample: int, first_step: int, steps: int) -> np.ndarray:
+        """Where a compiled loop writes the readout's values of ``steps`` steps of ``sample`` from
+        ``first_step`` on, [steps, readout]; empty when they are not kept."""
+        if self.readout is None:
+            return np.zeros((0, 0), np.int64)
+        return self.readout[sample, first_step:first_step + steps]
+
+    def add_readout(self, sample: int, step: int, values: np.ndarray) -> None:
+        """The readout's values after one step (a run stepped from Python)."""
+        if self.readout is not None:
+            self.readout[sample, step] = values
+
+    def readout_group(self) -> dict[str, Any]:
+        """The trace's ``/readout`` group (traces/README.md)."""
+        return {"values": self.readout, "@attrs": self.readout_attrs}
+
     def spikes_group(self) -> dict[str, Any]:
-        """The spikes recorded, per population (SONATA: timestamps in timesteps, one per ms of
-        model time, the samples back to back); empty when none were."""
-        return {name: {"timestamps": np.concatenate(ts) if ts else np.zeros(0),
-                       "node_ids": np.concatenate(ids).astype(np.int64) if ids else np.zeros(0, np.int64),
-                       "@attrs": {"sorting": "by_time", "units": "timestep"}}
+        """The spikes recorded, per population, in the SONATA layout (`spike_population`: times in
+        ms on the run's simulated clock, from the closed records' step times); empty when none were."""
+        latency_ns = self.timeline["latency_ns"]
+        start_ms = (self.timeline["time_ns"] - latency_ns) * 1e-6
+        step_ms = float(np.mean(latency_ns)) * 1e-6 if len(latency_ns) else 0.0
+        return {name: spike_population(np.concatenate(ts) if ts else np.zeros(0, np.int64),
+                                       np.concatenate(ids) if ids else np.zeros(0, np.int64), start_ms, step_ms)
                 for name, (ts, ids) in self.spikes.items()}
+
+
+def readout_scale(setup: Setup) -> float:
+    """What one unit of the readout's value is in its model's units: an imported file's own
+    (`neurosim.interop.imported.ImportedModel.readout_scale`), else for a LIF neuron's ``v`` 2^-6
+    (its synaptic input and bias are added 6 bits up), and 1 for a sigma-delta neuron's ``sigma``."""
+    if setup.imported is not None and setup.imported.readout_scale is not None:
+        return setup.imported.readout_scale
+    kind = setup.graph.populations[setup.graph.readout_population].kind
+    return 2.0 ** -6 if "lif" in kind else 1.0
 
 
 def physical_memory_bytes() -> int:

@@ -1,8 +1,9 @@
 """Run a scenario end to end: specs -> graph -> mapping -> engine -> system -> trace.
 
 `run` sets the scenario up (`neurosim.runs.setup`), hands it to its kind of run (a spiking
-graph on cores, `neurosim.runs.spiking`, or on a ternary pipeline, `neurosim.runs.pipeline`; a
-language model, `neurosim.runs.language`) and writes what that gives as a trace.
+graph on cores, `neurosim.runs.spiking`, or a spiking graph or a language model on a ternary
+pipeline, `neurosim.runs.pipeline`; a language model, `neurosim.runs.language`, or token by
+token from the host on ARM PEs, `neurosim.runs.arm_language`) and writes what that gives as a trace.
 """
 
 from __future__ import annotations
@@ -15,13 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from neurosim import __version__
+from neurosim.cores.neurocore import programs_group
 from neurosim.errors import Interrupted, UserError
-from neurosim.runs.language import run_language, run_pipeline_language
-from neurosim.runs.pipeline import run_pipeline_graph
+from neurosim.mapping.table import placement_group
+from neurosim.runs.arm_language import run_host_loop, uses_host_loop
+from neurosim.runs.language import run_language
+from neurosim.runs.pipeline import run_pipeline_graph, run_pipeline_language
 from neurosim.runs.progress import PROGRESS, phase
 from neurosim.runs.setup import RunResult, Setup, load_inputs, prepare, sample_timesteps
 from neurosim.runs.spiking import run_spiking
-from neurosim.spec.chip import ArmPeSpec
+from neurosim.spec.chip import ArmPeSpec, NeurocoreSpec
 from neurosim.traces.trace import Trace, write_trace
 
 
@@ -43,6 +47,7 @@ def run(scenario: str | Path | dict, *, out_dir: str | Path | None = None, seed:
     PROGRESS.at = "loading the scenario"
     if write:
         check_out_dir(Path(out_dir) if out_dir is not None else Path("traces"))
+    PROGRESS.shown = progress            # its phases show on the terminal too
     try:
         return _run(scenario, out_dir=out_dir, seed=seed, progress=progress, write=write, overrides=overrides,
                     resume=resume, base_dir=base_dir)
@@ -53,6 +58,8 @@ def run(scenario: str | Path | dict, *, out_dir: str | Path | None = None, seed:
         if isinstance(signal, SystemExit) and signal is not err:
             raise signal from None
         raise
+    finally:
+        PROGRESS.shown = False
 
 
 def interruption_in(err: BaseException) -> BaseException | None:
@@ -73,8 +80,9 @@ def _run(scenario: str | Path | dict, *, out_dir: str | Path | None, seed: int |
     setup = prepare(scenario, seed, overrides, base_dir)
     meta: dict[str, Any] = {}
     if setup.lm is not None:
-        with phase("the run"):
-            summary, groups, meta = (run_language(setup, progress, resume) if setup.language is not None
+        with phase("the run", shown=False):         # its own phases show themselves
+            summary, groups, meta = (run_host_loop(setup, progress) if uses_host_loop(setup)
+                                     else run_language(setup, progress, resume) if setup.language is not None
                                      else run_pipeline_language(setup))
         if setup.baselines:
             from neurosim.cores.gpu_roofline import baseline_summary
@@ -86,7 +94,7 @@ def _run(scenario: str | Path | dict, *, out_dir: str | Path | None, seed: int |
     else:
         data = load_inputs(setup)
         timesteps = sample_timesteps(setup, data)
-        with phase("the run"):
+        with phase("the run", shown=False):         # a bar over the samples shows it
             summary, groups = (run_pipeline_graph(setup, data, timesteps) if setup.mapping is None  # a ternary pipeline
                                else run_spiking(setup, data, timesteps, progress, resume))
     summary["wall_time_s"] = float(time.perf_counter() - wall_start)
@@ -136,6 +144,10 @@ def _finish(setup: Setup, summary: dict[str, Any], groups: dict[str, Any], meta:
     }
     if isinstance(setup.chip.core, ArmPeSpec):
         meta |= {"dvfs": setup.chip.core.timing.dvfs, "timing_mode": setup.chip.core.timing.mode}
+    if setup.mapping is not None:
+        groups = {**groups, "mapping": placement_group(setup.mapping)}
+    if setup.mapping is not None and isinstance(setup.chip.core, NeurocoreSpec):
+        groups = {**groups, "programs": programs_group(setup.chip, setup.graph)}
     if not write:
         attrs = {name: dict(content.get("@attrs", {})) for name, content in groups.items()}
         return RunResult(summary, None, Trace(None, meta, summary, groups, attrs))

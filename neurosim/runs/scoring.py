@@ -72,6 +72,17 @@ def run_reference(graph: Graph, inputs: np.ndarray, timesteps: int,
     return np.concatenate(preds), np.concatenate(vs), np.concatenate(events)
 
 
+def readout_errors(chip: np.ndarray, float_values: np.ndarray) -> dict[str, float]:
+    """How far the chip's readout membrane is from the float model's (both in the chip's units,
+    `neurosim.interop.imported.FloatRun`), relative to the readout's range (the largest |float
+    value| over all samples and neurons): the mean and the largest difference. Relative to each
+    value instead, a value near zero would make a correct conversion look far off."""
+    diff = np.abs(np.asarray(chip, np.float64) - float_values)
+    span = max(float(np.abs(float_values).max(initial=0.0)), 1e-300)
+    return {"float_readout_rel_error": float(diff.mean()) / span if diff.size else 0.0,
+            "float_readout_max_rel_error": float(diff.max(initial=0.0)) / span}
+
+
 def compare_with_float(imported: ImportedModel, inputs: np.ndarray, timesteps: int, predictions: np.ndarray,
                        labels: np.ndarray, chip_events: np.ndarray, names: list[str],
                        chip_membrane: np.ndarray | None) -> tuple[dict, dict]:
@@ -90,9 +101,7 @@ def compare_with_float(imported: ImportedModel, inputs: np.ndarray, timesteps: i
     summary = {"float_accuracy": accuracy(float_pred, labels),
                "float_decisions_equal": float(np.mean(float_pred == predictions)),
                "float_spike_agreement": float(1 - diff.sum() / max(total.sum(), 1)),
-               **({"float_readout_rel_error": float(np.abs(chip_membrane - run_f.readout).sum()
-                                                    / max(np.abs(run_f.readout).sum(), 1e-300))}
-                  if chip_membrane is not None else {}),
+               **(readout_errors(chip_membrane, run_f.readout) if chip_membrane is not None else {}),
                "weights_max_rel_error": max((e.max_rel_error for e in errors if e.quantity == "weights"), default=0.0),
                "weights_mean_rel_error": float(np.mean([e.mean_rel_error for e in errors if e.quantity == "weights"]
                                                        or [0.0]))}

@@ -17,9 +17,11 @@ from neurosim import datasets
 from neurosim.errors import UserError
 from neurosim.graph.graph import Graph
 from neurosim.interop.imported import ImportedModel
+from neurosim.zoo.knn import KnnGraph
 from neurosim.zoo.loader import LanguageModel, load_model, sha256_of
 from neurosim.zoo.language import LoweredLanguageModel, lower_language_model
 from neurosim.mapping.mapper import Mapping, map_graph
+from neurosim.mapping.placement import Where, check_against_chip
 from neurosim.runs.progress import phase
 from neurosim.spec.chip import (ArmPeSpec, ChipFile, GpuRooflineSpec, TernaryPipelineSpec, chip_from_dict, load_chip,
                                 load_chip_data)
@@ -27,6 +29,7 @@ from neurosim.spec.places import find
 from neurosim.spec.scenario import (NetxModelSpec, NirModelSpec, ScenarioFile, apply_overrides, load_scenario,
                                     override_path, scenario_from_dict)
 from neurosim.spec.yamlio import LineMap
+from neurosim.traces.tables import summary_html
 from neurosim.traces.trace import Trace, read_trace
 
 
@@ -49,6 +52,10 @@ class RunResult:
         if self.records is None and self.trace_path is not None:
             self.records = read_trace(self.trace_path)
         return self.records
+
+    def _repr_html_(self) -> str:
+        """The summary as a table, each value in its unit, as a notebook shows the result."""
+        return summary_html(self.summary, self.trace_path)
 
 
 @dataclass
@@ -146,6 +153,7 @@ def _prepare(scenario: str | Path | dict, seed: int | None, overrides: dict[str,
                                          "which compares them", "chip", scenario_file, lines)
     chip_path = _find("chip", spec.chip, beside, "chip", scenario_file, lines)
     chip, chip_text = load_chip_with_overrides(chip_path, spec.overrides, scenario_file, lines)
+    check_against_chip(spec.mapping, chip, Where(scenario_file, lines))      # before the model is loaded
     _require(not isinstance(chip.core, GpuRooflineSpec), f"{chip.name} is a GPU roofline, a baseline: expected a "
              f"neuromorphic chip here, and the GPU in the scenario's baselines", "chip", scenario_file, lines)
     baselines = []
@@ -161,7 +169,7 @@ def _prepare(scenario: str | Path | dict, seed: int | None, overrides: dict[str,
             imported = import_model(spec.model, beside, scenario_file, lines)
         _require(not pipeline, f"a {chip.chip.core_kind} chip runs models from neurosim's model folders; "
                                f"imported files run on chips of cores", "model", scenario_file, lines)
-        mapping = _map(imported.graph, chip, spec)
+        mapping = _map(imported.graph, chip, spec, Where(scenario_file, lines))
         import yaml
 
         model_text = yaml.safe_dump(spec.model.model_dump(), sort_keys=False)
@@ -180,23 +188,26 @@ def _prepare(scenario: str | Path | dict, seed: int | None, overrides: dict[str,
             return Setup(spec, text, chip, chip_text, None, model_text, None, scenario_file, lines, lm=model,
                          baselines=baselines, beside=beside)
         language = lower_language_model(model, software_neurons=isinstance(chip.core, ArmPeSpec))
-        mapping = _map(language.graph, chip, spec)
+        mapping = _map(language.graph, chip, spec, Where(scenario_file, lines))
         return Setup(spec, text, chip, chip_text, language.graph, model_text, mapping, scenario_file, lines,
                      lm=model, language=language, baselines=baselines, beside=beside)
     if pipeline:         # the pipeline computes the graph layer by layer: no cores to map onto
         from neurosim.programs import check_populations, check_projections
 
+        _require(not isinstance(model, KnnGraph), f"a {chip.chip.core_kind} chip computes a graph layer by layer; "
+                 f"a nearest-neighbour search runs on chips of cores", "model", scenario_file, lines)
+
         check_populations(model)
         check_projections(model)
         return Setup(spec, text, chip, chip_text, model, model_text, None, scenario_file, lines, beside=beside)
-    mapping = _map(model, chip, spec)
+    mapping = _map(model, chip, spec, Where(scenario_file, lines))
     return Setup(spec, text, chip, chip_text, model, model_text, mapping, scenario_file, lines, beside=beside)
 
 
-def _map(graph: Graph, chip: ChipFile, spec: ScenarioFile) -> Mapping:
+def _map(graph: Graph, chip: ChipFile, spec: ScenarioFile, where: Where) -> Mapping:
     """The graph placed on the chip's cores as the scenario's mapping section says."""
     with phase("mapping"):
-        mapping = map_graph(graph, chip, spec.mapping.placement, spec.mapping.cores)
+        mapping = map_graph(graph, chip, spec.mapping, scenario_file=where.file, lines=where.lines)
     log.info("%s: %d populations, %d neurons, %d synapses on %d cores of %d chip(s)", graph.name,
              len(graph.populations), graph.n_neurons, graph.n_synapses, mapping.n_cores, mapping.chips_used)
     return mapping
@@ -214,7 +225,7 @@ def import_model(spec: NirModelSpec | NetxModelSpec, beside: Path | None, scenar
     else:
         from neurosim.interop.netx_import import load_netx
 
-        imported = load_netx(found)
+        imported = load_netx(found, reset_interval=spec.reset_interval, reset_offset=spec.reset_offset)
     imported.graph.weights_sha256 = sha256_of(found)
     return imported
 
@@ -234,6 +245,11 @@ def load_inputs(setup: Setup) -> datasets.Dataset:
         return UserError(message, file=setup.scenario_file, line=line, field=".".join(key))
 
     size = graph.populations[graph.input_population].size
+    if isinstance(graph, KnnGraph):         # queries drawn with the model's patterns (`neurosim.zoo.knn`)
+        if spec.input.dataset != graph.dataset:
+            raise fail(f"a nearest-neighbour search reads queries drawn with its patterns: expected dataset "
+                       f"{graph.dataset!r}", "input", "dataset")
+        return graph.queries(spec.input.samples or datasets.RANDOM_SAMPLES, spec.seed)
     if spec.input.file is not None:
         path = _find("file", spec.input.file, setup.beside, "input.file", setup.scenario_file, setup.lines,
                      ("input", "file"))

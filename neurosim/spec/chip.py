@@ -8,7 +8,8 @@ A chip file (``chips/*.yaml``) has four parts:
     one chip: its router mesh, the kind of core at each router, its network-on-chip
     hop costs per direction, its barrier time and its static power.
 ``core_kinds``
-    per core kind its capacity limits and per-operation energy (pJ) and time (ns).
+    per core kind its capacity limits and per-operation energy (pJ) and time (ns); a
+    neurocore may price its neuron programs by operation class (``program_ops``).
     Every kind has a ``kind`` field naming the code that models it: ``neurocore``
     (`neurosim.cores.neurocore`), ``arm_pe`` (`neurosim.cores.arm_pe`) or
     ``ternary_pipeline`` (`neurosim.cores.ternary_pipeline`).
@@ -25,6 +26,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from neurosim.errors import UserError
+from neurosim.spec.arm_pe import ArmPeCycles, ArmPeHostLoop, DramSpec
 from neurosim.spec.places import find
 from neurosim.spec.validate import Spec, validate
 from neurosim.spec.yamlio import LineMap, load_yaml
@@ -54,6 +56,8 @@ class SystemSpec(Spec):
     link: LinkSpec
     host: LinkSpec
     barrier_ns_per_chip_hop: NonNegative = 0.0
+    powered_chips: Literal["used", "all"] = "used"   # whose static power a run pays: the chips it uses, or all
+    board_static_power_w: NonNegative = 0.0         # the board's own beyond its chips (controllers, regulators)
 
 
 class MeshSpec(Spec):
@@ -125,6 +129,28 @@ class NeurocoreOps(Spec):
     message_out: NonNegative = 0.0      # [messages sent] the axon-out stage, one message per output axon
 
 
+class ProgramOpCosts(Spec):
+    """What one operation of a neuron program costs, by class (`neurosim.programs.ops`); the
+    counts are each program's per update (`NeuronKind.ops`)."""
+
+    read: NonNegative                   # a word of neuron memory read (state, a dendritic accumulator)
+    write: NonNegative                  # a word written (state, an accumulator cleared)
+    add: NonNegative                    # an add, subtract or negate
+    multiply: NonNegative
+    shift: NonNegative
+    compare: NonNegative                # a compare or select (a clip is two)
+    lookup: NonNegative                 # a table entry read
+    divide_step: NonNegative            # one result bit of an iterative division or square root
+
+
+class ProgramOps(Spec):
+    """A neurocore that prices its neuron programs' operations: a neuron's update costs its
+    program's operations (`neurosim.cores.neurocore`) in place of ``neuron_update``."""
+
+    time_ns: ProgramOpCosts
+    energy_pj: ProgramOpCosts
+
+
 class SynapseFormat(Spec):
     """How synapses are laid out in synaptic memory, which sets the bytes each one takes.
 
@@ -161,6 +187,7 @@ class NeurocoreSpec(SynapticCoreSpec):
     graded_payload_bits: Annotated[int, Field(ge=0, le=32)]     # 0: binary spikes only
     energy_pj: NeurocoreOps
     time_ns: NeurocoreOps
+    program_ops: ProgramOps | None = None    # None: every update costs ``neuron_update``
 
 
 class TernaryPipelineOps(Spec):
@@ -170,44 +197,109 @@ class TernaryPipelineOps(Spec):
     weight_bit_offchip: NonNegative    # one bit of weights streamed from off-chip memory
 
 
+class DdrSpec(Spec):
+    """The off-chip memory the weights stream from: ``channels`` of ``width_bits`` data bits (ECC
+    bits excluded) at ``transfers_per_s``, of which a weight stream gets ``efficiency``."""
+
+    channels: Annotated[int, Field(ge=1, le=64)]
+    width_bits: Annotated[int, Field(ge=1, le=4096)]
+    transfers_per_s: Positive
+    efficiency: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
+
+
+class OverheadCycles(Spec):
+    """Fixed costs of the core's program, in clock cycles: per layer (issuing its instructions,
+    the DDR read latency before a stream's first weights), per activation value moved into or out
+    of the matrix unit, and per token (starting it, loading its input, storing its output)."""
+
+    per_layer: NonNegative
+    per_vector_value: NonNegative
+    per_token: NonNegative
+
+
+class LogicResources(Spec):
+    alms: Annotated[int, Field(ge=0, le=1 << 32)]      # adaptive logic modules
+    m20k: Annotated[int, Field(ge=0, le=1 << 32)]      # 20-kbit memory blocks
+
+
+class ResourcesSpec(Spec):
+    """What fits: the device's logic, what its shell (PCIe, memory controllers) takes, what one
+    core takes. The cores that fit are the fewest any resource allows (`fitting_cores`)."""
+
+    device: LogicResources
+    shell: LogicResources
+    core: LogicResources
+
+    def fitting_cores(self) -> tuple[int, str]:
+        """How many cores fit and the resource that limits them."""
+        counts = {name: (getattr(self.device, name) - getattr(self.shell, name)) // getattr(self.core, name)
+                  for name in ("alms", "m20k") if getattr(self.core, name) > 0}
+        if not counts:
+            raise ValueError("resources.core needs alms or m20k above 0")
+        limit = min(counts, key=counts.get)
+        return max(counts[limit], 0), limit
+
+
+class CardPower(Spec):
+    """The card around the chip, drawn whatever the chip does: DDR (refresh and background), the
+    shell's interfaces, the rest of the board, and regulators delivering it all at an efficiency."""
+
+    ddr_w: NonNegative
+    shell_w: NonNegative
+    board_w: NonNegative
+    regulator_efficiency: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
+
+
 class TernaryPipelineSpec(Spec):
     """A ternary matrix accelerator (an FPGA running a MatMul-free model): ``cores`` matrix
-    cores of ``ternary_units`` add/subtract units each at ``clock_hz``, weights packed at
-    ``bits_per_weight`` and streamed from off-chip memory at ``weight_memory_bits_per_s``
-    unless all of them fit ``on_chip_buffer_bytes``; ``elementwise_units`` lanes for the
-    norms, gates and nonlinearities. See `neurosim.cores.ternary_pipeline`."""
+    cores (or ``max``: as many as ``resources`` fit) of ``ternary_units`` add/subtract units each
+    at ``clock_hz``, each taking ``port_bits_per_cycle`` of weights (``bits_per_weight`` each) a
+    cycle from memory; the weights stream from ``ddr`` unless all of them fit
+    ``on_chip_buffer_bytes``; ``elementwise_units`` lanes (or ``elementwise_units_per_core``) for
+    the norms, gates and nonlinearities; ``overhead_cycles`` of the program; ``card`` power on top
+    of the chip's. See `neurosim.cores.ternary_pipeline`."""
 
     kind: Literal["ternary_pipeline"]
     clock_hz: Positive
-    cores: Annotated[int, Field(ge=1, le=1_000_000)]
+    cores: Annotated[int, Field(ge=1, le=1_000_000)] | Literal["max"]
     ternary_units: Annotated[int, Field(ge=1, le=1_000_000)]
-    elementwise_units: Annotated[int, Field(ge=1, le=1_000_000)]
+    port_bits_per_cycle: Annotated[int, Field(ge=1, le=1 << 20)]
+    elementwise_units: Annotated[int, Field(ge=1, le=1 << 30)] | None = None
+    elementwise_units_per_core: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
     bits_per_weight: Positive
-    weight_memory_bits_per_s: Positive
     on_chip_buffer_bytes: Annotated[int, Field(ge=0)]
+    ddr: DdrSpec
+    overhead_cycles: OverheadCycles
+    resources: ResourcesSpec | None = None
+    card: CardPower
     energy_pj: TernaryPipelineOps
 
-
-class ArmPeCycles(Spec):
-    """Clock cycles of the PE's software per operation; the counts they multiply are in brackets."""
-
-    tick: NonNegative                   # [timesteps] the timer interrupt and the step's bookkeeping
-    packet_in: NonNegative              # [packets received] interrupt, key lookup, finding the synaptic row
-    row: NonNegative = 0.0              # [rows read] per synaptic row (one per projection a packet reaches)
-    synapse_int: NonNegative            # [synapses] one integer weight times the payload into its target's input
-    synapse_float: NonNegative          # [synapses] the same in fp32 (a model of float neuron programs)
-    packet_out: NonNegative             # [packets sent] one multicast packet per event of a neuron with targets
-    neuron_update: dict[str, NonNegative]   # [neurons x timesteps] per neuron kind; "default" for the others
-    dma_setup: NonNegative = 0.0        # [DRAM transfers] starting a DMA from the chip's DRAM
-
-    def update(self, kind: str) -> float:
-        return self.neuron_update.get(kind, self.neuron_update["default"])
-
     @model_validator(mode="after")
-    def _check(self) -> "ArmPeCycles":
-        if "default" not in self.neuron_update:
-            raise ValueError("neuron_update needs a 'default' entry (cycles for neuron kinds not listed)")
+    def _check(self) -> "TernaryPipelineSpec":
+        if (self.elementwise_units is None) == (self.elementwise_units_per_core is None):
+            raise ValueError("expected one of elementwise_units (lanes in all) or elementwise_units_per_core")
+        if self.resources is None and self.cores == "max":
+            raise ValueError("cores: max needs resources (device, shell and core) to count the cores that fit")
+        if self.resources is not None:
+            fit, limit = self.resources.fitting_cores()
+            if fit < 1:
+                raise ValueError(f"no core fits: one needs {getattr(self.resources.core, limit):,} {limit}, "
+                                 f"the device leaves {getattr(self.resources.device, limit) - getattr(self.resources.shell, limit):,} "
+                                 f"beside its shell")
+            if self.cores != "max" and self.cores > fit:
+                raise ValueError(f"cores is {self.cores}, expected at most {fit} (the device's {limit} beside "
+                                 f"its shell fit {fit} cores)")
+            if self.cores == "max":      # the count the resources allow replaces max (an immutable spec)
+                object.__setattr__(self, "cores", fit)
+        if self.elementwise_units is None:
+            object.__setattr__(self, "elementwise_units", self.cores * self.elementwise_units_per_core)
         return self
+
+    @property
+    def weight_memory_bits_per_s(self) -> float:
+        """The weight stream's rate from DDR."""
+        d = self.ddr
+        return d.channels * d.width_bits * d.transfers_per_s * d.efficiency
 
 
 class DvfsLevel(Spec):
@@ -229,14 +321,6 @@ class MacArraySpec(Spec):
     operand_bits: Annotated[int, Field(ge=1, le=32)]
     accumulator_bits: Annotated[int, Field(ge=1, le=64)]
     dense_layers: bool = False          # dense projections run on the array (all weights, every step)
-
-
-class DramSpec(Spec):
-    """The chip's DRAM: where synaptic rows live when ``synapses_in`` is ``dram``."""
-
-    bytes: Annotated[int, Field(ge=0, le=1 << 50)]
-    bandwidth_bits_per_s: Positive
-    energy_pj_per_bit: NonNegative
 
 
 class PeTiming(Spec):
@@ -262,6 +346,7 @@ class ArmPeSpec(SynapticCoreSpec):
     timing: PeTiming = PeTiming()
     synapses_in: Literal["sram", "dram"] = "sram"   # dram: rows fetched per packet; the chip's DRAM holds them
     dram: DramSpec
+    host_loop: ArmPeHostLoop | None = None          # what a host-loop language run's transactions take
 
     @model_validator(mode="after")
     def _check(self) -> "ArmPeSpec":
@@ -346,6 +431,12 @@ class ChipFile(Spec):
     @property
     def core(self) -> NeurocoreSpec | ArmPeSpec | TernaryPipelineSpec | GpuRooflineSpec:
         return self.core_kinds[self.chip.core_kind]
+
+    def static_power_w(self, chips_used: int) -> float:
+        """The system's static power during a run on ``chips_used`` of its chips: each powered
+        chip's (``system.powered_chips``: the used ones, or all) and the board's own."""
+        powered = chips_used if self.system.powered_chips == "used" else self.n_chips
+        return self.chip.static_power_w * powered + self.system.board_static_power_w
 
     @property
     def cores_per_chip(self) -> int:

@@ -9,7 +9,10 @@ A model for performance studies may instead have its weights drawn at load time:
 ``weights: {generated: {seed: N}}``, and every projection a ``generate`` block (sparse,
 ``fan_in`` synapses per target drawn from a ``window`` of sources around the target's
 place in its layer, weights uniform in ``[weight_low, weight_high]``). The same seed
-gives the same weights, bit for bit.
+gives the same weights, bit for bit. A population may be pinned to a chip (``chip: N``).
+
+A nearest-neighbour search (``kind: knn_patterns``, `KnnModelFile`) draws its stored patterns
+from a seed and builds its graph itself (`neurosim.zoo.knn`).
 """
 
 from __future__ import annotations
@@ -81,6 +84,7 @@ class PopulationSpec(Spec):
     kind: str
     size: Annotated[int, Field(ge=1, le=100_000_000)]
     params: dict[str, Any] = {}
+    chip: Annotated[int, Field(ge=0, le=1_000_000)] | None = None    # pinned to this chip of the system
 
 
 class ProjectionSpec(Spec):
@@ -150,12 +154,13 @@ class FixedPointSpec(Spec):
     rsqrt_frac: Annotated[int, Field(ge=4, le=16)] = 12
     code_bits: Annotated[int, Field(ge=2, le=24)] = 12
     payload_bits: Annotated[int, Field(ge=8, le=32)] = 24
+    weight_storage_bits: Literal[2, 8] = 2      # a ternary weight in synaptic memory: packed, or one 8-bit weight
 
 
 class ShapeSpec(Spec):
     """A published shape, with weights drawn from ``seed`` (`neurosim.zoo.matmulfree.model.SHAPES`)."""
 
-    shape: Literal["370m", "1.3b", "2.7b"]
+    shape: Literal["370m", "1.3b", "2.7b", "block512"]
     seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 0
 
 
@@ -186,12 +191,14 @@ class LanguageModelFile(Spec):
 
 
 class EgruShapeSpec(Spec):
-    """A shape for an EGRU model with generated weights (`neurosim.zoo.egru.model.generate_model`)."""
+    """A shape for an EGRU model with generated weights (`neurosim.zoo.egru.model.generate_model`):
+    over the dataset's characters, or with ``vocab_size`` over that many word ids."""
 
     embed: Annotated[int, Field(ge=1, le=65536)]
     hidden: Annotated[list[Annotated[int, Field(ge=1, le=65536)]], Field(min_length=1, max_length=64)]
     sparsity: Annotated[float, Field(ge=0.0, lt=1.0)]
     seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 0
+    vocab_size: Annotated[int, Field(ge=2, le=1_000_000)] | None = None    # a word-level model's vocabulary
 
 
 class EgruModelFile(Spec):
@@ -206,6 +213,7 @@ class EgruModelFile(Spec):
     generated: EgruShapeSpec | None = None
     dataset: str
     head: Literal["host", "chip"] = "chip"
+    embedding: Literal["host", "chip"] = "host"
 
     @model_validator(mode="after")
     def _check(self) -> "EgruModelFile":
@@ -213,6 +221,64 @@ class EgruModelFile(Spec):
             raise ValueError("expected either weights (a trained file) or generated (a shape and a seed)")
         if self.weights is not None and self.weights.file is None:
             raise ValueError("a language model's weights are a file: expected weights: {file, sha256}")
+        words = self.generated is not None and self.generated.vocab_size is not None
+        if words != (self.dataset == "random"):
+            raise ValueError("a model of word ids (generated.vocab_size) reads ids drawn from the scenario's seed, "
+                             "and only it: expected dataset: random with generated.vocab_size, else a text")
+        return self
+
+
+class KnnPatternsSpec(Spec):
+    """Stored patterns and their queries drawn from ``seed`` (`neurosim.zoo.knn`): unit vectors of
+    ``dimensions`` that lie near a subspace of ``intrinsic_dims``, in ``clusters`` clusters of
+    ``cluster_spread`` (in units of the spread of the clusters' centres), with isotropic ``noise``."""
+
+    seed: Annotated[int, Field(ge=0, le=2**32 - 1)]
+    patterns: Annotated[int, Field(ge=1, le=100_000_000)]
+    dimensions: Annotated[int, Field(ge=1, le=8192)]
+    intrinsic_dims: Annotated[int, Field(ge=1, le=8192)] = 16
+    clusters: Annotated[int, Field(ge=1, le=1_000_000)] = 64
+    cluster_spread: Annotated[float, Field(gt=0, le=100, allow_inf_nan=False)] = 0.3
+    noise: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)] = 0.1
+
+    @model_validator(mode="after")
+    def _check(self) -> "KnnPatternsSpec":
+        if self.intrinsic_dims > self.dimensions:
+            raise ValueError(f"intrinsic_dims ({self.intrinsic_dims}) exceeds dimensions ({self.dimensions})")
+        return self
+
+
+class KnnModelFile(Spec):
+    """``model.yaml`` of a nearest-neighbour search (`neurosim.zoo.knn`): generated patterns stored
+    as the dense 8-bit weights of one neuron each, spread over ``chips`` chips with a relay group on
+    each; a query's components (of the unit vector, times ``code_gain``) as spike times in a
+    ``window`` of steps (a component below ``theta_e`` is not sent); the patterns' weights reach
+    ``weight_max``; a pattern neuron spikes
+    when its membrane passes ``threshold`` (``ramp``: a bias that lifts every one alike each step),
+    and the first ``k`` to spike are the answer."""
+
+    name: Name
+    kind: Literal["knn_patterns"]
+    description: str = ""
+    generated: KnnPatternsSpec
+    chips: Annotated[int, Field(ge=1, le=16384)]
+    window: Annotated[int, Field(ge=2, le=4096)] = 60
+    code_gain: Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False)] = 1.0
+    theta_e: Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)] = 0.1
+    threshold: Annotated[int, Field(ge=0, le=131071)]
+    ramp: Annotated[int, Field(ge=0, le=4095 << 7)] = 0
+    weight_max: Annotated[int, Field(ge=1, le=127)] = 127
+    k: Annotated[int, Field(ge=1, le=1024)] = 1
+
+    @model_validator(mode="after")
+    def _check(self) -> "KnnModelFile":
+        if self.chips > self.generated.patterns:
+            raise ValueError(f"chips ({self.chips}) exceeds generated.patterns ({self.generated.patterns}): every "
+                             f"chip holds some patterns")
+        if self.k > self.generated.patterns:
+            raise ValueError(f"k ({self.k}) exceeds generated.patterns ({self.generated.patterns})")
+        if not any(self.ramp % (1 << e) == 0 and self.ramp >> e <= 4095 for e in range(8)):
+            raise ValueError(f"ramp {self.ramp} is no loihi_lif bias: expected a mantissa up to 4095 times 2^0 to 2^7")
         return self
 
 

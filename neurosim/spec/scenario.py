@@ -8,7 +8,7 @@ Example (``scenarios/quickstart.yaml``)::
     input: {dataset: digits, split: test}
     timesteps: 16
     overrides: {core.energy_pj.synop: 0.7}
-    mapping: {placement: pack}     # or spread: use all of the system's cores (or about `cores` of them)
+    mapping: {strategy: pack}      # or spread, group_per_chip, explicit (`MappingSpec`)
     record: {spikes: false}
     seed: 0
 
@@ -19,10 +19,11 @@ Overrides replace chip fields before the chip is validated: ``system.*``, ``chip
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
 from neurosim.errors import UserError
 from neurosim.spec.validate import Spec, validate
@@ -60,24 +61,96 @@ class NirModelSpec(Spec):
 
 
 class NetxModelSpec(Spec):
-    """A lava-dl netx network file to import (`neurosim.interop.netx_import`)."""
+    """A lava-dl netx network file to import (`neurosim.interop.netx_import`). ``reset_interval``
+    and ``reset_offset`` are lava-dl's (``netx.hdf5.Network``): every CUBA or LOIHI layer's u and
+    v go back to 0 every ``reset_interval`` steps of a sample, each layer a step after its input;
+    none (lava-dl's default): no reset within a sample."""
 
     netx: str
+    reset_interval: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
+    reset_offset: Annotated[int, Field(ge=0, le=1_000_000)] = 0
 
 
 class RecordSpec(Spec):
     spikes: bool = False
     spike_samples: Annotated[int, Field(ge=1, le=1000)] = 1    # record spikes of this many samples
     cores: bool = True                                          # per-core, per-step datasets
+    readout: bool | None = None     # the readout's values per sample and step (/readout); None: if they are small
 
 
 class TimingSpec(Spec):
     per_message: bool = True      # False: cores' synapse time without message arrival times
 
 
+class MapTarget(Spec):
+    """Where an explicit map puts populations: a chip of the system, and optionally a range of
+    its cores (``[first, last]``, both included, counted from 0 on that chip)."""
+
+    chip: Annotated[int, Field(ge=0, le=1_000_000)]
+    cores: tuple[Annotated[int, Field(ge=0, le=1_000_000)], Annotated[int, Field(ge=0, le=1_000_000)]] | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "MapTarget":
+        if self.cores is not None and self.cores[1] < self.cores[0]:
+            raise ValueError(f"cores: expected [first, last] with first <= last, found {list(self.cores)}")
+        return self
+
+
 class MappingSpec(Spec):
-    placement: Literal["pack", "spread"] = "pack"   # spread: smaller slices over all of the system's cores
+    """Where the model's populations go on the system's cores (`neurosim.mapping.placement`).
+
+    ``pack``: as few cores as the limits allow, in model order. ``spread``: smaller slices over
+    all of the system's cores (or about ``cores`` of them). ``group_per_chip``: the populations
+    whose names match ``groups`` (a regular expression; its first capture group, else the whole
+    match, names a population's group) one group per chip in the order the groups first appear,
+    each spread over its chip's cores; ``ungrouped`` says where the other on-chip populations go.
+    ``explicit``: ``map`` sends population names or globs (first match wins) to a chip, or to a
+    range of a chip's cores; every on-chip population must match an entry. ``placement`` is the
+    older name of ``strategy``; a map without a strategy means ``explicit``.
+    """
+
+    strategy: Literal["pack", "spread", "group_per_chip", "explicit"] = "pack"
     cores: Annotated[int, Field(ge=1, le=10_000_000)] | None = None    # spread over about this many cores
+    groups: Annotated[str, Field(min_length=1, max_length=200)] = r"^b(\d+)_"     # the MatMul-free blocks
+    ungrouped: Literal["nearest", "first", "last", "own_chip"] = "nearest"
+    map: Annotated[dict[str, MapTarget], Field(max_length=100_000)] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _older_name_and_short_targets(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if "placement" in data:
+            if "strategy" in data and data["strategy"] != data["placement"]:
+                raise ValueError(f"placement is the older name of strategy: expected one of them, found "
+                                 f"strategy {data['strategy']!r} and placement {data['placement']!r}")
+            data["strategy"] = data.pop("placement")
+        if isinstance(data.get("map"), dict):
+            data["map"] = {k: {"chip": v} if isinstance(v, int) and not isinstance(v, bool) else v
+                           for k, v in data["map"].items()}
+            data.setdefault("strategy", "explicit")
+        return data
+
+    @field_validator("groups")
+    @classmethod
+    def _a_regex(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as err:
+            raise ValueError(f"expected a regular expression, {value!r} is not one ({err})") from None
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> "MappingSpec":
+        if self.strategy == "explicit" and not self.map:
+            raise ValueError("strategy explicit: expected a map of population names or globs to chips")
+        return self
+
+    @property
+    def placement(self) -> str:
+        """The strategy (by its older name)."""
+        return self.strategy
 
 
 class LanguageSpec(Spec):
@@ -85,19 +158,47 @@ class LanguageSpec(Spec):
     per timestep (prefill), then tokens generated one at a time, each from the previous one's
     output. Figures for a prompt of ``report_prompt_tokens`` extend the simulated prompt by its
     steady per-token cost when it is longer. ``accuracy_chars`` of the split are scored with
-    the integer reference (0: none)."""
+    the integer reference (0: none).
+
+    ``drive: host_loop`` (an EGRU on ARM PEs, `neurosim.runs.arm_language`) runs every token in
+    turn from the host instead: it writes the token's input, starts the chip for
+    ``ticks_per_token`` ticks (none: as few as the model's depth needs) with the PEs' DVFS policy
+    ``dvfs`` (``auto`` or a level's name; none, or an override of ``core.timing.dvfs``: the chip's),
+    and reads the output back."""
 
     prompt_tokens: Annotated[int, Field(ge=1, le=100_000)] = 64
     generate_tokens: Annotated[int, Field(ge=1, le=100_000)] = 16
     report_prompt_tokens: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
     accuracy_chars: Annotated[int, Field(ge=0, le=10_000_000)] = 0
+    drive: Literal["pipeline", "host_loop"] = "pipeline"
+    ticks_per_token: Annotated[int, Field(ge=1, le=10_000)] | None = None
+    dvfs: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> "LanguageSpec":
+        if self.drive != "host_loop" and (self.ticks_per_token is not None or self.dvfs is not None):
+            raise ValueError("ticks_per_token and dvfs pace a host loop: expected drive: host_loop with them")
+        return self
+
+
+def _model_form(value: Any) -> str:
+    """Which of its forms a scenario's model takes, so that a mistake in a file's fields is
+    reported at that field (the tags are no keys of the model's mapping)."""
+    if isinstance(value, (dict, NirModelSpec, NetxModelSpec)):
+        keys = value if isinstance(value, dict) else type(value).model_fields
+        return "nir_file" if "nir" in keys else "netx_file" if "netx" in keys else "path"
+    return "path"
+
+
+ModelForm = Annotated[Annotated[str, Tag("path")] | Annotated[NirModelSpec, Tag("nir_file")]
+                      | Annotated[NetxModelSpec, Tag("netx_file")], Discriminator(_model_form)]
 
 
 class ScenarioFile(Spec):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=100)]
     description: str = ""
     chip: str | Annotated[list[str], Field(min_length=1, max_length=64)]   # several: the model on each, compared
-    model: str | NirModelSpec | NetxModelSpec       # a model folder, or a file to import
+    model: ModelForm                    # a model folder, or a file to import (NirModelSpec, NetxModelSpec)
     input: InputSpec
     timesteps: Annotated[int, Field(ge=1, le=1_000_000)] | None = None     # per sample (not for language models)
     language: LanguageSpec | None = None                                   # for language models
@@ -160,7 +261,7 @@ def apply_overrides(chip_data: dict, overrides: dict[str, Any], *, file: str, li
 
 def set_fields(scenario: dict, values: dict[str, Any], *, source: str = "--set") -> dict:
     """A copy of a scenario (as read from YAML) with dotted fields set: ``timesteps``,
-    ``input.samples``, ``mapping.placement``, ``overrides.<chip field>``... Values are YAML values.
+    ``input.samples``, ``mapping.strategy``, ``overrides.<chip field>``... Values are YAML values.
     A path through something that is not a mapping is a `UserError` naming ``source``."""
     import copy
 
@@ -180,4 +281,16 @@ def set_fields(scenario: dict, values: dict[str, Any], *, source: str = "--set")
             if not isinstance(node, dict):
                 raise UserError(f"{path!r}: {key!r} of the scenario is not a mapping", field=source)
         node[parts[-1]] = value
+        drop_synonym(parts, node)
     return out
+
+
+SYNONYMS = {("mapping", "strategy"): "placement", ("mapping", "placement"): "strategy"}
+
+
+def drop_synonym(parts: list[str], node: dict) -> None:
+    """After field ``parts`` was set in ``node`` (its parent), remove the field's other name
+    there (``mapping.placement`` is the older name of ``mapping.strategy``): the value set wins."""
+    other = SYNONYMS.get(tuple(parts))
+    if other is not None:
+        node.pop(other, None)

@@ -15,6 +15,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from neurosim.errors import UserError
+from neurosim.spec.scenario import drop_synonym
 from neurosim.spec.validate import Spec, validate
 from neurosim.spec.yamlio import load_yaml
 
@@ -181,6 +182,7 @@ def apply_point(base: dict, values: dict[str, Any], bases: list[Path]) -> dict:
         if parts[-1] in ("chip", "model") and isinstance(value, str) and len(parts) == 1:
             value = _absolute(value, bases)
         node[parts[-1]] = value
+        drop_synonym(parts, node)
     scenario["name"] = f"{str(base.get('name', 'point'))[:80]}-{point_id(values)}"
     return scenario
 

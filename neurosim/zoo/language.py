@@ -63,11 +63,8 @@ class LoweredLanguageModel:
     def reference_outputs(self, tokens: list[int]) -> list[np.ndarray]:
         """The integer reference's outputs for the tokens (`DataflowReference`), one after another."""
         reference = DataflowReference(self.graph, 1)
-        outputs = []
-        for token in tokens:
-            reference.set_input(self.graph.input_population, self.embed(np.array([token])))
-            outputs.append(reference.step()[self.output][0])
-        return outputs
+        values = self.embed(np.asarray(tokens, np.int64))
+        return list(reference.run(self.graph.input_population, values, self.output))
 
     def scores(self, codes: np.ndarray) -> dict[str, float]:
         """Bits per character and accuracy of the lowered integer model (the chip's arithmetic), and
@@ -84,7 +81,7 @@ def lower_language_model(lm: LanguageModel, software_neurons: bool = True
     """An EGRU model as float neuron programs; a SpikeGPT as float programs on a chip whose
     neurons are software (``software_neurons``: ARM PEs), else as fixed-point programs with
     8-bit weights; a MatMul-free model calibrated on the start of the training text with its
-    blocks lowered."""
+    blocks lowered, to fused programs unless the neurons are software."""
     if isinstance(lm.model, egru.Model):
         graph, depth = lower_egru(lm.model, lm.name, lm.dataset, lm.head_on_chip)
         graph.source_file, graph.weights_sha256 = lm.source_file, lm.weights_sha256
@@ -98,7 +95,7 @@ def lower_language_model(lm: LanguageModel, software_neurons: bool = True
     text = datasets.load_text(lm.dataset, "train")
     exponents = calibrate(lm.model, text.codes[:lm.calibration_chars].astype(np.int64), lm.fixed_point)
     graph, depth = lower(lm.model, exponents, lm.fixed_point, name=lm.name, embedding_on_chip=lm.embedding_on_chip,
-                         head_on_chip=lm.head_on_chip)
+                         head_on_chip=lm.head_on_chip, fused=not software_neurons)
     graph.source_file, graph.weights_sha256 = lm.source_file, lm.weights_sha256
     return LoweredLanguageModel(lm, graph, depth, exponents)
 

@@ -14,12 +14,14 @@ from neurosim import datasets
 from neurosim.datasets import check_allocation
 from neurosim.errors import UserError
 from neurosim.zoo.egru import model as egru
+from neurosim.zoo.knn import KnnGraph, knn_graph
 from neurosim.zoo.matmulfree import model as matmulfree
 from neurosim.zoo.spikegpt import model as spikegpt
 from neurosim.graph.generate import local_sparse
 from neurosim.graph.graph import Conv2d, Csr, Dense, Graph, Population, Sparse
 from neurosim.zoo.matmulfree.lowering import FixedPoint
-from neurosim.spec.model import ENCODING_KINDS, EgruModelFile, LanguageModelFile, ModelFile, SpikeGptModelFile
+from neurosim.spec.model import (ENCODING_KINDS, EgruModelFile, KnnModelFile, LanguageModelFile, ModelFile,
+                                 SpikeGptModelFile)
 from neurosim.spec.validate import validate
 from neurosim.spec.yamlio import load_yaml
 
@@ -105,7 +107,8 @@ def _generated_graph(spec: ModelFile, yaml_path: Path, lines) -> Graph:
                 raise UserError("a model with generated weights has no weights file to take per-neuron values from; "
                                 "expected a number", file=str(yaml_path), field=".".join(where),
                                 line=lines.find(where))
-    populations = {name: Population(name, p.kind, p.size, dict(p.params)) for name, p in spec.populations.items()}
+    populations = {name: Population(name, p.kind, p.size, dict(p.params), p.chip)
+                   for name, p in spec.populations.items()}
     synapses = sum(spec.populations[p.target].size * p.generate.fan_in for p in spec.projections.values())
     check_allocation(synapses * GENERATED_BYTES_PER_SYNAPSE, f"its {synapses:,} generated synapses",
                      file=str(yaml_path), field="projections", line=lines.find(("projections",)))
@@ -181,20 +184,24 @@ def _text_dataset(name: str, yaml_path: Path, lines) -> None:
 
 def load_egru_model(folder: Path, data: dict, lines, yaml_path: Path) -> LanguageModel:
     spec = validate(EgruModelFile, data, file=str(yaml_path), lines=lines)
-    _text_dataset(spec.dataset, yaml_path, lines)
+    words = spec.generated is not None and spec.generated.vocab_size is not None     # word ids, not characters
+    if not words:
+        _text_dataset(spec.dataset, yaml_path, lines)
     if spec.generated is not None:
         g = spec.generated
         sizes = [g.embed, *g.hidden]
         synapses = sum((n_in + h) * 3 * h for n_in, h in zip(sizes, g.hidden)) * (1 - g.sparsity)
-        check_allocation(synapses * 24 + 8 * max(sizes) * 256, f"its {synapses:,.0f} generated synapses",
+        table = (g.vocab_size or 0) * (g.embed + g.hidden[-1]) * 20    # embedding and head, as drawn and kept
+        check_allocation(synapses * 24 + table + 8 * max(sizes) * 256, f"its {synapses:,.0f} generated synapses"
+                         + (f" and {g.vocab_size:,}-word embedding and head" if words else ""),
                          file=str(yaml_path), field="generated", line=lines.find(("generated",)))
-        model = egru.generate_model(datasets.load_text(spec.dataset, "test").vocab, g.embed, g.hidden, g.sparsity,
-                                    g.seed)
+        vocab = None if words else datasets.load_text(spec.dataset, "test").vocab
+        model = egru.generate_model(vocab, g.embed, g.hidden, g.sparsity, g.seed, g.vocab_size)
         sha = f"generated, seed {g.seed}"
     else:
         model, sha = _trained(folder, spec.weights, egru.load, "EGRU")
     return LanguageModel(spec.name, model, FixedPoint(), spec.dataset, 0, str(yaml_path), sha,
-                         spec.generated is not None, False, spec.head == "chip")
+                         spec.generated is not None, spec.embedding == "chip", spec.head == "chip")
 
 
 def load_spikegpt_model(folder: Path, data: dict, lines, yaml_path: Path) -> LanguageModel:
@@ -214,6 +221,11 @@ def _checked_sha256(path: Path, expected: str) -> str:
     return actual
 
 
+def load_knn_model(data: dict, lines, yaml_path: Path) -> KnnGraph:
+    """A nearest-neighbour search with generated patterns (`neurosim.zoo.knn`)."""
+    return knn_graph(validate(KnnModelFile, data, file=str(yaml_path), lines=lines), yaml_path, lines)
+
+
 def load_model(name_or_path: str | Path, base: Path | None = None) -> tuple[Graph | LanguageModel, str]:
     """Load and check a model folder; returns the graph (or a language model) and the model.yaml text."""
     folder = resolve_model_dir(str(name_or_path), base)
@@ -227,6 +239,8 @@ def load_model(name_or_path: str | Path, base: Path | None = None) -> tuple[Grap
         return load_egru_model(folder, data, lines, yaml_path), text
     if data.get("kind") == "spikegpt_lm":
         return load_spikegpt_model(folder, data, lines, yaml_path), text
+    if data.get("kind") == "knn_patterns":
+        return load_knn_model(data, lines, yaml_path), text
     spec = validate(ModelFile, data, file=str(yaml_path), lines=lines)
     input_kind = spec.populations[spec.input.population].kind
     expected_kind = ENCODING_KINDS[spec.input.encoding]
@@ -253,7 +267,7 @@ def _weights_graph(spec: ModelFile, h5: h5py.File, wfile: str, yaml_path: Path, 
     """A model folder's graph from its open weights file ``wfile`` (closed at the end)."""
     with h5:
         populations = {
-            name: Population(name, p.kind, p.size, _resolve_params(p.params, h5, name, p.size, wfile))
+            name: Population(name, p.kind, p.size, _resolve_params(p.params, h5, name, p.size, wfile), p.chip)
             for name, p in spec.populations.items()
         }
         projections = {}

@@ -22,6 +22,7 @@ class Pipeline:
     """Populations with the timestep (relative to the token's entry) at which each sends."""
 
     populations: dict[str, Population] = field(default_factory=dict)
+    dense_bits: int = 2          # synaptic-memory bits of a ternary (``dense``) matrix's weight
     projections: dict[str, object] = field(default_factory=dict)
     time: dict[str, int] = field(default_factory=dict)
 
@@ -50,6 +51,6 @@ class Pipeline:
                 w = {"broadcast": np.ones((size, 1), np.int8), "sum": np.ones((1, n_src), np.int8)}.get(connection,
                                                                                                          weight)
                 proj = Dense(proj_name, src, name, np.ascontiguousarray(w, np.int8), exp[0] if exp else 0, port=port,
-                             weight_bits=2 if connection == "dense" else 8, delay=delay)
+                             weight_bits=self.dense_bits if connection == "dense" else 8, delay=delay)
             self.projections[proj_name] = proj
         return name
