@@ -313,3 +313,25 @@ def test_the_same_seed_gives_the_same_queries_and_answers():
     spec = copy.deepcopy(graph.spec)
     again = knn_graph(spec, SMALL_MODEL / "model.yaml", None)
     assert np.array_equal(again.projections["match_1"].weight, graph.projections["match_1"].weight)
+
+
+def test_a_query_ended_early_is_plotted_and_its_spikes_stamped_by_its_own_rows(tmp_path):
+    """Queries end at different steps, so a query's rows of /steps are found by their sample
+    numbers: its latency figure and raster cover exactly its steps, and each spike names its row."""
+    from neurosim.analysis.trace_figures import latency_per_step, sample_rows, spike_raster
+    from neurosim.traces.trace import read_trace
+
+    scenario = yaml.safe_load(SMALL_SCENARIO.read_text()) | {
+        "input": {"dataset": "knn_queries", "samples": 3}, "record": {"spikes": True, "spike_samples": 3}}
+    result = neurosim.run(scenario, out_dir=tmp_path, base_dir=REPO / "scenarios")
+    trace = read_trace(result.trace_path)
+    sample_of_row = np.asarray(trace["steps"]["sample"])
+    lo, hi = sample_rows(trace, 1)
+    assert hi - lo < int(trace.summary["timesteps"]) and np.all(sample_of_row[lo:hi] == 1)
+    for name, spikes in trace.groups["spikes"].items():
+        rows = np.asarray(spikes["timestep"])
+        assert rows.max(initial=0) < len(sample_of_row), name
+    fig = latency_per_step(trace, 1)
+    assert len(fig.axes[0].patches) >= hi - lo
+    raster = spike_raster(trace, 1)
+    assert raster.axes[0].get_xlim() == (-0.5, hi - lo - 0.5)

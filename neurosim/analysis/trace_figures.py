@@ -46,6 +46,19 @@ def timesteps_of(trace: Trace) -> int:
     return T
 
 
+def sample_rows(trace: Trace, sample: int) -> tuple[int, int]:
+    """The rows of /steps that hold ``sample``'s timesteps: by the trace's per-step sample
+    numbers where it has them (a search ends its queries early), else ``timesteps`` per sample."""
+    steps = trace["steps"] if "steps" in trace.groups else {}
+    if "sample" in steps:
+        rows = np.flatnonzero(np.asarray(steps["sample"]) == sample)
+        if len(rows) == 0:
+            raise ValueError(f"no steps of sample {sample} recorded")
+        return int(rows[0]), int(rows[-1]) + 1
+    T = timesteps_of(trace)
+    return sample * T, (sample + 1) * T
+
+
 def samples_of(trace: Trace) -> int:
     return int(trace.summary["samples"])
 
@@ -116,9 +129,9 @@ def energy_by_component(trace: Trace):
 def latency_per_step(trace: Trace, sample: int = 0):
     """One sample's timesteps, each bar coloured by the bound that set it and the other bounds
     marked, then the host's readout; the title adds them up to the sample's latency."""
-    T = timesteps_of(trace)
     latency, bound, bounds, names = step_bounds(trace)
-    lo = sample * T
+    lo, hi = sample_rows(trace, sample)
+    T = hi - lo
     if lo + T > len(latency):
         raise ValueError(f"steps of sample {sample} beyond the {len(latency)} steps recorded")
     lat, which, all_bounds = latency[lo:lo + T] * 1e-9, bound[lo:lo + T], bounds[lo:lo + T] * 1e-9
@@ -273,11 +286,12 @@ def core_activity(trace: Trace):
 def spike_raster(trace: Trace, sample: int = 0):
     """A sample's spikes, populations stacked and named on the left; without recorded spikes (or
     beyond the samples recorded), its events per population and step."""
-    T = timesteps_of(trace)
+    lo, hi = sample_rows(trace, sample)
+    T = hi - lo
     layers = trace["layers"]
     names = [str(n) for n in layers["names"]]
     spikes = trace.groups.get("spikes") or {}
-    within = (lambda ts: (ts >= sample * T) & (ts < (sample + 1) * T))
+    within = (lambda ts: (ts >= lo) & (ts < hi))
     step_of = (lambda rec: np.asarray(rec["timestep"] if "timestep" in rec else rec["timestamps"]))   # older: in steps
     recorded = [n for n in names if n in spikes and np.any(within(step_of(spikes[n])))]
     fig, ax = plt.subplots(figsize=(9, 4.8))
@@ -288,7 +302,7 @@ def spike_raster(trace: Trace, sample: int = 0):
             rec = spikes.get(name)
             if rec is not None:
                 keep = within(step_of(rec))
-                ax.scatter(step_of(rec)[keep] - sample * T, rec["node_ids"][keep] + offset, s=4, marker="|",
+                ax.scatter(step_of(rec)[keep] - lo, rec["node_ids"][keep] + offset, s=4, marker="|",
                            color=PALETTE[p % len(PALETTE)], linewidths=0.8)
                 events = int(keep.sum())
             else:
@@ -300,7 +314,7 @@ def spike_raster(trace: Trace, sample: int = 0):
         ax.set_ylim(-0.5, offset - 0.5)
         ax.set_title(f"Spike raster of sample {sample}\n{title_of(trace)}", fontsize=10)
     else:
-        events = np.asarray(layers["events"][sample * T:(sample + 1) * T], float).T
+        events = np.asarray(layers["events"][lo:hi], float).T
         if events.shape[1] != T:
             raise ValueError(f"events of sample {sample} beyond the steps recorded")
         image = ax.imshow(events, aspect="auto", cmap="Greys", interpolation="nearest")

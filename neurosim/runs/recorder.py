@@ -242,7 +242,7 @@ class Recorder:
             a["layer_events"][i, p] = np.count_nonzero(engine.payload[lo:hi])
             if spikes:
                 ids = np.flatnonzero(engine.payload[lo:hi])
-                spikes[name][0].append(np.full(len(ids), sample * self.timesteps + step, np.int64))
+                spikes[name][0].append(np.full(len(ids), i, np.int64))          # the step's row
                 spikes[name][1].append(ids)
         self.n = i + 1
 
@@ -280,8 +280,7 @@ class Recorder:
             for t in range(steps):
                 for name, lo, hi in self.pops:
                     ids = np.flatnonzero(fired[t, lo:hi])
-                    stamp = sample * self.timesteps + first_step + t
-                    self.spikes[name][0].append(np.full(len(ids), stamp, np.int64))
+                    self.spikes[name][0].append(np.full(len(ids), self.n + t, np.int64))   # the step's row
                     self.spikes[name][1].append(ids)
         self.n += steps
 
