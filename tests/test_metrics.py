@@ -224,3 +224,11 @@ def test_a_resumed_run_refuses_records_unlike_its_own(tmp_path, monkeypatch):
     np.savez(path, **arrays)
     with pytest.raises(UserError, match="bounds_ns"):
         run(scenario, write=False, resume=True)
+
+
+@pytest.mark.parametrize("ratio, words", [(3.2, "3.2x less energy"), (0.623, "1.61x more energy"),
+                                          (1.0, "the same energy")])
+def test_gpu_energy_ratios_read_the_right_way_round(ratio, words):
+    """The ratio is the GPU's energy over the chip's: above one the chip needs less, below one more."""
+    from neurosim.analysis.summary import times_energy
+    assert times_energy(ratio) == words
