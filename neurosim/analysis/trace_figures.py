@@ -49,13 +49,13 @@ def timesteps_of(trace: Trace) -> int:
 def sample_rows(trace: Trace, sample: int) -> tuple[int, int]:
     """The rows of /steps that hold ``sample``'s timesteps: by the trace's per-step sample
     numbers where it has them (a search ends its queries early), else ``timesteps`` per sample."""
+    T = timesteps_of(trace)                 # at most this many steps a sample
     steps = trace["steps"] if "steps" in trace.groups else {}
     if "sample" in steps:
         rows = np.flatnonzero(np.asarray(steps["sample"]) == sample)
-        if len(rows) == 0:
-            raise ValueError(f"no steps of sample {sample} recorded")
+        if len(rows) == 0 or rows[-1] + 1 - rows[0] > T:
+            raise ValueError(f"steps of sample {sample} not as recorded ({len(rows)} rows, at most {T} expected)")
         return int(rows[0]), int(rows[-1]) + 1
-    T = timesteps_of(trace)
     return sample * T, (sample + 1) * T
 
 
