@@ -112,7 +112,8 @@ def test_modules_stay_small():
     assert not big, f"modules over {MAX_LINES} lines: {big}"
 
 
-OUTSIDE = re.compile(r"\.\./shared|shared/reference|/work/")
+# the patterns are written in pieces, so that this file does not itself name what it looks for
+OUTSIDE = re.compile("|".join([r"\.\./" + "shared", "shared" + "/reference", "/" + "work/"]))
 TEXT = {".py", ".md", ".yaml", ".yml", ".toml", ".txt", ".cfg", ".ini", ""}
 
 

@@ -231,28 +231,27 @@ class SquareParams(Spec):
     square_in_frac: InFrac = 0
 
 
-class ScaledProductParams(SquareParams):
+class ScaledParams(SquareParams):
+    """A sum scaled by ``mult >> shift`` as it enters, computed within ``inner_bits``."""
+
     mult: Mult = 1
     shift: Shift = 0
+    inner_bits: PayloadBits = 24
+
+
+class ScaledProductParams(ScaledParams):
     frac_bits: Frac = 0
     gate_frac_bits: Frac | None = None   # None: no gate
-    inner_bits: PayloadBits = 24
 
 
-class ResidualAddParams(SquareParams):
-    mult: Mult = 1
-    shift: Shift = 0
+class ResidualAddParams(ScaledParams):
     frac: Frac = 0
-    inner_bits: PayloadBits = 24
 
 
-class GluParams(SquareParams):
-    mult: Mult = 1
-    shift: Shift = 0
+class GluParams(ScaledParams):
     in_frac: InFrac = 0
     out_frac: Frac = 0
     frac_bits: Frac = 0
-    inner_bits: PayloadBits = 24
 
 
 class MlgruParams(Spec):

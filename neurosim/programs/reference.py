@@ -138,19 +138,25 @@ class DataflowReference:
         payload = {}
         for name in self.order:
             pop, kind = self.graph.populations[name], self.kinds[name]
-            acc = np.zeros((self.batch, len(kind.ports), pop.size), np.int64)
-            for proj, port, matrix in self.inputs[name]:
-                if isinstance(matrix, np.ndarray):
-                    acc[:, port] += np.rint(payload[proj.source] @ matrix).astype(np.int64)
-                else:
-                    src = np.repeat(np.arange(len(matrix.indptr) - 1), np.diff(matrix.indptr))
-                    contrib = shift(matrix.weight.astype(np.int64)[None, :] * payload[proj.source][:, src],
-                                    proj.weight_exp)
-                    np.add.at(acc, (slice(None), port, matrix.indices), contrib)
+            acc = self._inputs(name, payload, self.batch)
             payload[name] = np.zeros((self.batch, pop.size), np.int64)
             ns = self.states[name]
             kind.reference(acc, payload[name], *ns.state.values(), *ns.consts)
         return payload
+
+    def _inputs(self, name: str, payload: dict[str, np.ndarray], rows: int) -> np.ndarray:
+        """A population's accumulators [rows, ports, size] from its sources' payloads [rows, ...]."""
+        kind = self.kinds[name]
+        acc = np.zeros((rows, len(kind.ports), self.graph.populations[name].size), np.int64)
+        for proj, port, matrix in self.inputs[name]:
+            if isinstance(matrix, np.ndarray):
+                acc[:, port] += np.rint(payload[proj.source] @ matrix).astype(np.int64)
+            else:
+                src = np.repeat(np.arange(len(matrix.indptr) - 1), np.diff(matrix.indptr))
+                contrib = shift(matrix.weight.astype(np.int64)[None, :] * payload[proj.source][:, src],
+                                proj.weight_exp)
+                np.add.at(acc, (slice(None), port, matrix.indices), contrib)
+        return acc
 
     def run(self, population: str, values: np.ndarray, readout: str, chunk: int = 32) -> np.ndarray:
         """The ``readout`` population's payloads for a sequence of inputs, one token after another:
@@ -167,15 +173,7 @@ class DataflowReference:
             payload = {}
             for name in self.order:
                 kind, size = self.kinds[name], self.graph.populations[name].size
-                acc = np.zeros((n, len(kind.ports), size), np.int64)
-                for proj, port, matrix in self.inputs[name]:
-                    if isinstance(matrix, np.ndarray):
-                        acc[:, port] += np.rint(payload[proj.source] @ matrix).astype(np.int64)
-                    else:
-                        src = np.repeat(np.arange(len(matrix.indptr) - 1), np.diff(matrix.indptr))
-                        contrib = shift(matrix.weight.astype(np.int64)[None, :] * payload[proj.source][:, src],
-                                        proj.weight_exp)
-                        np.add.at(acc, (slice(None), port, matrix.indices), contrib)
+                acc = self._inputs(name, payload, n)
                 payload[name] = np.zeros((n, size), np.int64)
                 ns = self.states[name]
                 for t in range(n):
