@@ -287,7 +287,7 @@ def run_neurosim(net: Network, barrier_ns: float | None = None) -> NeurosimRun:
     costs, links = timing_costs(chip, graph, mapping)
     engine = Engine(graph, mapping, costs)
     used_chips, chip_index = np.unique(mapping.core_chip, return_inverse=True)
-    neurons_per_core = (mapping.core_neuron_hi - mapping.core_neuron_lo).astype(np.float64)
+    neurons_per_core = mapping.core_neurons.astype(np.float64)
     map_s = time.perf_counter() - start
 
     timesteps = len(net.inputs)

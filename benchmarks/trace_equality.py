@@ -29,6 +29,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 # What may differ between two runs of the same scenario and seed.
 VOLATILE = {"wall_time_s", "created", "neurosim_version"}
+# HDF5's links between a dimension scale and its datasets: object references, which differ from file to
+# file (the scales' names and the datasets they label are compared as attributes and datasets).
+LINKS = {"DIMENSION_LIST", "REFERENCE_LIST"}
 
 
 def scenarios(only: list[str]) -> list[Path]:
@@ -51,7 +54,7 @@ def flatten(path: Path, ignore: set[str] = frozenset()) -> dict[str, object]:
 
     def visit(name: str, obj) -> None:
         for key, value in obj.attrs.items():
-            if key not in VOLATILE and key not in ignore:
+            if key not in VOLATILE and key not in LINKS and key not in ignore:
                 items[f"{name}@{key}"] = value
         if isinstance(obj, h5py.Dataset):
             items[name] = obj[()]

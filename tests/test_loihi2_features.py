@@ -626,14 +626,15 @@ def test_step_cost_bounds_by_hand(encoding, bits, per_message, reads):
     assert c.events == k and c.msgs_in[dst] == k
     assert c.synops[dst] == k * per_message and c.synmem_reads[dst] == k * reads
     chips_used, chip_index = np.unique(mapping.core_chip, return_inverse=True)
-    neurons = (mapping.core_neuron_hi - mapping.core_neuron_lo).astype(np.float64)
+    neurons = mapping.core_neurons.astype(np.float64)
     cost = step_cost(chip, mapping, links, c, neurons, chip_index, len(chips_used))
     t = chip.core.time_ns
     assert cost.bounds_ns[BOUNDS.index("dendrite")] == pytest.approx(n * t.neuron_update)
     assert cost.bounds_ns[BOUNDS.index("synapse")] == pytest.approx(k * per_message * t.synop)
     assert cost.bounds_ns[BOUNDS.index("synmem")] == pytest.approx(k * reads * 3.0)
     assert cost.bounds_ns[BOUNDS.index("barrier")] == 0.0
-    assert binding_bound(cost.bounds_ns) == int(np.argmax(cost.bounds_ns))
+    # the binding bound is the largest (the dendrite bound and the neuron unit's timeline tie here)
+    assert cost.bounds_ns[binding_bound(cost.bounds_ns)] == pytest.approx(cost.bounds_ns.max(), rel=1e-9)
     assert cost.busy_ns[dst] >= cost.bounds_ns[:3].max() - 1e-9
 
 
@@ -679,7 +680,7 @@ def test_active_updates_and_neuron_energy_on_loihi1():
     ref.set_input("inp", x[None])
     bias = {"hid": bias_mant != 0, "out": np.zeros(10, bool)}
     chips_used, chip_index = np.unique(mapping.core_chip, return_inverse=True)
-    neurons = (mapping.core_neuron_hi - mapping.core_neuron_lo).astype(np.float64)
+    neurons = mapping.core_neurons.astype(np.float64)
     partial = 0
     for step in range(8):
         active = {name: (ref.acc[name][0] != 0).any(axis=0) | (ref.state_of(name)["v"][0] != 0) | bias[name]

@@ -52,7 +52,7 @@ def chips_of(mapping) -> dict[str, set[int]]:
 
 
 def same_mapping(a, b) -> bool:
-    arrays = lambda m: [m.core_of, m.core_chip, m.core_x, m.core_y, m.core_neuron_lo, m.core_neuron_hi,
+    arrays = lambda m: [m.core_of, m.core_chip, m.core_x, m.core_y, m.core_neurons, m.neuron_rank(),
                         *[v for v in vars(m.routes).values() if isinstance(v, np.ndarray)], *m.utilisation.values()]
     return a.slices == b.slices and all(x.dtype == y.dtype and np.array_equal(x, y)
                                         for x, y in zip(arrays(a), arrays(b)))

@@ -140,7 +140,7 @@ def test_chips_without_program_ops_price_every_update_at_neuron_update_bit_for_b
                      input_pop="inp", readout_pop="out")
     mapping = map_graph(graph, chip)
     model = NeurocoreModel(chip, graph, mapping)
-    neurons = (mapping.core_neuron_hi - mapping.core_neuron_lo).astype(np.float64)
+    neurons = mapping.core_neurons.astype(np.float64)
     e, t = chip.core.energy_pj, chip.core.time_ns
     np.testing.assert_array_equal(model.table.update_pj, neurons * e.neuron_update)
     engine = Engine(graph, mapping, model.costs)

@@ -240,7 +240,9 @@ def setup_report(setup) -> str:
              f"busiest core per limit: {peak}", "", *placement_lines(placement_group(m)), "",
              "utilisation per core (fraction of each limit)", header]
     for r in rows:
-        lines.append(f"{r['core']:>5} {r['chip']:>4} {str(r['router']):>8}  {r['population']:<14} "
+        pops = str(r["population"]).split("+")
+        held = pops[0] if len(pops) == 1 else f"{pops[0]} +{len(pops) - 1}"      # a shared core
+        lines.append(f"{r['core']:>5} {r['chip']:>4} {str(r['router']):>8}  {held:<14} "
                      f"{r['slice']:<13}" + "".join(f" {r[n]:>11.1%}" for n in names))
     host = [s for s in m.slices if s.core < 0]
     if host:

@@ -205,18 +205,20 @@ def paths(chip: ChipFile, graph: Graph, mapping: Mapping) -> Paths:
 
 
 def timing_costs(chip: ChipFile, graph: Graph, mapping: Mapping) -> tuple[TimingCosts, ChipLinks]:
-    """Per-op times, the latency and energy of each distinct path an axon takes, and the
-    chip-to-chip links each path crosses."""
+    """Per-op times (each neuron's update its program's, with ``program_ops``), the latency and
+    energy of each distinct path an axon takes, and the chip-to-chip links each path crosses."""
     p = paths(chip, graph, mapping)
     t, e = chip.core.time_ns, chip.core.energy_pj
     # A core's axon-out stage sends every message but the host's.
     energy = p.energy_pj + np.where(p.from_host, 0.0, e.message_out)
+    per_neuron = neuron_update_costs(chip, graph, mapping)
     costs = TimingCosts(t_update_ns=t.neuron_update, t_active_ns=t.neuron_active, t_spike_ns=t.spike_out,
                         t_message_ns=t.message_out, t_message_in_ns=t.message_in, t_synop_ns=t.synop,
                         host_message_ns=p.host_bits / chip.system.host.bandwidth_bits_per_s * 1e9,
                         count_active=bool(t.neuron_active or e.neuron_active),
                         message_bits=p.message_bits, path_latency_ns=p.latency_ns, path_energy_pj=energy,
-                        path_hops=p.hops, path_crossings=p.crossings, axon_path=p.axon_path)
+                        path_hops=p.hops, path_crossings=p.crossings, axon_path=p.axon_path,
+                        update_ns=None if per_neuron is None else per_neuron[0])
     return costs, p.links
 
 
@@ -272,18 +274,28 @@ def program_costs(chip: ChipFile, graph: Graph) -> list[ProgramCost]:
     return out
 
 
-def update_costs(chip: ChipFile, graph: Graph, mapping: Mapping) -> tuple[np.ndarray, np.ndarray]:
-    """Per core the time (ns) and energy (pJ) of one step's neuron updates: its neurons x
-    ``neuron_update``, or with ``program_ops`` its neurons' program costs summed."""
-    neurons = (mapping.core_neuron_hi - mapping.core_neuron_lo).astype(np.float64)
-    t, e = chip.core.time_ns, chip.core.energy_pj
+def neuron_update_costs(chip: ChipFile, graph: Graph, mapping: Mapping) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per neuron the time (ns) and energy (pJ) of its program's update (``program_ops``), or None
+    where the chip prices every update as ``neuron_update``."""
     if chip.core.program_ops is None:
-        return neurons * t.neuron_update, neurons * e.neuron_update
+        return None
     time_ns, energy_pj = np.zeros(mapping.n_neurons), np.zeros(mapping.n_neurons)
     for cost in program_costs(chip, graph):
         lo = mapping.offsets[cost.population]
         hi = lo + graph.populations[cost.population].size
         time_ns[lo:hi], energy_pj[lo:hi] = cost.time_ns, cost.energy_pj
+    return time_ns, energy_pj
+
+
+def update_costs(chip: ChipFile, graph: Graph, mapping: Mapping) -> tuple[np.ndarray, np.ndarray]:
+    """Per core the time (ns) and energy (pJ) of one step's neuron updates: its neurons x
+    ``neuron_update``, or with ``program_ops`` its neurons' program costs summed."""
+    neurons = mapping.core_neurons.astype(np.float64)
+    t, e = chip.core.time_ns, chip.core.energy_pj
+    per_neuron = neuron_update_costs(chip, graph, mapping)
+    if per_neuron is None:
+        return neurons * t.neuron_update, neurons * e.neuron_update
+    time_ns, energy_pj = per_neuron
     on_core = mapping.core_of >= 0
     cores = mapping.core_of[on_core]
     return (np.bincount(cores, weights=time_ns[on_core], minlength=mapping.n_cores)[:mapping.n_cores],
@@ -437,7 +449,7 @@ class NeurocoreModel:
         self.costs, self.links = timing_costs(chip, graph, mapping)
         used, self.chip_index = np.unique(mapping.core_chip, return_inverse=True)
         self.n_chips = len(used)
-        self.neurons_per_core = (mapping.core_neuron_hi - mapping.core_neuron_lo).astype(np.float64)
+        self.neurons_per_core = mapping.core_neurons.astype(np.float64)
         self.table = cost_table(chip, self.links, self.neurons_per_core, self.chip_index,
                                 update_costs(chip, graph, mapping))
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numba as nb
 import numpy as np
 
-from neurosim.engine.kernels import MIXED_EXP, READS_TABLE, Network, axon_runs
+from neurosim.engine.kernels import MIXED_EXP, READS_TABLE, Network, active_per_core, axon_runs
 from neurosim.engine.programs import program_table
 from neurosim.engine.step import new_counts, new_sim, send, step
 from neurosim.graph.graph import Graph
@@ -50,6 +50,8 @@ class TimingCosts:
     path_hops: np.ndarray           # int64 [n_paths] on-chip hops
     path_crossings: np.ndarray      # int64 [n_paths] link crossings
     axon_path: np.ndarray           # [n_axons]
+    update_ns: np.ndarray | None = None   # float64 [n_neurons] each neuron's update (its program's), or
+    #                                       None: ``t_update_ns`` each
 
     @property
     def axon_latency_ns(self) -> np.ndarray:
@@ -111,6 +113,28 @@ def reads_table(syn_bits: np.ndarray, word_bits: int) -> np.ndarray:
     return np.ceil(np.arange(READS_TABLE)[None, :] * syn_bits[:, None] / word_bits).astype(np.int64)
 
 
+@nb.njit(cache=True)
+def _updates_done(core_of, update_ns, done, core_total):
+    """When each neuron's update is done, its core's neurons updated in order, and each core's total."""
+    for n in range(core_of.shape[0]):
+        c = core_of[n]
+        if c >= 0:
+            core_total[c] += update_ns[n]
+            done[n] = core_total[c]
+
+
+def update_times(mapping: Mapping, costs: TimingCosts) -> tuple[np.ndarray, np.ndarray]:
+    """float64 [n_neurons] when each neuron's update is done from its step's start, its core's
+    neurons updated in order (0 on the host), and [n_cores] each core's updates together."""
+    if costs.update_ns is None:
+        done = (mapping.neuron_rank().astype(np.float64) + 1.0) * costs.t_update_ns
+        done[mapping.core_of < 0] = 0.0
+        return done, mapping.core_neurons.astype(np.float64) * costs.t_update_ns
+    done, total = np.zeros(mapping.n_neurons), np.zeros(mapping.n_cores)
+    _updates_done(mapping.core_of, np.asarray(costs.update_ns, np.float64), done, total)
+    return done, total
+
+
 def network_of(mapping: Mapping, costs: TimingCosts) -> Network:
     """The kernels' view of a mapping: its routes (held by the mapping, not copied), per-neuron
     sums over axons, and costs."""
@@ -120,14 +144,15 @@ def network_of(mapping: Mapping, costs: TimingCosts) -> Network:
                r.proj_delay, hops, links, exp, delay)
     runs = np.zeros(len(r.axon_core), np.bool_)
     axon_runs(r.axon_ptr, r.axon_synapses, r.syn_ptr, r.syn_target, runs)
+    update_done, core_update = update_times(mapping, costs)
     return Network(
-        core_of=mapping.core_of, core_lo=mapping.core_neuron_lo, core_hi=mapping.core_neuron_hi,
+        core_of=mapping.core_of, core_update_ns=core_update, update_done_ns=update_done,
         message_bits=costs.message_bits, axon_ptr=r.axon_ptr, neuron_exp=exp, neuron_delay=delay, neuron_hops=hops,
         neuron_links=links, axon_core=r.axon_core, axon_path=costs.axon_path, axon_synapses=r.axon_synapses,
         axon_proj=r.axon_proj, proj_exp=r.proj_exp, proj_delay=r.proj_delay, proj_syn_bits=r.proj_syn_bits,
         word_bits=r.word_bits, proj_reads=reads_table(r.proj_syn_bits, r.word_bits), axon_run=runs,
         syn_ptr=r.syn_ptr, syn_target=r.syn_target, syn_weight=r.syn_weight, core_dendrite=r.core_dendrite,
-        path_latency_ns=costs.path_latency_ns, path_energy_pj=costs.path_energy_pj, t_update_ns=costs.t_update_ns,
+        path_latency_ns=costs.path_latency_ns, path_energy_pj=costs.path_energy_pj,
         t_active_ns=costs.t_active_ns, t_spike_ns=costs.t_spike_ns, t_message_ns=costs.t_message_ns,
         t_message_in_ns=costs.t_message_in_ns, host_message_ns=costs.host_message_ns, t_synop_ns=costs.t_synop_ns)
 
@@ -173,8 +198,8 @@ class Engine:
         n_parts = nb.get_num_threads()
         # Populations reset every so many steps of a sample (`Graph.resets`), to the initial state.
         self.resets = [graph.resets.get(name, (0, 0)) for name, *_ in self.pops] if graph.resets else []
-        self.sim = new_sim(self.payload, self.acc, n_parts, np.array([r[0] for r in self.resets], np.int64),
-                           np.array([r[1] for r in self.resets], np.int64),
+        self.sim = new_sim(self.payload, self.acc, mapping.n_cores, n_parts,
+                           np.array([r[0] for r in self.resets], np.int64), np.array([r[1] for r in self.resets], np.int64),
                            self.table.state.copy() if self.table is not None and self.resets else None)
         self.sim.core_bounds[:] = balanced_ranges(np.ones(self.n_cores), n_parts)
         self.counts = new_counts(self.n_cores, len(costs.path_latency_ns), len(self.pops), n_parts)
@@ -228,7 +253,7 @@ class Engine:
         if self.count_active:
             for (_name, lo, hi, kind, state), acc in zip(self.pops, dendrites):
                 self.sim.active[lo:hi] = active_neurons(kind, acc, state)
-            np.cumsum(self.sim.active, out=self.sim.active_prefix[1:])
+            active_per_core(self.net.core_of, self.sim.active, self.sim.active_upto, self.sim.core_active)
         for p, ((_name, lo, hi, kind, state), acc, go) in enumerate(zip(self.pops, dendrites, updated)):
             if go:
                 self.counts.overflow[p] = run_step(kind, acc, self.payload[lo:hi], state)

@@ -53,8 +53,9 @@ class Network(NamedTuple):
     """
 
     core_of: np.ndarray           # [n_neurons] its core, or -1 for the host
-    core_lo: np.ndarray           # [n_cores] first neuron of each core
-    core_hi: np.ndarray           # [n_cores] one past its last
+    core_update_ns: np.ndarray    # float64 [n_cores] a step's neuron updates on each core, together
+    update_done_ns: np.ndarray    # float64 [n_neurons] when a neuron's update is done, its core's neurons
+    #                               updated in order, each its program's time (`neurosim.engine.engine.update_times`)
     message_bits: np.ndarray      # [n_neurons] bits of each message it sends
     axon_ptr: np.ndarray          # [n_neurons + 1]
     neuron_exp: np.ndarray        # [n_neurons] weight exponent of all its axons, or MIXED_EXP
@@ -77,7 +78,6 @@ class Network(NamedTuple):
     core_dendrite: np.ndarray     # [n_cores] first dendrite of each core
     path_latency_ns: np.ndarray   # [n_paths]
     path_energy_pj: np.ndarray    # [n_paths]
-    t_update_ns: float            # a neuron's update
     t_active_ns: float            # more, for an active update
     t_spike_ns: float             # an event leaving the neuron unit
     t_message_ns: float           # one message generated (axon out)
@@ -126,12 +126,25 @@ def find_events(payload, out):
 
 
 @nb.njit(cache=True, nogil=True)
-def emission_times(net, events, n_events, t_emit, msgs_before, events_before, active_prefix):
+def active_per_core(core_of, active, active_upto, core_active):
+    """Each core's active updates (``core_active``) and, per neuron, those of its core up to and
+    including it (``active_upto``; a core's neurons need not be one range)."""
+    core_active[:] = 0
+    for n in range(active.shape[0]):
+        c = core_of[n]
+        if c >= 0:
+            core_active[c] += active[n]
+            active_upto[n] = core_active[c]
+
+
+@nb.njit(cache=True, nogil=True)
+def emission_times(net, events, n_events, t_emit, msgs_before, events_before, active_upto):
     """When each event's first message leaves its core (less one message's time).
 
-    A core updates its neurons in order, ``t_update_ns`` each and ``t_active_ns`` more for
-    each active one (``active_prefix[n]``: active neurons before ``n``); an event then leaves the
-    neuron unit (``t_spike_ns``) and its messages are generated, ``t_message_ns`` each. The
+    A core updates its neurons in order, each taking its program's time (``update_done_ns``: when
+    ``n``'s is done) and ``t_active_ns`` more for each active one (``active_upto[n]``: active
+    neurons of ``n``'s core up to and including ``n``); an event then leaves the neuron unit
+    (``t_spike_ns``) and its messages are generated, ``t_message_ns`` each. The
     host sends its messages one after another, ``host_message_ns`` each. ``msgs_before`` and
     ``events_before`` count what each core (index ``n_cores``: the host) already sent, and
     are updated.
@@ -146,8 +159,7 @@ def emission_times(net, events, n_events, t_emit, msgs_before, events_before, ac
             msgs_before[host] += n_msgs
         else:
             events_before[c] += 1
-            t_emit[e] = ((n - net.core_lo[c] + 1) * net.t_update_ns
-                         + (active_prefix[n + 1] - active_prefix[net.core_lo[c]]) * net.t_active_ns
+            t_emit[e] = (net.update_done_ns[n] + active_upto[n] * net.t_active_ns
                          + events_before[c] * net.t_spike_ns + msgs_before[c] * net.t_message_ns)
             msgs_before[c] += n_msgs
 

@@ -28,8 +28,8 @@ from typing import NamedTuple
 import numba as nb
 import numpy as np
 
-from neurosim.engine.kernels import (SERIAL_MESSAGES, count_sent, count_sent_serial, deliver, deliver_serial,
-                                     emission_times, find_events, split_events)
+from neurosim.engine.kernels import (SERIAL_MESSAGES, active_per_core, count_sent, count_sent_serial, deliver,
+                                     deliver_serial, emission_times, find_events, split_events)
 from neurosim.engine.programs import mark_active, run_program
 
 
@@ -41,7 +41,8 @@ class Sim(NamedTuple):
     events: np.ndarray          # int64 [n_neurons] this step's events' neurons
     t_emit: np.ndarray          # float64 [n_neurons] when each event's messages start to leave
     active: np.ndarray          # bool [n_neurons] an active update (chips that price them)
-    active_prefix: np.ndarray   # int64 [n_neurons + 1] active updates before each neuron
+    active_upto: np.ndarray     # int64 [n_neurons] active updates of a neuron's core up to it (`active_per_core`)
+    core_active: np.ndarray     # int64 [n_cores] active updates of each core
     chunk_bounds: np.ndarray    # int64 [n_parts + 1] events per thread, for counting
     core_bounds: np.ndarray     # int64 [n_parts + 1] cores per thread, for delivery
     axon_split: np.ndarray      # int64 [n_parts + 1, n_neurons]
@@ -77,12 +78,12 @@ class Counts(NamedTuple):
     bucket_ptr: np.ndarray      # int64 [n_cores + 1] each core's messages in the message buffers
 
 
-def new_sim(payload: np.ndarray, acc: np.ndarray, n_parts: int, reset_every: np.ndarray | None = None,
+def new_sim(payload: np.ndarray, acc: np.ndarray, n_cores: int, n_parts: int, reset_every: np.ndarray | None = None,
             reset_phase: np.ndarray | None = None, reset_state: np.ndarray | None = None) -> Sim:
     n = len(payload)
     none = np.zeros(0, np.int64)
     return Sim(payload, acc, np.zeros(n, np.int64), np.zeros(n, np.float64), np.zeros(n, np.bool_),
-               np.zeros(n + 1, np.int64), np.zeros(n_parts + 1, np.int64), np.zeros(n_parts + 1, np.int64),
+               np.zeros(n, np.int64), np.zeros(n_cores, np.int64), np.zeros(n_parts + 1, np.int64), np.zeros(n_parts + 1, np.int64),
                np.zeros((n_parts + 1, n), np.int64), np.zeros((n_parts + 1, n), np.int64),
                none if reset_every is None else reset_every, none if reset_phase is None else reset_phase,
                none if reset_state is None else reset_state)
@@ -112,16 +113,16 @@ def balance(load, bounds):
 
 
 @nb.njit(cache=True, nogil=True)
-def update_neurons(table, sim, counts, updated, count_active, slot):
+def update_neurons(net, table, sim, counts, updated, count_active, slot):
     """Every population's program on the input of delay slot ``slot``; those not ``updated`` send
-    nothing and keep their state and input. With ``count_active``, which updates are active."""
+    nothing and keep their state and input. With ``count_active``, which updates are active, per
+    core (`active_per_core`)."""
     acc = sim.acc[slot]
     if count_active:
         for p in range(table.kind.shape[0]):
             d0, n = table.dendrite[p], table.hi[p] - table.lo[p]
             mark_active(table, p, acc[d0:d0 + n * table.ports[p]].reshape(table.ports[p], n), sim.active)
-        for i in range(sim.active.shape[0]):
-            sim.active_prefix[i + 1] = sim.active_prefix[i] + sim.active[i]
+        active_per_core(net.core_of, sim.active, sim.active_upto, sim.core_active)
     for p in range(table.kind.shape[0]):
         lo, hi, d0 = table.lo[p], table.hi[p], table.dendrite[p]
         if updated[p]:
@@ -147,9 +148,8 @@ def send(net, sim, counts, arrival, synapses, per_message, t):
     n_events = find_events(sim.payload, sim.events)
     counts.events[0] = n_events
     emission_times(net, sim.events, n_events, sim.t_emit, counts.msgs_before, counts.events_before,
-                   sim.active_prefix)
-    for c in range(n_cores):
-        counts.active[c] = sim.active_prefix[net.core_hi[c]] - sim.active_prefix[net.core_lo[c]]
+                   sim.active_upto)
+    counts.active[:] = sim.core_active
     for e in range(n_events):
         source = net.core_of[sim.events[e]]
         counts.spikes[source if source >= 0 else n_cores] += 1
@@ -183,7 +183,7 @@ def send(net, sim, counts, arrival, synapses, per_message, t):
         deliver(*args2)
     balance(counts.msgs_in, sim.core_bounds)                 # the next step's split; only speed depends on it
     for c in range(n_cores):
-        counts.neuron_done_ns[c] = ((net.core_hi[c] - net.core_lo[c]) * net.t_update_ns
+        counts.neuron_done_ns[c] = (net.core_update_ns[c]
                                     + counts.active[c] * net.t_active_ns + counts.spikes[c] * net.t_spike_ns
                                     + counts.msgs_out[c] * net.t_message_ns)
     return arrival, synapses
@@ -205,5 +205,5 @@ def step(net, table, sim, counts, arrival, synapses, updated, count_active, per_
     """Timestep ``t``: the populations due a reset reset (`reset_due`), the programs update
     (`update_neurons`), then their events are sent (`send`)."""
     reset_due(table, sim, t)
-    update_neurons(table, sim, counts, updated, count_active, t % sim.acc.shape[0])
+    update_neurons(net, table, sim, counts, updated, count_active, t % sim.acc.shape[0])
     return send(net, sim, counts, arrival, synapses, per_message, t)

@@ -11,8 +11,8 @@ messages enter chip 0 at router (0, 0) over the host link.
 
 That is the ``pack`` strategy of a scenario's mapping section; ``spread``, ``group_per_chip`` and
 ``explicit`` place slices as `neurosim.mapping.placement` plans them, cores again counted in the
-order of their places. Either way a core holds one slice, and `Mapping.slices` lists the
-cores' slices in core order.
+order of their places. Either way a core holds one slice, or with ``share_cores`` slices of
+several populations (`neurosim.mapping.share`); `Mapping.slices` lists them in core order.
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ from neurosim.graph.graph import Graph
 from neurosim.mapping.partition import LIMIT_NAMES, incoming, slice_population
 from neurosim.mapping.placement import (Layout, PlacementOverflow, Plan, Where, check_capacity, lay_out,
                                         plan_placement, spread_caps)
-from neurosim.mapping.routes import Routes, core_outputs, destinations_per_core, fill_hops, graph_csrs, route_graph
+from neurosim.mapping.share import RESOURCES, share_cores
+from neurosim.mapping.routes import (Routes, core_outputs, destinations_per_core, fill_hops, graph_csrs, ranks_within,
+                                     route_graph)
 from neurosim.programs import (KINDS, check_populations, check_projections, payload_bits_of, state_bytes_of)
 from neurosim.spec.chip import ArmPeSpec, ChipFile
 from neurosim.spec.scenario import MappingSpec
@@ -56,8 +58,6 @@ class Mapping:
     utilisation: dict[str, np.ndarray]  # per core, per limit name
     limits: dict[str, float]
     routes: Routes
-    core_neuron_lo: np.ndarray = field(default=None)   # int64 [n_cores] first global neuron on each core
-    core_neuron_hi: np.ndarray = field(default=None)
     dend_offsets: dict[str, int] = field(default_factory=dict)   # first global dendrite of each population
     n_dendrites: int = 0                                         # neurons x their kinds' input ports
     delay_slots: int = 1                                         # 1 + the longest synaptic delay
@@ -68,6 +68,24 @@ class Mapping:
     @property
     def n_neurons(self) -> int:
         return len(self.core_of)
+
+    @property
+    def core_neurons(self) -> np.ndarray:
+        """int64 [n_cores] neurons on each core."""
+        return self.utilisation["neurons"]
+
+    def core_populations(self) -> list[str]:
+        """Per core, the populations of its slices ("a+b" where cores are shared)."""
+        names: list[list[str]] = [[] for _ in range(self.n_cores)]
+        for s in self.slices:
+            if s.core >= 0 and s.population not in names[s.core]:
+                names[s.core].append(s.population)
+        return ["+".join(n) for n in names]
+
+    def neuron_rank(self) -> np.ndarray:
+        """[n_neurons] each neuron's place in its core's update order, which is the neurons' order
+        (0 for the host's); in the narrowest `index_type` that holds it."""
+        return ranks_within(self.core_of, self.n_cores)
 
     @property
     def chips_used(self) -> int:
@@ -298,6 +316,39 @@ def _place_in_plan(graph: Graph, chip: ChipFile, plan: Plan, incs: dict, caps: d
     return _place_and_route(graph, chip, incs, trial, offsets, dend_offsets, partition, csrs)
 
 
+def _place_shared(graph: Graph, chip: ChipFile, plan: Plan | None, incs: dict, caps: dict[str, int],
+                  offsets: dict[str, int], dend_offsets: dict[str, int], where: Where):
+    """`_place_and_route` with cores shared by several slices (`neurosim.mapping.share`): the
+    whole system in model order (``plan`` None), or each of a plan's bins onto its places."""
+    n_neurons, csrs = sum(p.size for p in graph.populations.values()), graph_csrs(graph)
+    on_chip = [name for name, pop in graph.populations.items() if not KINDS[pop.kind].on_host]
+    bins = ([(np.arange(chip.total_cores, dtype=np.int64), on_chip)] if plan is None
+            else [(b.places, b.populations) for b in plan.bins])
+
+    def overflow(b: int) -> UserError:
+        if plan is None:
+            return where.error(("mapping", "share_cores"), f"the model does not fit the system's {chip.total_cores:,} "
+                                                          f"cores even with cores shared; expected more chips")
+        bin_ = plan.bins[b]
+        return bin_.error(where, f"{bin_.label} does not fit the {len(bin_.places):,} cores of {bin_.where} even "
+                                 f"with cores shared; expected it to fit {bin_.where}", overflow=True)
+
+    def partition(trial: dict[str, int]) -> _Placed:
+        refuse = lambda name, cap: _slice(graph, chip, incs[name], name, cap, n_neurons)   # raises the excess
+        use, shared = share_cores(graph, chip, incs, trial, offsets, bins, csrs, overflow, refuse)
+        core_of = np.full(n_neurons, HOST, np.int32)
+        on_core = sorted(map(CoreSlice, use.population, use.lo.tolist(), use.hi.tolist(), shared.core.tolist()),
+                         key=lambda s: s.core)
+        for s in on_core:
+            core_of[offsets[s.population] + s.lo: offsets[s.population] + s.hi] = s.core
+        slices = [CoreSlice(n, 0, p.size, HOST) for n, p in graph.populations.items() if KINDS[p.kind].on_host]
+        syn, fan = (shared.use[:, RESOURCES.index(r)] for r in ("synapse_memory_bytes", "fan_in"))
+        return _Placed(slices + on_core, list(syn), list(fan.astype(np.int64)), core_of, len(shared.place), offsets,
+                       shared.place)
+
+    return _place_and_route(graph, chip, incs, caps, offsets, dend_offsets, partition, csrs)
+
+
 def _cores_of_the_rest(graph: Graph, chip: ChipFile, incs: dict, caps: dict[str, int], first: int) -> int:
     """The cores the on-chip populations from the ``first``-th on take, sliced as `_partition` does."""
     lim = chip.core.mapping_limits(chip.cores_per_chip)
@@ -316,14 +367,11 @@ def _cores_of_the_rest(graph: Graph, chip: ChipFile, incs: dict, caps: dict[str,
 
 def _outputs_per_core(routes: Routes, placed: "_Placed") -> tuple[np.ndarray, np.ndarray]:
     """Per core: its output axons (fan_out) and its distinct destination cores (routing-table entries)."""
-    on_core = [s for s in placed.slices if s.core >= 0]
-    lo = np.zeros(placed.n_cores, np.int64)
-    hi = np.zeros(placed.n_cores, np.int64)
-    for s in on_core:
-        first = placed.offsets[s.population] + s.lo
-        lo[s.core], hi[s.core] = first, first + (s.hi - s.lo)
-    fan_out = routes.axon_ptr[hi] - routes.axon_ptr[lo]
-    return fan_out.astype(np.int64), destinations_per_core(routes.axon_ptr, routes.axon_core, lo, hi, placed.n_cores)
+    axons = np.diff(routes.axon_ptr)
+    on_core = placed.core_of >= 0
+    fan_out = np.bincount(placed.core_of[on_core], weights=axons[on_core], minlength=placed.n_cores)
+    return (fan_out[:placed.n_cores].astype(np.int64),
+            destinations_per_core(routes.axon_ptr, routes.axon_core, placed.core_of, placed.n_cores))
 
 
 def _place_and_route(graph: Graph, chip: ChipFile, incs: dict, caps: dict[str, int], offsets: dict[str, int],
@@ -402,7 +450,7 @@ def map_graph(graph: Graph, chip: ChipFile, placement: str | MappingSpec = "pack
     _check_delays(graph, chip)
     plan = plan_placement(graph, chip, spec, where)
     if plan is not None:
-        check_capacity(graph, chip, plan, where)
+        check_capacity(graph, chip, plan, where, shared=spec.share_cores)
     core = chip.core
     lim = core.mapping_limits(chip.cores_per_chip)
     offsets, dend_offsets, pos, dpos = {}, {}, 0, 0
@@ -414,7 +462,10 @@ def map_graph(graph: Graph, chip: ChipFile, placement: str | MappingSpec = "pack
     incs = {name: incoming(graph, name, offsets, core)
             for name, pop in graph.populations.items() if not KINDS[pop.kind].on_host}
 
-    if plan is None:
+    if spec.share_cores:
+        placed, routes, fan_out, routes_used, caps = _place_shared(graph, chip, plan, incs, caps, offsets,
+                                                                   dend_offsets, where)
+    elif plan is None:
         placed, routes, fan_out, routes_used, caps = _place_and_route(graph, chip, incs, caps, offsets, dend_offsets)
     else:
         placed, routes, fan_out, routes_used, caps = _place_in_plan(graph, chip, plan, incs, caps, offsets,
@@ -428,16 +479,12 @@ def map_graph(graph: Graph, chip: ChipFile, placement: str | MappingSpec = "pack
     chip_idx, x, y = core_coordinates(chip, placed.place)
     state = np.zeros(next_core, np.int64)
     neurons = np.zeros(next_core, np.int64)
-    lo_arr = np.zeros(next_core, np.int64)
-    hi_arr = np.zeros(next_core, np.int64)
     for s in slices:
         if s.core < 0:
             continue
         pop = graph.populations[s.population]
-        neurons[s.core] = s.hi - s.lo
-        state[s.core] = (s.hi - s.lo) * state_bytes_of(KINDS[pop.kind], pop.params)
-        lo_arr[s.core] = offsets[s.population] + s.lo
-        hi_arr[s.core] = offsets[s.population] + s.hi
+        neurons[s.core] += s.hi - s.lo
+        state[s.core] += (s.hi - s.lo) * state_bytes_of(KINDS[pop.kind], pop.params)
     syn_bytes = np.array(placed.syn_bytes, np.float64)
     utilisation = {
         "neurons": neurons,
@@ -450,21 +497,24 @@ def map_graph(graph: Graph, chip: ChipFile, placement: str | MappingSpec = "pack
     }
     limits = {k: float(getattr(lim, k)) for k in LIMIT_NAMES}
     slots = 1 + max((p.delay for p in graph.projections.values()), default=0)
-    return Mapping(offsets, placed.core_of, slices, next_core, chip_idx, x, y, utilisation, limits, routes, lo_arr,
-                   hi_arr, dend_offsets, dpos, slots, spec.strategy, plan.group_of if plan else {},
+    return Mapping(offsets, placed.core_of, slices, next_core, chip_idx, x, y, utilisation, limits, routes,
+                   dend_offsets, dpos, slots, spec.strategy, plan.group_of if plan else {},
                    plan.attrs if plan else {})
 
 
 def utilisation_table(mapping: Mapping) -> list[dict[str, object]]:
-    """One row per used core: population slice, chip, router and the fraction of each limit used."""
-    rows = []
+    """One row per used core: its population and slice (the populations and the number of slices
+    of a shared core), chip, router and the fraction of each limit used."""
+    held: list[list[CoreSlice]] = [[] for _ in range(mapping.n_cores)]
     for s in mapping.slices:
-        if s.core < 0:
-            continue
-        row: dict[str, object] = {"core": s.core, "chip": int(mapping.core_chip[s.core]),
-                                  "router": (int(mapping.core_x[s.core]), int(mapping.core_y[s.core])),
-                                  "population": s.population, "slice": f"{s.lo}:{s.hi}"}
+        if s.core >= 0:
+            held[s.core].append(s)
+    rows = []
+    for c, (mine, names) in enumerate(zip(held, mapping.core_populations())):
+        row: dict[str, object] = {"core": c, "chip": int(mapping.core_chip[c]),
+                                  "router": (int(mapping.core_x[c]), int(mapping.core_y[c])), "population": names,
+                                  "slice": f"{mine[0].lo}:{mine[0].hi}" if len(mine) == 1 else f"{len(mine)} slices"}
         for name, used in mapping.utilisation.items():
-            row[name] = float(used[s.core]) / mapping.limits[name]
+            row[name] = float(used[c]) / mapping.limits[name]
         rows.append(row)
     return rows

@@ -110,9 +110,13 @@ def check_against_chip(spec: MappingSpec, chip: ChipFile, where: Where) -> None:
 def plan_placement(graph: Graph, chip: ChipFile, spec: MappingSpec, where: Where) -> Plan | None:
     """The bins of a strategy (None for ``pack``), checked against the model's populations and
     the system's chips."""
+    pinned = {name: pop.chip for name, pop in graph.populations.items() if pop.chip is not None}
+    if spec.share_cores and pinned:
+        raise where.error(("mapping", "share_cores"), f"the model pins populations to chips ({_examples(list(pinned))}), "
+                                                      f"and pinned populations take cores of their own: expected "
+                                                      f"share_cores false")
     if spec.strategy == "pack":
         return None
-    pinned = {name: pop.chip for name, pop in graph.populations.items() if pop.chip is not None}
     if spec.strategy == "spread":
         return _spread_plan(graph, chip, spec, pinned, where)
     if pinned:
@@ -241,14 +245,15 @@ def _synapse_bytes_into(graph: Graph, chip: ChipFile) -> dict[str, float]:
     return into
 
 
-def check_capacity(graph: Graph, chip: ChipFile, plan: Plan, where: Where) -> None:
-    """Refuse a bin whose populations cannot fit its cores whatever the slicing: a core each, and
-    their neurons, neuron state and synapses against its cores' limits together."""
+def check_capacity(graph: Graph, chip: ChipFile, plan: Plan, where: Where, shared: bool = False) -> None:
+    """Refuse a bin whose populations cannot fit its cores whatever the slicing: a core each
+    (unless cores are ``shared``), and their neurons, neuron state and synapses against its
+    cores' limits together."""
     lim = chip.core.mapping_limits(chip.cores_per_chip)
     into = _synapse_bytes_into(graph, chip)
     for b in plan.bins:
         cores, pops = len(b.places), [graph.populations[n] for n in b.populations]
-        if len(pops) > cores:
+        if len(pops) > cores and not shared:
             raise _overflow(where, b, f"its {len(pops)} populations, each on cores of its own", len(pops))
         state = sum(p.size * state_bytes_of(KINDS[p.kind], p.params) for p in pops)
         synapses = sum(into[n] for n in b.populations)

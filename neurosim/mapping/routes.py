@@ -200,17 +200,41 @@ def fill_hops(axon_ptr, axon_core, core_of, core_x, core_y, routers_x, routers_y
 
 
 @nb.njit(cache=True)
-def destinations_per_core(axon_ptr, axon_core, core_lo, core_hi, n_cores):
-    """Per core: the distinct cores its neurons' axons go to (routing-table entries)."""
+def destinations_per_core(axon_ptr, axon_core, core_of, n_cores):
+    """Per core: the distinct cores its neurons' axons go to (routing-table entries). A core's
+    neurons need not be one range: each destination is marked with the last core that counted it."""
     seen = np.full(max(n_cores, 1), -1, np.int64)
     out = np.zeros(n_cores, np.int64)
-    for c in range(n_cores):
-        for a in range(axon_ptr[core_lo[c]], axon_ptr[core_hi[c]]):
+    order = np.argsort(core_of, kind="mergesort")
+    for n in order:
+        c = core_of[n]
+        if c < 0:
+            continue
+        for a in range(axon_ptr[n], axon_ptr[n + 1]):
             d = axon_core[a]
             if seen[d] != c:
                 seen[d] = c
                 out[c] += 1
     return out
+
+
+@nb.njit(cache=True)
+def _fill_ranks(core_of, rank, taken):
+    for n in range(core_of.shape[0]):
+        c = core_of[n]
+        if c >= 0:
+            rank[n] = taken[c]
+            taken[c] += 1
+
+
+def ranks_within(core_of: np.ndarray, n_cores: int) -> np.ndarray:
+    """[n_neurons] each neuron's place among its core's neurons in the neurons' order (0 for the
+    host's), in the narrowest `index_type` that holds it."""
+    on_core = core_of[core_of >= 0]
+    most = int(np.bincount(on_core, minlength=1).max(initial=0)) if on_core.size else 0
+    rank = np.zeros(len(core_of), index_type(max(most - 1, 0)))
+    _fill_ranks(core_of, rank, np.zeros(max(n_cores, 1), np.int64))
+    return rank
 
 
 @nb.njit(cache=True)
@@ -269,10 +293,10 @@ def route_graph(graph: Graph, offsets: dict[str, int], dend_offsets: dict[str, i
     syn_bits = np.array([8 * chip.core.synapse_bytes(p.weight_bits, encoding_of(p)) for p in projections] or [0.0])
     word_bits = chip.core.synapses.word_bits
     sources = [name for name in graph.populations if any(p.source == name for p in projections)]
-    core_dendrite = np.zeros(n_cores, np.int64)
+    core_dendrite = np.full(n_cores, np.iinfo(np.int64).max, np.int64)     # the least of its slices'
     for sl in slices:
         if sl.core >= 0:
-            core_dendrite[sl.core] = dend_offsets[sl.population] + sl.lo
+            core_dendrite[sl.core] = min(core_dendrite[sl.core], dend_offsets[sl.population] + sl.lo)
     axons, synapses = np.zeros(n_neurons, np.int64), np.zeros(n_neurons, np.int64)
     most, widest = 0, 0
     for name in sources:

@@ -298,8 +298,8 @@ def cores_group(setup: Setup, rec: Recorder) -> dict[str, Any]:
     """The recorder's per-core records with what the mapping put on each core and the mesh."""
     mapping, mesh, system = setup.mapping, setup.chip.chip.mesh, setup.chip.system
     group = rec.cores_group()
-    return group | {"neurons": (mapping.core_neuron_hi - mapping.core_neuron_lo).astype(np.int64),
-                    "population": np.array([s.population for s in mapping.slices if s.core >= 0]),
+    return group | {"neurons": mapping.core_neurons.astype(np.int64),
+                    "population": np.array(mapping.core_populations()),
                     "utilisation": {k: v / mapping.limits[k] for k, v in mapping.utilisation.items()},
                     "@attrs": {"mesh_x": mesh.routers_x * system.chips_x, "mesh_y": mesh.routers_y * system.chips_y,
                                "cores_per_router": mesh.cores_per_router, **group["@attrs"]}}

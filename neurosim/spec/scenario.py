@@ -106,7 +106,9 @@ class MappingSpec(Spec):
     each spread over its chip's cores; ``ungrouped`` says where the other on-chip populations go.
     ``explicit``: ``map`` sends population names or globs (first match wins) to a chip, or to a
     range of a chip's cores; every on-chip population must match an entry. ``placement`` is the
-    older name of ``strategy``; a map without a strategy means ``explicit``.
+    older name of ``strategy``; a map without a strategy means ``explicit``. With ``share_cores``,
+    slices of several populations share a core within its limits (`neurosim.mapping.share`), and
+    a group or map entry is packed onto its cores rather than spread over them.
     """
 
     strategy: Literal["pack", "spread", "group_per_chip", "explicit"] = "pack"
@@ -114,6 +116,7 @@ class MappingSpec(Spec):
     groups: Annotated[str, Field(min_length=1, max_length=200)] = r"^b(\d+)_"     # the MatMul-free blocks
     ungrouped: Literal["nearest", "first", "last", "own_chip"] = "nearest"
     map: Annotated[dict[str, MapTarget], Field(max_length=100_000)] = {}
+    share_cores: bool = False       # slices of several populations on one core (`neurosim.mapping.share`)
 
     @model_validator(mode="before")
     @classmethod
@@ -145,6 +148,9 @@ class MappingSpec(Spec):
     def _check(self) -> "MappingSpec":
         if self.strategy == "explicit" and not self.map:
             raise ValueError("strategy explicit: expected a map of population names or globs to chips")
+        if self.strategy == "spread" and self.share_cores:
+            raise ValueError("share_cores packs slices onto as few cores as their limits allow, and spread slices "
+                             "them over many: expected strategy pack, group_per_chip or explicit with share_cores")
         return self
 
     @property
