@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numba as nb
 import numpy as np
 
-from neurosim.engine.kernels import MIXED_EXP, READS_TABLE, Network, active_per_core, axon_runs
+from neurosim.engine.kernels import MIXED_EXP, READS_TABLE, Network, active_per_core
 from neurosim.engine.programs import program_table
 from neurosim.engine.step import new_counts, new_sim, send, step
 from neurosim.graph.graph import Graph
@@ -139,18 +139,16 @@ def network_of(mapping: Mapping, costs: TimingCosts) -> Network:
     """The kernels' view of a mapping: its routes (held by the mapping, not copied), per-neuron
     sums over axons, and costs."""
     r, n = mapping.routes, mapping.n_neurons
-    hops, links, exp, delay = np.zeros(n, np.int32), np.zeros(n, np.int32), np.zeros(n, np.int64), np.zeros(n, np.uint8)
+    hops, links, exp, delay = np.zeros(n, np.int32), np.zeros(n, np.int32), np.zeros(n, np.int32), np.zeros(n, np.uint8)
     per_neuron(r.axon_ptr, costs.axon_path, r.axon_proj, costs.path_hops, costs.path_crossings, r.proj_exp,
                r.proj_delay, hops, links, exp, delay)
-    runs = np.zeros(len(r.axon_core), np.bool_)
-    axon_runs(r.axon_ptr, r.axon_synapses, r.syn_ptr, r.syn_target, runs)
     update_done, core_update = update_times(mapping, costs)
     return Network(
         core_of=mapping.core_of, core_update_ns=core_update, update_done_ns=update_done,
         message_bits=costs.message_bits, axon_ptr=r.axon_ptr, neuron_exp=exp, neuron_delay=delay, neuron_hops=hops,
         neuron_links=links, axon_core=r.axon_core, axon_path=costs.axon_path, axon_synapses=r.axon_synapses,
         axon_proj=r.axon_proj, proj_exp=r.proj_exp, proj_delay=r.proj_delay, proj_syn_bits=r.proj_syn_bits,
-        word_bits=r.word_bits, proj_reads=reads_table(r.proj_syn_bits, r.word_bits), axon_run=runs,
+        word_bits=r.word_bits, proj_reads=reads_table(r.proj_syn_bits, r.word_bits), axon_run=r.axon_run,
         syn_ptr=r.syn_ptr, syn_target=r.syn_target, syn_weight=r.syn_weight, core_dendrite=r.core_dendrite,
         path_latency_ns=costs.path_latency_ns, path_energy_pj=costs.path_energy_pj,
         t_active_ns=costs.t_active_ns, t_spike_ns=costs.t_spike_ns, t_message_ns=costs.t_message_ns,
@@ -198,9 +196,9 @@ class Engine:
         n_parts = nb.get_num_threads()
         # Populations reset every so many steps of a sample (`Graph.resets`), to the initial state.
         self.resets = [graph.resets.get(name, (0, 0)) for name, *_ in self.pops] if graph.resets else []
-        self.sim = new_sim(self.payload, self.acc, mapping.n_cores, n_parts,
-                           np.array([r[0] for r in self.resets], np.int64), np.array([r[1] for r in self.resets], np.int64),
-                           self.table.state.copy() if self.table is not None and self.resets else None)
+        every, phase = (np.array([r[k] for r in self.resets], np.int64) for k in (0, 1))
+        self.sim = new_sim(self.payload, self.acc, mapping.n_cores, n_parts, int(mapping.routes.syn_ptr[-1]), every,
+                           phase, self.table.state.copy() if self.table is not None and self.resets else None)
         self.sim.core_bounds[:] = balanced_ranges(np.ones(self.n_cores), n_parts)
         self.counts = new_counts(self.n_cores, len(costs.path_latency_ns), len(self.pops), n_parts)
         # Each step's messages, bucketed by destination core: arrival time and synapse count.

@@ -38,7 +38,7 @@ from neurosim.mapping.routes import reads as synmem_words
 
 CACHE_LINE_BYTES = 64
 PREFETCH_AHEAD = 2          # events: how far ahead their axons are asked for
-MIXED_EXP = -(1 << 62)      # a neuron's weight exponent when its axons have different exponents or delays
+MIXED_EXP = -(1 << 30)      # a neuron's weight exponent when its axons have different exponents or delays
 MAX_INSERTION_MOVES = 8     # per message; beyond, a core's messages are merge-sorted instead
 READS_TABLE = 256           # messages of fewer synapses look their memory reads up
 SLOTS_PER_VALUE = 4         # arrival_order's time slots per message: few share one, even when bunched
@@ -58,7 +58,7 @@ class Network(NamedTuple):
     #                               updated in order, each its program's time (`neurosim.engine.engine.update_times`)
     message_bits: np.ndarray      # [n_neurons] bits of each message it sends
     axon_ptr: np.ndarray          # [n_neurons + 1]
-    neuron_exp: np.ndarray        # [n_neurons] weight exponent of all its axons, or MIXED_EXP
+    neuron_exp: np.ndarray        # int32 [n_neurons] weight exponent of all its axons, or MIXED_EXP
     neuron_delay: np.ndarray      # [n_neurons] delay of all its axons (when neuron_exp is not MIXED_EXP)
     neuron_hops: np.ndarray       # [n_neurons] on-chip hops summed over its axons
     neuron_links: np.ndarray      # [n_neurons] link crossings summed over its axons
@@ -295,22 +295,6 @@ def _apply_run(row, base, weight, lo, n, payload, exp):
             for i in range(n):
                 row[base + i] += (np.int64(weight[lo + i]) * payload) >> -exp
     return integer
-
-
-@nb.njit(cache=True, nogil=True)
-def axon_runs(axon_ptr, axon_synapses, syn_ptr, syn_target, out):
-    """Which axons' synapses target consecutive dendrites (``out``, per axon)."""
-    for n in range(axon_ptr.shape[0] - 1):
-        s = syn_ptr[n]
-        for a in range(axon_ptr[n], axon_ptr[n + 1]):
-            k = axon_synapses[a]
-            run = True
-            for i in range(1, k):
-                if syn_target[s + i] != syn_target[s] + i:
-                    run = False
-                    break
-            out[a] = run
-            s += k
 
 
 @nb.njit(cache=True, nogil=True)

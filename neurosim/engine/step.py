@@ -38,15 +38,15 @@ class Sim(NamedTuple):
 
     payload: np.ndarray         # [n_neurons] this step's events' values (0: none)
     acc: np.ndarray             # [delay slots, n_dendrites] input waiting for a coming step
-    events: np.ndarray          # int64 [n_neurons] this step's events' neurons
+    events: np.ndarray          # int32 [n_neurons] this step's events' neurons
     t_emit: np.ndarray          # float64 [n_neurons] when each event's messages start to leave
     active: np.ndarray          # bool [n_neurons] an active update (chips that price them)
-    active_upto: np.ndarray     # int64 [n_neurons] active updates of a neuron's core up to it (`active_per_core`)
+    active_upto: np.ndarray     # int32 [n_neurons] active updates of a neuron's core up to it (`active_per_core`)
     core_active: np.ndarray     # int64 [n_cores] active updates of each core
     chunk_bounds: np.ndarray    # int64 [n_parts + 1] events per thread, for counting
     core_bounds: np.ndarray     # int64 [n_parts + 1] cores per thread, for delivery
-    axon_split: np.ndarray      # int64 [n_parts + 1, n_neurons]
-    syn_split: np.ndarray       # int64 [n_parts + 1, n_neurons]
+    axon_split: np.ndarray      # [n_parts + 1, n_neurons] int32 (int64 beyond 2^31 synapses)
+    syn_split: np.ndarray       # [n_parts + 1, n_neurons] likewise
     reset_every: np.ndarray     # int64 [n_pops] a population's reset interval (0: never; `Graph.resets`)
     reset_phase: np.ndarray     # int64 [n_pops] the steps t of a sample with t % interval == phase reset it
     reset_state: np.ndarray     # int64 [len(table.state)] the program table's initial state, which a reset restores
@@ -78,13 +78,16 @@ class Counts(NamedTuple):
     bucket_ptr: np.ndarray      # int64 [n_cores + 1] each core's messages in the message buffers
 
 
-def new_sim(payload: np.ndarray, acc: np.ndarray, n_cores: int, n_parts: int, reset_every: np.ndarray | None = None,
-            reset_phase: np.ndarray | None = None, reset_state: np.ndarray | None = None) -> Sim:
+def new_sim(payload: np.ndarray, acc: np.ndarray, n_cores: int, n_parts: int, n_synapses: int,
+            reset_every: np.ndarray | None = None, reset_phase: np.ndarray | None = None,
+            reset_state: np.ndarray | None = None) -> Sim:
     n = len(payload)
     none = np.zeros(0, np.int64)
-    return Sim(payload, acc, np.zeros(n, np.int64), np.zeros(n, np.float64), np.zeros(n, np.bool_),
-               np.zeros(n, np.int64), np.zeros(n_cores, np.int64), np.zeros(n_parts + 1, np.int64), np.zeros(n_parts + 1, np.int64),
-               np.zeros((n_parts + 1, n), np.int64), np.zeros((n_parts + 1, n), np.int64),
+    index = np.int32 if n_synapses < np.iinfo(np.int32).max else np.int64      # of axons and synapses
+    return Sim(payload, acc, np.zeros(n, np.int32), np.zeros(n, np.float64), np.zeros(n, np.bool_),
+               np.zeros(n, np.int32), np.zeros(n_cores, np.int64), np.zeros(n_parts + 1, np.int64),
+               np.zeros(n_parts + 1, np.int64),
+               np.zeros((n_parts + 1, n), index), np.zeros((n_parts + 1, n), index),
                none if reset_every is None else reset_every, none if reset_phase is None else reset_phase,
                none if reset_state is None else reset_state)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numba as nb
 import numpy as np
@@ -80,8 +81,32 @@ class Routes:
         """int64 [n_axons + 1] each axon's synapses."""
         return np.concatenate([[0], np.cumsum(self.axon_synapses, dtype=np.int64)])
 
+    @cached_property
+    def axon_run(self) -> np.ndarray:
+        """bool [n_axons] whether an axon's synapses target consecutive dendrites (a row of a dense
+        matrix, delivered without looking its targets up); made once, shared by every engine."""
+        out = np.zeros(self.n_axons, np.bool_)
+        axon_runs(self.axon_ptr, self.axon_synapses, self.syn_ptr, self.syn_target, out)
+        return out
+
     def nbytes(self) -> int:
         return sum(a.nbytes for a in vars(self).values() if isinstance(a, np.ndarray))
+
+
+@nb.njit(cache=True, nogil=True)
+def axon_runs(axon_ptr, axon_synapses, syn_ptr, syn_target, out):
+    """Which axons' synapses target consecutive dendrites (``out``, per axon)."""
+    for n in range(axon_ptr.shape[0] - 1):
+        s = syn_ptr[n]
+        for a in range(axon_ptr[n], axon_ptr[n + 1]):
+            k = axon_synapses[a]
+            run = True
+            for i in range(1, k):
+                if syn_target[s + i] != syn_target[s] + i:
+                    run = False
+                    break
+            out[a] = run
+            s += k
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
