@@ -171,3 +171,22 @@ def test_sharing_never_takes_more_cores_than_packing_alone(width, limits):
     alone, shared = map_graph(graph, chip), map_graph(graph, chip, SHARED)
     assert shared.n_cores <= alone.n_cores
     assert_within_limits(shared)
+
+
+def test_an_explicit_map_with_shared_cores_keeps_each_entry_on_its_cores():
+    from neurosim.spec.validate import validate
+
+    spec = validate(MappingSpec, {"map": {"b1_*": {"chip": 2, "cores": [2, 5]}, "head": 3, "*": 1},
+                                  "share_cores": True}, file="t")
+    chip = four_chips()
+    mapping = map_graph(blocks_graph(3, width=6), chip, spec)
+    chips = chips_of(mapping)
+    assert chips["b1_a"] == chips["b1_b"] == {2} and chips["head"] == {3} and chips["b0_a"] == {1}
+    mesh = chip.chip.mesh
+    router = (mapping.core_y % mesh.routers_y) * mesh.routers_x + mapping.core_x % mesh.routers_x
+    b1_cores = {s.core for s in mapping.slices if s.population.startswith("b1_")}
+    assert all(1 <= router[c] <= 2 for c in b1_cores)           # cores 2 to 5 of chip 2: its routers 1 and 2
+    assert len({mapping.core_chip[c] for c in range(mapping.n_cores)}) == 3
+    assert mapping.n_cores < map_graph(blocks_graph(3, width=6), chip, spec.model_copy(
+        update={"share_cores": False})).n_cores
+    assert_within_limits(mapping)
