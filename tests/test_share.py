@@ -113,13 +113,21 @@ def test_each_update_takes_its_programs_time_in_the_message_timeline():
 
 def test_one_block_per_chip_packed_onto_its_chips_cores():
     """group_per_chip with shared cores: each block on its own chip, on fewer cores than spread over
-    it and no more than packed alone."""
+    it and no more than packed alone; the placement table counts a population's cores once each."""
+    from neurosim.mapping.table import placement_group
+
     graph, chip = blocks_graph(3, width=6), four_chips()
     spread = map_graph(graph, chip, MappingSpec(strategy="group_per_chip"))
     shared = map_graph(graph, chip, MappingSpec(strategy="group_per_chip", share_cores=True))
     assert all(on == {int(name[1])} for name, on in chips_of(shared).items() if name.startswith("b"))
     assert shared.n_cores < spread.n_cores and shared.chips_used == 3
     assert_within_limits(shared)
+    # bound by synaptic memory, two slices of a population share a core: counted as one of its cores
+    shared = map_graph(blocks_graph(3, width=24), four_chips(synapse_memory_bytes=300),
+                       MappingSpec(strategy="group_per_chip", share_cores=True))
+    assert cores_of(shared)["b0_a"] == [2, 2, 3, 3]
+    table = placement_group(shared)["populations"]
+    assert table["cores"][list(table["name"]).index("b0_a")] == 2
 
 
 def test_the_trace_names_each_cores_populations(tmp_path, tiny_model, fake_dataset):

@@ -44,7 +44,7 @@ def placement_group(mapping: Mapping) -> dict[str, Any]:
     first = [int(mapping.core_chip[min(cores_of[p])]) if cores_of[p] else -1 for p in names]
     last = [int(mapping.core_chip[max(cores_of[p])]) if cores_of[p] else -1 for p in names]
     populations = {"name": np.array(names, str), "group": np.array([groups.get(p, "") for p in names], str),
-                   "cores": np.array([len(cores_of[p]) for p in names], np.int64),
+                   "cores": np.array([len(set(cores_of[p])) for p in names], np.int64),
                    "first_chip": np.array(first, np.int64), "last_chip": np.array(last, np.int64)}
     attrs = {"strategy": mapping.strategy, "cores_used": int(n), "chips_used": int(len(used)),
              **{k: v for k, v in mapping.placement.items()}}
