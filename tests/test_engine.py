@@ -15,10 +15,11 @@ from neurosim.programs.reference import Reference
 T = 8
 
 
-def run_engine(graph, chip, inputs, steps=T, per_message=True):
+def run_engine(graph, chip, inputs, steps=T, per_message=True, placement=None):
     """Per sample and step, every population's payload; per sample, every population's final state
-    (with ``acc``, the input delivered for the next step); and the per-step counters."""
-    mapping = map_graph(graph, chip)
+    (with ``acc``, the input delivered for the next step); and the per-step counters. ``placement``:
+    a scenario's mapping section (`MappingSpec`), by default pack."""
+    mapping = map_graph(graph, chip, placement or "pack")
     engine = Engine(graph, mapping, timing_costs(chip, graph, mapping)[0], per_message=per_message)
     payloads, states, counters = [], [], []
     for x in inputs:
@@ -41,9 +42,10 @@ def run_reference(graph, inputs, steps=T):
     return payloads, {name: {**ref.state_of(name), "acc": ref.acc[name]} for name in graph.populations}
 
 
-def assert_engine_matches_reference(graph, chip, inputs, per_message=True):
+def assert_engine_matches_reference(graph, chip, inputs, per_message=True, placement=None):
     """Compare; returns the reference payloads, the engine's counters and its mapping."""
-    payloads, states, counters, mapping = run_engine(graph, chip, inputs, per_message=per_message)
+    payloads, states, counters, mapping = run_engine(graph, chip, inputs, per_message=per_message,
+                                                     placement=placement)
     ref_payloads, ref_states = run_reference(graph, inputs)
     for s in range(len(inputs)):
         for t in range(T):

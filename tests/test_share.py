@@ -18,12 +18,12 @@ from neurosim.engine.engine import Engine, update_times
 from neurosim.errors import UserError
 from neurosim.mapping.mapper import map_graph
 from neurosim.mapping.placement import PlacementOverflow
-from neurosim.programs.reference import Reference
 from neurosim.programs import KINDS
 from neurosim.runs import prepare, run
 from neurosim.spec.scenario import MappingSpec
 from neurosim.traces.trace import read_trace
 
+from test_engine import assert_engine_matches_reference
 from test_placement import blocks_graph, chips_of, four_chips
 
 SHARED = MappingSpec(share_cores=True)
@@ -59,17 +59,9 @@ def test_the_chip_computes_what_the_reference_does_on_shared_cores(seed):
     """Sharing moves neurons between cores, never what they compute: the engine's payloads equal
     the reference's, step by step."""
     graph, chip = random_graph(seed), make_chip(neurons=32, routers_x=4, routers_y=2)
-    mapping = map_graph(graph, chip, SHARED)
-    inputs = np.random.default_rng(seed).integers(-60, 60, (1, graph.populations["inp"].size))
-    engine = Engine(graph, mapping, timing_costs(chip, graph, mapping)[0])
-    engine.set_input(graph.input_population, inputs[0])
-    ref = Reference(graph, 1)
-    ref.set_input(graph.input_population, inputs)
-    for t in range(8):
-        engine.step()
-        expected = ref.step()
-        for name, lo, hi, *_ in engine.pops:
-            np.testing.assert_array_equal(engine.payload[lo:hi], expected[name][0], err_msg=f"{name}, step {t}")
+    inputs = np.random.default_rng(seed).integers(-60, 60, (2, graph.populations["inp"].size))
+    *_, mapping = assert_engine_matches_reference(graph, chip, inputs, placement=SHARED)
+    assert any("+" in names for names in mapping.core_populations())
 
 
 def test_a_shared_core_updates_its_neurons_in_the_models_order():

@@ -35,6 +35,7 @@ longer one range of the model's neurons: a core updates its neurons in the model
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -145,12 +146,13 @@ def finer_caps(sliced: Sliced, caps: dict[str, int], whole: set[str], limits: np
     return {name: cap for name, cap in out.items() if cap < caps[name]}
 
 
-def routing_bound(sliced: Sliced, name: str, limits: np.ndarray) -> bool:
-    """Whether a population's slices take more of a core's output axons or destinations than of
+def routing_bound(sliced: Sliced, limits: np.ndarray) -> set[str]:
+    """The populations whose slices take more of a core's output axons or destinations than of
     anything else."""
-    mine = [k for k, p in enumerate(sliced.population) if p == name]
-    share = sliced.use[mine].sum(axis=0) / limits
-    return bool(mine) and bool(share[ROUTING].max() >= share.max())
+    index = {name: i for i, name in enumerate(dict.fromkeys(sliced.population))}
+    share = np.zeros((len(index), len(RESOURCES)))
+    np.add.at(share, np.array([index[p] for p in sliced.population], np.int64), sliced.use / limits)
+    return {name for name, row in zip(index, share) if row[ROUTING].max() >= row.max()}
 
 
 class Cores:
@@ -243,14 +245,15 @@ def share_cores(graph: Graph, chip: ChipFile, incs: dict, caps: dict[str, int], 
     # Fillers: populations bound by their output axons or destinations, sending to populations
     # that are not; none whose finer slices would make a source's slices finer too.
     _, coarse = sliced_use(dict.fromkeys(names, SHARE), dict.fromkeys(names, 1.0))
-    bound = {n for n in names if routing_bound(coarse, n, limits)}
+    bound = routing_bound(coarse, limits)
     targets = {n: {p.target for p in graph.projections.values() if p.source == n} for n in names}
     fillers = {n for n in bound if targets[n] and not targets[n] & bound}
-    count = lambda use, name: use.population.count(name)
+    coarse_count = Counter(coarse.population)
     while True:
         sliced, use = sliced_use({n: FINE if n in fillers else SHARE for n in names},
                                  {n: FINE if n in fillers else 1.0 for n in names})
-        grown = [n for n in names if n not in fillers and count(use, n) > count(coarse, n)]
+        fine_count = Counter(use.population)
+        grown = [n for n in names if n not in fillers and fine_count[n] > coarse_count[n]]
         drop = {t for n in grown for t in targets[n]} & fillers
         if not drop:
             break
