@@ -1,5 +1,5 @@
 """The model zoo's vision models: golden readouts, every chip, the chip comparison, and a spiking
-graph on the ternary pipeline."""
+graph on the ternary pipeline; and the synapses a generated model draws from its seed."""
 
 from __future__ import annotations
 
@@ -107,3 +107,28 @@ def test_a_language_model_compared_across_chips_is_per_token(tmp_path):
     rows = [line.split()[0] for line in result.output.splitlines() if line.split()[:1] in (["loihi2"], ["spinnaker2"])]
     assert rows == ["loihi2", "spinnaker2"]
     assert (tmp_path / "compare_chips_spikegpt-compare.png").is_file()
+
+
+@pytest.mark.parametrize("n_source, n_target, fan_in, window", [(1000, 300, 7, None), (50, 200, 5, 20),
+                                                                 (64, 64, 64, None), (300, 1000, 4, 37)])
+def test_generated_synapses_are_the_documented_draw(n_source, n_target, fan_in, window):
+    """`local_sparse` as its module describes it: one source from each stratum of a window centred
+    on the target's relative place (wrapping), weights in range, rows by source with targets
+    ascending, the same for the same seed."""
+    from neurosim.graph.generate import local_sparse
+
+    csr = local_sparse(n_source, n_target, fan_in, window, -3, 3, seed=5, index=2)
+    rng = np.random.default_rng([5, 2])
+    width = n_source if window is None else min(window, n_source)
+    stratum = width // fan_in
+    centre = np.arange(n_target) * n_source // n_target
+    offsets = np.arange(fan_in) * stratum + rng.integers(0, stratum, (n_target, fan_in))
+    sources = (centre[:, None] - width // 2 + offsets) % n_source
+    weights = rng.integers(-3, 4, n_target * fan_in).reshape(n_target, fan_in)
+    rows = np.repeat(np.arange(n_source), np.diff(csr.indptr))
+    assert csr.indptr[-1] == n_target * fan_in
+    assert np.all(np.diff(rows * n_target + csr.indices) > 0)          # by source, targets ascending, no repeat
+    drawn = {(int(s), t): int(w) for t in range(n_target) for s, w in zip(sources[t], weights[t])}
+    assert {(int(s), int(t)): int(w) for s, t, w in zip(rows, csr.indices, csr.weight)} == drawn
+    again = local_sparse(n_source, n_target, fan_in, window, -3, 3, seed=5, index=2)
+    assert np.array_equal(again.indices, csr.indices) and np.array_equal(again.weight, csr.weight)

@@ -11,6 +11,7 @@ synapses on every machine.
 
 from __future__ import annotations
 
+import numba as nb
 import numpy as np
 
 from neurosim.graph.graph import Csr
@@ -24,9 +25,29 @@ def local_sparse(n_source: int, n_target: int, fan_in: int, window: int | None, 
     stratum = width // fan_in
     centre = (np.arange(n_target, dtype=np.int64) * n_source) // n_target
     offsets = np.arange(fan_in, dtype=np.int64) * stratum + rng.integers(0, stratum, (n_target, fan_in))
-    sources = ((centre[:, None] - width // 2 + offsets) % n_source).ravel()
-    targets = np.repeat(np.arange(n_target, dtype=np.int64), fan_in)
     weights = rng.integers(weight_low, weight_high + 1, n_target * fan_in).astype(np.int8)
-    order = np.argsort(sources, kind="stable")          # rows by source, targets ascending within a row
-    indptr = np.concatenate([[0], np.cumsum(np.bincount(sources, minlength=n_source))]).astype(np.int64)
-    return Csr(indptr, targets[order].astype(np.int32), weights[order])
+    return Csr(*rows_by_source(centre - width // 2, offsets, n_source, weights))
+
+
+@nb.njit(cache=True, nogil=True)
+def rows_by_source(start, offsets, n_source, weights):
+    """The CSR arrays (indptr, indices, weights) of the synapses ``(start[t] + offsets[t, k]) %
+    n_source -> t`` with weights ``weights[t * fan_in + k]``: one row per source, its targets
+    ascending (a stable counting sort of the synapses by source)."""
+    n_target, fan_in = offsets.shape
+    indptr = np.zeros(n_source + 1, np.int64)
+    for t in range(n_target):
+        for k in range(fan_in):
+            indptr[(start[t] + offsets[t, k]) % n_source + 1] += 1
+    for s in range(n_source):
+        indptr[s + 1] += indptr[s]
+    fill = indptr[:-1].copy()
+    targets = np.empty(n_target * fan_in, np.int32)
+    ordered = np.empty(n_target * fan_in, np.int8)
+    for t in range(n_target):
+        for k in range(fan_in):
+            s = (start[t] + offsets[t, k]) % n_source
+            targets[fill[s]] = t
+            ordered[fill[s]] = weights[t * fan_in + k]
+            fill[s] += 1
+    return indptr, targets, ordered
