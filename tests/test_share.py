@@ -103,6 +103,38 @@ def test_each_update_takes_its_programs_time_in_the_message_timeline():
     assert np.array_equal(flat_done[on_core], (mapping.neuron_rank()[on_core] + 1.0) * flat.t_update_ns)
 
 
+@pytest.mark.parametrize("chunks", [2, 3, 5])
+def test_the_counting_threads_never_share_a_source(chunks):
+    """The step's counters are summed by chunks of events, one thread each; a chunk must hold all
+    the events of each of its sources, or two threads would add to one core's counters at once.
+    A shared core's neurons need not be one range (a norm's slices fill cores of a dense layer,
+    as in the 370M model's mapping), so its events may lie apart: here every neuron is put on a
+    random core or the host."""
+    from neurosim.engine.kernels import split_events
+
+    graph, chip = random_graph(0), make_chip(neurons=32, routers_x=4, routers_y=2)
+    mapping = map_graph(graph, chip, SHARED)
+    rng = np.random.default_rng(chunks)
+    n, n_cores = len(mapping.core_of), mapping.n_cores
+    net = Engine(graph, mapping, timing_costs(chip, graph, mapping)[0]).net
+    for _ in range(50):
+        core_of = rng.integers(-1, n_cores, n).astype(net.core_of.dtype)           # -1: the host
+        axon_ptr = np.concatenate([[0], np.cumsum(rng.integers(0, 9, n))]).astype(net.axon_ptr.dtype)
+        events = np.flatnonzero(rng.random(n) < rng.uniform(0.05, 1)).astype(np.int32)
+        bounds, last_event = np.zeros(chunks + 1, np.int64), np.zeros(n_cores + 1, np.int64)
+        split_events(net._replace(core_of=core_of, axon_ptr=axon_ptr), events, len(events), bounds, last_event)
+        assert bounds[0] == 0 and bounds[-1] == len(events) and np.all(np.diff(bounds) >= 0)
+        chunk_of = np.searchsorted(bounds, np.arange(len(events)), side="right") - 1
+        source = np.where(core_of[events] >= 0, core_of[events], n_cores)
+        for s in np.unique(source):
+            assert len(np.unique(chunk_of[source == s])) == 1, f"source {s} in several chunks"
+    # with few sources of many events each, the events are still cut into more than one chunk
+    core_of = (np.arange(n) * chunks // n).astype(net.core_of.dtype)
+    bounds = np.zeros(chunks + 1, np.int64)
+    split_events(net._replace(core_of=core_of), np.arange(n, dtype=np.int32), n, bounds, last_event)
+    assert len(np.unique(bounds)) > 2
+
+
 def test_one_block_per_chip_packed_onto_its_chips_cores():
     """group_per_chip with shared cores: each block on its own chip, on fewer cores than spread over
     it and no more than packed alone; the placement table counts a population's cores once each."""

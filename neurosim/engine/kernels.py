@@ -165,30 +165,32 @@ def emission_times(net, events, n_events, t_emit, msgs_before, events_before, ac
 
 
 @nb.njit(cache=True, nogil=True)
-def split_events(net, events, n_events, bounds):
+def split_events(net, events, n_events, bounds, last_event):
     """Cut the events into ``len(bounds) - 1`` chunks of about equal message counts.
 
-    Chunk ``k`` is ``events[bounds[k]:bounds[k+1]]``; a cut is placed only where the source
-    core changes and not between the host's first and last event, so that one chunk holds
-    all events of a source. Chunks may be empty.
+    Chunk ``k`` is ``events[bounds[k]:bounds[k+1]]``; a cut is placed only where every source (a
+    core, or the host) has all its events on one side of it, so that one chunk holds all events
+    of a source, in order. (A core's events need not be next to each other: the neurons of a
+    core shared by several populations are not one range.) ``last_event`` is scratch of
+    ``n_cores + 1`` integers. Chunks may be empty.
     """
     core_of, axon_ptr = net.core_of, net.axon_ptr
+    host = last_event.shape[0] - 1
     n_chunks = bounds.shape[0] - 1
-    total, first_host, last_host = 0, -1, -1
+    total = 0
     for e in range(n_events):
         total += axon_ptr[events[e] + 1] - axon_ptr[events[e]]
-        if core_of[events[e]] < 0:
-            if first_host < 0:
-                first_host = e
-            last_host = e
+        source = core_of[events[e]]
+        last_event[source if source >= 0 else host] = e
     bounds[:] = n_events
     bounds[0] = 0
-    k, sent = 1, 0
+    k, sent, reach = 1, 0, -1           # reach: the last event of any source seen so far
     for e in range(n_events):
-        if (k < n_chunks and sent * n_chunks >= total * k and core_of[events[e]] != core_of[events[e - 1]]
-                and not first_host < e <= last_host):
+        if k < n_chunks and sent * n_chunks >= total * k and reach < e:
             bounds[k] = e
             k += 1
+        source = core_of[events[e]]
+        reach = max(reach, last_event[source if source >= 0 else host])
         sent += axon_ptr[events[e] + 1] - axon_ptr[events[e]]
 
 

@@ -75,6 +75,7 @@ class Counts(NamedTuple):
     path_parts: np.ndarray      # int64 [n_parts, n_paths] scratch
     msgs_before: np.ndarray     # int64 [n_cores + 1] scratch
     events_before: np.ndarray   # int64 [n_cores + 1] scratch
+    last_event: np.ndarray      # int64 [n_cores + 1] scratch
     bucket_ptr: np.ndarray      # int64 [n_cores + 1] each core's messages in the message buffers
 
 
@@ -98,7 +99,7 @@ def new_counts(n_cores: int, n_paths: int, n_pops: int, n_parts: int) -> Counts:
                   ints(n_cores + 1), ints(n_cores + 1), ints(n_cores + 1), ints(n_cores + 1), ints(n_cores + 1),
                   np.zeros(n_cores + 1), ints(n_paths), np.zeros(n_cores), np.zeros(n_cores),
                   ints(n_parts, n_cores), ints(n_parts, n_paths), ints(n_cores + 1), ints(n_cores + 1),
-                  ints(n_cores + 1))
+                  ints(n_cores + 1), ints(n_cores + 1))
 
 
 @nb.njit(cache=True, nogil=True)
@@ -156,7 +157,7 @@ def send(net, sim, counts, arrival, synapses, per_message, t):
     for e in range(n_events):
         source = net.core_of[sim.events[e]]
         counts.spikes[source if source >= 0 else n_cores] += 1
-    split_events(net, sim.events, n_events, sim.chunk_bounds)
+    split_events(net, sim.events, n_events, sim.chunk_bounds, counts.last_event)
     few = counts.msgs_before.sum() < SERIAL_MESSAGES
     args = (net, sim.events, sim.chunk_bounds, sim.core_bounds, counts.msgs_out, counts.bits_out, counts.hops,
             counts.links, counts.network_pj, counts.msgs_to, counts.path_parts, sim.axon_split, sim.syn_split)
