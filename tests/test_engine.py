@@ -223,7 +223,9 @@ def test_arrival_order_is_a_stable_argsort(case):
         "reversed": np.sort(rng.uniform(0, 50, n))[::-1].copy(),
         "one": np.array([3.0]),
     }[case]
-    order, ordered = np.zeros(len(arrival), np.int64), np.zeros(len(arrival))
-    arrival_order(arrival, order, ordered, np.zeros(9 * len(arrival) + 2, np.int64))
-    np.testing.assert_array_equal(order, np.argsort(arrival, kind="stable"))
+    tags = np.arange(len(arrival), dtype=np.int64)           # each message's place in the order sent
+    ordered, ordered_tags = np.zeros(len(arrival)), np.zeros(len(arrival), np.int64)
+    arrival_order(arrival, tags, ordered, ordered_tags, np.zeros(5 * len(arrival) + 2, np.int32))
+    order = np.argsort(arrival, kind="stable")
+    np.testing.assert_array_equal(ordered_tags, order)
     np.testing.assert_array_equal(ordered, arrival[order])

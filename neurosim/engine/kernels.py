@@ -41,7 +41,7 @@ PREFETCH_AHEAD = 2          # events: how far ahead their axons are asked for
 MIXED_EXP = -(1 << 30)      # a neuron's weight exponent when its axons have different exponents or delays
 MAX_INSERTION_MOVES = 8     # per message; beyond, a core's messages are merge-sorted instead
 READS_TABLE = 256           # messages of fewer synapses look their memory reads up
-SLOTS_PER_VALUE = 4         # arrival_order's time slots per message: few share one, even when bunched
+SLOTS_PER_VALUE = 2         # arrival_order's time slots per message: few share one, even when bunched
 
 
 class Network(NamedTuple):
@@ -315,6 +315,13 @@ def message_reads(net, proj, synapses):
     return synmem_words(synapses, net.proj_syn_bits[proj], net.word_bits)
 
 
+@nb.njit(cache=True, nogil=True, inline="never")
+def apply_row(row, base, weight, lo, n, payload, exp):
+    """`apply_run` as a call of its own: kept out of the per-message loop, whose messages mostly
+    carry one synapse, so that the loop stays small."""
+    apply_run(row, base, weight, lo, n, payload, exp)
+
+
 @nb.njit(cache=True, nogil=True)
 def deliver_to_range(net, k, events, n_events, core_bounds, axon_split, syn_split, t_emit, payload, per_message,
                      bucket_ptr, acc, slot_of_delay, synops, reads, bits_in, msg_arrival, msg_synapses):
@@ -333,42 +340,41 @@ def deliver_to_range(net, k, events, n_events, core_bounds, axon_split, syn_spli
         a0, a1 = axon_split[k, e], axon_split[k + 1, e]
         if a0 == a1:
             continue
-        p = payload[n]
-        one_exp = net.neuron_exp[n] != MIXED_EXP
+        p, exp, bits = payload[n], net.neuron_exp[n], net.message_bits[n]
         row = acc[slot_of_delay[net.neuron_delay[n]]]
         step_ns = net.host_message_ns if net.core_of[n] < 0 else net.t_message_ns
+        before = net.axon_ptr[n] - 1            # axon a is message a - before of its event
         syn = syn_split[k, e]
         for a in range(a0, a1):
             dst, synapses = net.axon_core[a], net.axon_synapses[a]
             first = net.core_dendrite[dst]
-            if one_exp and net.axon_run[a]:       # a row of a dense matrix: no target to look up
-                apply_run(row, first + net.syn_target[syn], net.syn_weight, syn, synapses, p, net.neuron_exp[n])
-            elif one_exp:                  # `apply_synapses`, written out: a call per message costs
-                for s in range(syn, syn + synapses):
-                    row[first + net.syn_target[s]] += weighted(net.syn_weight[s], p, net.neuron_exp[n])
-            else:
+            if exp == MIXED_EXP:
                 j = net.axon_proj[a]
                 apply_synapses(net, syn, syn + synapses, p, net.proj_exp[j], acc[slot_of_delay[net.proj_delay[j]]],
                                first)
+            elif synapses > 1 and net.axon_run[a]:      # a row of a dense matrix: no target to look up
+                apply_row(row, first + net.syn_target[syn], net.syn_weight, syn, synapses, p, exp)
+            else:                           # `apply_synapses`, written out: a call per message costs
+                for s in range(syn, syn + synapses):
+                    row[first + net.syn_target[s]] += weighted(net.syn_weight[s], p, exp)
             syn += synapses
             synops[dst] += synapses
             reads[dst] += message_reads(net, net.axon_proj[a], synapses)
-            bits_in[dst] += net.message_bits[n]
+            bits_in[dst] += bits
             if per_message:
                 m = fill[dst - c0]
                 fill[dst - c0] += 1
-                sent = a - net.axon_ptr[n] + 1
-                msg_arrival[m] = t_emit[e] + sent * step_ns + net.path_latency_ns[net.axon_path[a]]
+                msg_arrival[m] = t_emit[e] + (a - before) * step_ns + net.path_latency_ns[net.axon_path[a]]
                 msg_synapses[m] = synapses
 
 
 @nb.njit(cache=True, nogil=True)
-def arrival_order(arrival, order, ordered, scratch):
-    """Write to ``order`` a stable argsort of ``arrival`` (ties keep their order), and to
-    ``ordered`` the arrivals in that order, in linear time.
+def arrival_order(arrival, synapses, ordered, ordered_synapses, scratch):
+    """Write to ``ordered`` the arrivals in ascending order, ties in the order they came (a stable
+    sort), and to ``ordered_synapses`` the synapse counts in the same order, in linear time.
 
     The span from first to last is cut into `SLOTS_PER_VALUE` times as many equal slots as
-    there are values; one counting pass puts the values in slot order (stable), and an
+    there are values; one counting pass puts the messages in slot order (stable), and an
     insertion sort orders those that share a slot (few). Should that take too many moves
     (values bunched in a few slots), a merge sort does it instead. ``scratch`` holds at least
     ``(2 SLOTS_PER_VALUE + 1) n + 2`` integers.
@@ -378,9 +384,8 @@ def arrival_order(arrival, order, ordered, scratch):
     for i in range(1, n):
         first, last = min(first, arrival[i]), max(last, arrival[i])
     if not last > first:          # one value, or all equal
-        for i in range(n):
-            order[i] = i
-            ordered[i] = arrival[i]
+        ordered[:n] = arrival
+        ordered_synapses[:n] = synapses
         return
     slots = 1
     while slots < SLOTS_PER_VALUE * n:
@@ -398,35 +403,35 @@ def arrival_order(arrival, order, ordered, scratch):
     for i in range(n):
         at = counts[slot_of[i]]
         counts[slot_of[i]] += 1
-        order[at] = i
         ordered[at] = arrival[i]
+        ordered_synapses[at] = synapses[i]
     moves, max_moves = 0, MAX_INSERTION_MOVES * n
     for i in range(1, n):
-        m, a = order[i], ordered[i]
+        a, k = ordered[i], ordered_synapses[i]
         j = i
         while j > 0 and ordered[j - 1] > a:
-            order[j], ordered[j] = order[j - 1], ordered[j - 1]
+            ordered[j], ordered_synapses[j] = ordered[j - 1], ordered_synapses[j - 1]
             j -= 1
-        order[j], ordered[j] = m, a
+        ordered[j], ordered_synapses[j] = a, k
         moves += i - j
         if moves > max_moves:
-            order[:n] = np.argsort(arrival, kind="mergesort")
+            order = np.argsort(arrival, kind="mergesort")
             for r in range(n):
-                ordered[r] = arrival[order[r]]
+                ordered[r], ordered_synapses[r] = arrival[order[r]], synapses[order[r]]
             return
 
 
 @nb.njit(cache=True, nogil=True)
-def synapse_unit_done_ns(msg_arrival, msg_synapses, t_message_in_ns, t_synop_ns, order, ordered, scratch):
+def synapse_unit_done_ns(msg_arrival, msg_synapses, t_message_in_ns, t_synop_ns, ordered, ordered_synapses, scratch):
     """When a synapse unit serving these messages first-in first-out is done: each takes
     ``t_message_in_ns`` and ``t_synop_ns`` per synapse."""
     t = 0.0
     n = msg_arrival.shape[0]
     if n:
-        arrival_order(msg_arrival, order, ordered, scratch)
+        arrival_order(msg_arrival, msg_synapses, ordered, ordered_synapses, scratch)
         for r in range(n):
             start = ordered[r] if ordered[r] > t else t
-            t = start + t_message_in_ns + msg_synapses[order[r]] * t_synop_ns
+            t = start + t_message_in_ns + ordered_synapses[r] * t_synop_ns
     return t
 
 
@@ -445,12 +450,12 @@ def deliver_range(net, k, events, n_events, core_bounds, axon_split, syn_split, 
     longest = 0
     for c in range(c0, c1):
         longest = max(longest, bucket_ptr[c + 1] - bucket_ptr[c])
-    order, ordered = np.empty(longest, np.int64), np.empty(longest)
-    scratch = np.empty((2 * SLOTS_PER_VALUE + 1) * longest + 2, np.int64)
+    ordered, ordered_synapses = np.empty(longest), np.empty(longest, msg_synapses.dtype)
+    scratch = np.empty((2 * SLOTS_PER_VALUE + 1) * longest + 2, np.int32)
     for c in range(c0, c1):
         lo, hi = bucket_ptr[c], bucket_ptr[c + 1]
         synapse_done_ns[c] = synapse_unit_done_ns(msg_arrival[lo:hi], msg_synapses[lo:hi], net.t_message_in_ns,
-                                                  net.t_synop_ns, order, ordered, scratch)
+                                                  net.t_synop_ns, ordered, ordered_synapses, scratch)
 
 
 @nb.njit(cache=True, nogil=True, parallel=True)
