@@ -4,18 +4,18 @@ One timestep's traffic is handled in passes over flat arrays:
 
 1. ``emission_times`` (serial, in event order): when each event's first message leaves
    its core.
-2. ``count_sent`` (parallel over chunks of events, cut between source cores by
+2. ``count_sent`` (parallel over chunks of events, each holding all events of its sources,
    ``split_events``): every source's messages, bits, hops, link crossings and network
    energy, summed in event order as a serial pass would, and each chunk's messages per
    destination core and per path.
 3. ``deliver`` (parallel over ranges of destination cores): every event's messages into
    the range are delivered. A message applies its axon's synapses to the accumulators of
-   its core's dendrites in the delay slot its axon's delay names (each core's dendrites belong to one range, so no two threads touch
-   one accumulator), counts its synaptic ops, synaptic-memory reads and bits and, with
-   per-message timing, is put in its core's bucket with its arrival time (emission + path
-   latency). Each core's synapse unit is then timed as a first-in first-out server: messages
-   are served in arrival order, ties in the order they were sent, each taking
-   ``t_message_in + synapses * t_synop``.
+   its core's dendrites in the delay slot its axon's delay names (each core's dendrites
+   belong to one range, so no two threads touch one accumulator), counts its synaptic ops,
+   synaptic-memory reads and bits and, with per-message timing, is put in its core's bucket
+   with its arrival time (emission + path latency). Each core's synapse unit is then timed
+   as a first-in first-out server: messages are served in arrival order, ties in the order
+   they were sent, each taking ``t_message_in + synapses * t_synop``.
 
 Integer sums do not depend on their order, so the split over threads changes no result; a
 float graph's sums do, and each accumulator gets its contributions in ascending source

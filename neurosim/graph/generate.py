@@ -43,7 +43,7 @@ def rows_by_source(start, offsets, n_source, weights):
         indptr[s + 1] += indptr[s]
     fill = indptr[:-1].copy()
     targets = np.empty(n_target * fan_in, np.int32)
-    ordered = np.empty(n_target * fan_in, np.int8)
+    ordered = np.empty(n_target * fan_in, weights.dtype)
     for t in range(n_target):
         for k in range(fan_in):
             s = (start[t] + offsets[t, k]) % n_source
