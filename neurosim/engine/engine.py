@@ -20,11 +20,12 @@ from dataclasses import dataclass
 import numba as nb
 import numpy as np
 
-from neurosim.engine.kernels import MIXED_EXP, READS_TABLE, Network, active_per_core
+from neurosim.engine.kernels import MIXED_EXP, READS_TABLE, Network
 from neurosim.engine.programs import program_table
 from neurosim.engine.step import new_counts, new_sim, send, step
 from neurosim.graph.graph import Graph
 from neurosim.mapping.mapper import Mapping
+from neurosim.mapping.routes import running_per_core
 from neurosim.programs import KINDS, NeuronState, active_neurons, build_state, run_step, value_dtype
 
 
@@ -113,16 +114,6 @@ def reads_table(syn_bits: np.ndarray, word_bits: int) -> np.ndarray:
     return np.ceil(np.arange(READS_TABLE)[None, :] * syn_bits[:, None] / word_bits).astype(np.int64)
 
 
-@nb.njit(cache=True)
-def _updates_done(core_of, update_ns, done, core_total):
-    """When each neuron's update is done, its core's neurons updated in order, and each core's total."""
-    for n in range(core_of.shape[0]):
-        c = core_of[n]
-        if c >= 0:
-            core_total[c] += update_ns[n]
-            done[n] = core_total[c]
-
-
 def update_times(mapping: Mapping, costs: TimingCosts) -> tuple[np.ndarray, np.ndarray]:
     """float64 [n_neurons] when each neuron's update is done from its step's start, its core's
     neurons updated in order (0 on the host), and [n_cores] each core's updates together."""
@@ -131,7 +122,7 @@ def update_times(mapping: Mapping, costs: TimingCosts) -> tuple[np.ndarray, np.n
         done[mapping.core_of < 0] = 0.0
         return done, mapping.core_neurons.astype(np.float64) * costs.t_update_ns
     done, total = np.zeros(mapping.n_neurons), np.zeros(mapping.n_cores)
-    _updates_done(mapping.core_of, np.asarray(costs.update_ns, np.float64), done, total)
+    running_per_core(mapping.core_of, np.asarray(costs.update_ns, np.float64), done, total)
     return done, total
 
 
@@ -251,7 +242,7 @@ class Engine:
         if self.count_active:
             for (_name, lo, hi, kind, state), acc in zip(self.pops, dendrites):
                 self.sim.active[lo:hi] = active_neurons(kind, acc, state)
-            active_per_core(self.net.core_of, self.sim.active, self.sim.active_upto, self.sim.core_active)
+            running_per_core(self.net.core_of, self.sim.active, self.sim.active_upto, self.sim.core_active)
         for p, ((_name, lo, hi, kind, state), acc, go) in enumerate(zip(self.pops, dendrites, updated)):
             if go:
                 self.counts.overflow[p] = run_step(kind, acc, self.payload[lo:hi], state)

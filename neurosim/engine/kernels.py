@@ -126,18 +126,6 @@ def find_events(payload, out):
 
 
 @nb.njit(cache=True, nogil=True)
-def active_per_core(core_of, active, active_upto, core_active):
-    """Each core's active updates (``core_active``) and, per neuron, those of its core up to and
-    including it (``active_upto``; a core's neurons need not be one range)."""
-    core_active[:] = 0
-    for n in range(active.shape[0]):
-        c = core_of[n]
-        if c >= 0:
-            core_active[c] += active[n]
-            active_upto[n] = core_active[c]
-
-
-@nb.njit(cache=True, nogil=True)
 def emission_times(net, events, n_events, t_emit, msgs_before, events_before, active_upto):
     """When each event's first message leaves its core (less one message's time).
 

@@ -28,9 +28,10 @@ from typing import NamedTuple
 import numba as nb
 import numpy as np
 
-from neurosim.engine.kernels import (SERIAL_MESSAGES, active_per_core, count_sent, count_sent_serial, deliver,
-                                     deliver_serial, emission_times, find_events, split_events)
+from neurosim.engine.kernels import (SERIAL_MESSAGES, count_sent, count_sent_serial, deliver, deliver_serial,
+                                     emission_times, find_events, split_events)
 from neurosim.engine.programs import mark_active, run_program
+from neurosim.mapping.routes import running_per_core
 
 
 class Sim(NamedTuple):
@@ -41,7 +42,7 @@ class Sim(NamedTuple):
     events: np.ndarray          # int32 [n_neurons] this step's events' neurons
     t_emit: np.ndarray          # float64 [n_neurons] when each event's messages start to leave
     active: np.ndarray          # bool [n_neurons] an active update (chips that price them)
-    active_upto: np.ndarray     # int32 [n_neurons] active updates of a neuron's core up to it (`active_per_core`)
+    active_upto: np.ndarray     # int32 [n_neurons] active updates of a neuron's core up to it (`running_per_core`)
     core_active: np.ndarray     # int64 [n_cores] active updates of each core
     chunk_bounds: np.ndarray    # int64 [n_parts + 1] events per thread, for counting
     core_bounds: np.ndarray     # int64 [n_parts + 1] cores per thread, for delivery
@@ -120,13 +121,13 @@ def balance(load, bounds):
 def update_neurons(net, table, sim, counts, updated, count_active, slot):
     """Every population's program on the input of delay slot ``slot``; those not ``updated`` send
     nothing and keep their state and input. With ``count_active``, which updates are active, per
-    core (`active_per_core`)."""
+    core (`running_per_core`)."""
     acc = sim.acc[slot]
     if count_active:
         for p in range(table.kind.shape[0]):
             d0, n = table.dendrite[p], table.hi[p] - table.lo[p]
             mark_active(table, p, acc[d0:d0 + n * table.ports[p]].reshape(table.ports[p], n), sim.active)
-        active_per_core(net.core_of, sim.active, sim.active_upto, sim.core_active)
+        running_per_core(net.core_of, sim.active, sim.active_upto, sim.core_active)
     for p in range(table.kind.shape[0]):
         lo, hi, d0 = table.lo[p], table.hi[p], table.dendrite[p]
         if updated[p]:

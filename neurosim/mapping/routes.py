@@ -243,22 +243,28 @@ def destinations_per_core(axon_ptr, axon_core, core_of, n_cores):
     return out
 
 
-@nb.njit(cache=True)
-def _fill_ranks(core_of, rank, taken):
+@nb.njit(cache=True, nogil=True)
+def running_per_core(core_of, values, upto, totals):
+    """Per core, the running sum of ``values`` over its neurons in the neurons' order (a core's
+    neurons need not be one range): ``upto[n]`` the sum of ``n``'s core up to and including
+    ``n``, ``totals[c]`` core ``c``'s whole sum. The host's neurons (``core_of`` < 0) are skipped,
+    their ``upto`` left as it is."""
+    totals[:] = 0
     for n in range(core_of.shape[0]):
         c = core_of[n]
         if c >= 0:
-            rank[n] = taken[c]
-            taken[c] += 1
+            totals[c] += values[n]
+            upto[n] = totals[c]
 
 
 def ranks_within(core_of: np.ndarray, n_cores: int) -> np.ndarray:
     """[n_neurons] each neuron's place among its core's neurons in the neurons' order (0 for the
-    host's), in the narrowest `index_type` that holds it."""
-    on_core = core_of[core_of >= 0]
-    most = int(np.bincount(on_core, minlength=1).max(initial=0)) if on_core.size else 0
-    rank = np.zeros(len(core_of), index_type(max(most - 1, 0)))
-    _fill_ranks(core_of, rank, np.zeros(max(n_cores, 1), np.int64))
+    host.s), in the narrowest `index_type` that holds its core's neuron count."""
+    on_core = core_of >= 0
+    counts = np.bincount(core_of[on_core], minlength=1) if on_core.any() else np.zeros(1, np.int64)
+    rank = np.zeros(len(core_of), index_type(int(counts.max())))
+    running_per_core(core_of, np.ones(len(core_of), np.int8), rank, np.zeros(max(n_cores, 1), np.int64))
+    rank[on_core] -= 1
     return rank
 
 
